@@ -1,0 +1,246 @@
+// Package backend is the one definition of mecd's AWS resources that both the
+// CDK stack and the local runtime build from: the table's keys and indexes, the
+// functions with the environment each reads, and the state machines with their
+// definition substitutions. Keeping it in one place is what stops a local run
+// and a deployment from drifting apart.
+package backend
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+)
+
+// Table describes the DynamoDB table.
+type Table struct {
+	HashKey      string
+	TTLAttribute string
+	GSIs         []GSI
+}
+
+// GSI is a global secondary index projecting all attributes.
+type GSI struct {
+	Name     string
+	HashKey  string
+	RangeKey string
+	// RangeType is "S" or "N".
+	RangeType string
+}
+
+// MecTable is the single table: one item per MEC plus the name-claim,
+// idempotency and command-wait items that keep writes transactional.
+var MecTable = Table{
+	HashKey:      "pk",
+	TTLAttribute: "ttl",
+	GSIs: []GSI{
+		// Listing every MEC, newest first (ids sort by creation time).
+		{Name: "byKind", HashKey: "kind", RangeKey: "id", RangeType: "S"},
+		// Listing by status.
+		{Name: "byStatus", HashKey: "status", RangeKey: "id", RangeType: "S"},
+		// The sweeper: MECs of a status whose expiry has passed (sparse: only MECs with an expiry).
+		{Name: "byExpiry", HashKey: "status", RangeKey: "expiresAtEpoch", RangeType: "N"},
+	},
+}
+
+// Environment variable names read by the functions.
+const (
+	EnvTableName           = "TABLE_NAME"
+	EnvProvisionSMArn      = "PROVISION_STATE_MACHINE_ARN"
+	EnvTeardownSMArn       = "TEARDOWN_STATE_MACHINE_ARN"
+	EnvNodeInstanceProfile = "NODE_INSTANCE_PROFILE_ARN"
+	EnvAllowedRegions      = "ALLOWED_REGIONS"
+	EnvLogLevel            = "LOG_LEVEL"
+	EnvRecordRetention     = "RECORD_RETENTION"
+	EnvSweepBatch          = "SWEEP_BATCH"
+	// Durations (Go syntax). Production uses the defaults; the local runtime
+	// scales them with its latency model so waits stay proportionate.
+	EnvNodeOnlineTimeout = "NODE_ONLINE_TIMEOUT"
+	EnvCommandTimeout    = "COMMAND_TIMEOUT"
+	EnvPollInterval      = "POLL_INTERVAL"
+)
+
+// Function is one Lambda: its code lives in functions/<Name>.
+type Function struct {
+	// Name is the directory under functions/ and the suffix of the deployed name.
+	Name        string
+	Description string
+	// Env lists the environment variables the function reads (values come from Resources).
+	Env            []string
+	MemoryMB       int
+	TimeoutSeconds int
+	// Placeholder is the ASL DefinitionSubstitutions key for the function's ARN ("" if no state machine calls it).
+	Placeholder string
+}
+
+// Functions is every Lambda of the backend. Memory: the steps are I/O bound
+// (AWS API calls), so 256 MB buys enough CPU for a fast cold start of a Go
+// binary without paying for idle memory; the API gets more for its p99.
+var Functions = []Function{
+	{
+		Name: "prepare", Description: "Creates the MEC record (console runs) and resolves architecture, AMI, VPC and subnet",
+		Env:      []string{EnvTableName, EnvAllowedRegions, EnvProvisionSMArn, EnvNodeOnlineTimeout, EnvCommandTimeout, EnvLogLevel},
+		MemoryMB: 256, TimeoutSeconds: 60, Placeholder: "PrepareFunctionArn",
+	},
+	{
+		Name: "launch-nodes", Description: "Creates the security group and launches every node in one idempotent RunInstances",
+		Env:      []string{EnvTableName, EnvNodeInstanceProfile, EnvLogLevel},
+		MemoryMB: 256, TimeoutSeconds: 60, Placeholder: "LaunchNodesFunctionArn",
+	},
+	{
+		Name: "check-nodes", Description: "Checks the nodes are running with their SSM agent Online and says when to look again",
+		Env:      []string{EnvTableName, EnvNodeOnlineTimeout, EnvPollInterval, EnvLogLevel},
+		MemoryMB: 256, TimeoutSeconds: 30, Placeholder: "CheckNodesFunctionArn",
+	},
+	{
+		Name: "node-command", Description: "Sends a node script by SSM Run Command and parks the workflow's task token until it ends",
+		Env:      []string{EnvTableName, EnvCommandTimeout, EnvLogLevel},
+		MemoryMB: 256, TimeoutSeconds: 60, Placeholder: "NodeCommandFunctionArn",
+	},
+	{
+		Name: "command-events", Description: "Resumes the workflow when SSM reports a node command finished",
+		Env:      []string{EnvTableName, EnvLogLevel},
+		MemoryMB: 256, TimeoutSeconds: 30,
+	},
+	{
+		Name: "cleanup", Description: "Terminates a MEC's instances, then deletes its security group and parameters (rollback and teardown)",
+		Env:      []string{EnvTableName, EnvPollInterval, EnvLogLevel},
+		MemoryMB: 256, TimeoutSeconds: 60, Placeholder: "CleanupFunctionArn",
+	},
+	{
+		Name: "record-status", Description: "Moves a MEC record to READY, FAILED, DELETING or DELETED",
+		Env:      []string{EnvTableName, EnvProvisionSMArn, EnvRecordRetention, EnvLogLevel},
+		MemoryMB: 256, TimeoutSeconds: 30, Placeholder: "RecordStatusFunctionArn",
+	},
+}
+
+// StateMachine is one ASL file under statemachine/.
+type StateMachine struct {
+	Name string // deployed name suffix, also the output key
+	File string // path relative to the repository root
+}
+
+// StateMachines lists the workflows.
+var StateMachines = []StateMachine{
+	{Name: "provision", File: "statemachine/provision.asl.json"},
+}
+
+// Resources are the deployed identifiers the environment is built from.
+type Resources struct {
+	TableName            string
+	ProvisionSMArn       string
+	TeardownSMArn        string
+	NodeInstanceProfile  string
+	AllowedRegions       string
+	LogLevel             string
+	RecordRetention      string
+	SweepBatch           string
+	NodeOnlineTimeout    string
+	CommandTimeout       string
+	PollInterval         string
+	FunctionArns         map[string]string // by Function.Name
+	StateMachineArnsByID map[string]string // by StateMachine.Name
+}
+
+// EnvFrom returns the environment for f from r: exactly the variables f declares.
+func (f Function) EnvFrom(r Resources) map[string]string {
+	all := map[string]string{
+		EnvTableName:           r.TableName,
+		EnvProvisionSMArn:      r.ProvisionSMArn,
+		EnvTeardownSMArn:       r.TeardownSMArn,
+		EnvNodeInstanceProfile: r.NodeInstanceProfile,
+		EnvAllowedRegions:      r.AllowedRegions,
+		EnvLogLevel:            r.LogLevel,
+		EnvRecordRetention:     r.RecordRetention,
+		EnvSweepBatch:          r.SweepBatch,
+		EnvNodeOnlineTimeout:   r.NodeOnlineTimeout,
+		EnvCommandTimeout:      r.CommandTimeout,
+		EnvPollInterval:        r.PollInterval,
+	}
+	env := make(map[string]string, len(f.Env))
+	for _, k := range f.Env {
+		env[k] = all[k]
+	}
+	return env
+}
+
+// Substitutions maps every function placeholder to its ARN.
+func Substitutions(functionArns map[string]string) map[string]string {
+	subs := map[string]string{}
+	for _, f := range Functions {
+		if f.Placeholder != "" {
+			subs[f.Placeholder] = functionArns[f.Name]
+		}
+	}
+	return subs
+}
+
+var placeholderRe = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)
+
+// Placeholders lists the ${Name} placeholders used in an ASL document.
+func Placeholders(asl []byte) []string {
+	seen := map[string]bool{}
+	for _, m := range placeholderRe.FindAllSubmatch(asl, -1) {
+		seen[string(m[1])] = true
+	}
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Substitute replaces every ${Name} in asl; it fails on a placeholder without a value.
+func Substitute(asl []byte, subs map[string]string) ([]byte, error) {
+	var missing []string
+	out := placeholderRe.ReplaceAllFunc(asl, func(m []byte) []byte {
+		name := string(m[2 : len(m)-1])
+		v, ok := subs[name]
+		if !ok {
+			missing = append(missing, name)
+			return m
+		}
+		return []byte(v)
+	})
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("substitute: no value for %v", missing)
+	}
+	return out, nil
+}
+
+// RepoRoot walks up from dir to the directory holding go.mod.
+func RepoRoot(dir string) (string, error) {
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("repo root: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", fmt.Errorf("repo root: no go.mod above %s", dir)
+		}
+		d = parent
+	}
+}
+
+// EventRule routes EventBridge events matching Pattern to a function.
+type EventRule struct {
+	Name     string
+	Pattern  string
+	Function string // backend Function.Name
+}
+
+// EventRules lists the backend's rules on the default bus.
+var EventRules = []EventRule{
+	{
+		Name:     "command-status",
+		Function: "command-events",
+		Pattern: `{"source":["aws.ssm"],"detail-type":["EC2 Command Invocation Status-change Notification"],` +
+			`"detail":{"status":["Success","Failed","TimedOut","Cancelled","Undeliverable","Terminated","DeliveryTimedOut","ExecutionTimedOut"]}}`,
+	},
+}

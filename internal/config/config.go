@@ -1,0 +1,168 @@
+// Package config reads a function's environment (names from internal/backend)
+// and builds its logger and AWS clients. Everything production reads comes
+// from the environment, so the same binaries run on AWS and locally.
+package config
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/mecd/mecd/internal/backend"
+)
+
+// Env is a function's environment.
+type Env struct {
+	Region            string
+	TableName         string
+	ProvisionSMArn    string
+	TeardownSMArn     string
+	NodeProfileArn    string
+	AllowedRegions    []string
+	RecordRetention   time.Duration
+	NodeOnlineTimeout time.Duration
+	CommandTimeout    time.Duration
+	PollInterval      time.Duration
+	SweepBatch        int
+}
+
+// FromEnv reads the environment, with production defaults.
+func FromEnv() (Env, error) {
+	e := Env{
+		Region:         firstNonEmpty(os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION")),
+		TableName:      os.Getenv(backend.EnvTableName),
+		ProvisionSMArn: os.Getenv(backend.EnvProvisionSMArn),
+		TeardownSMArn:  os.Getenv(backend.EnvTeardownSMArn),
+		NodeProfileArn: os.Getenv(backend.EnvNodeInstanceProfile),
+	}
+	for _, r := range strings.Split(os.Getenv(backend.EnvAllowedRegions), ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			e.AllowedRegions = append(e.AllowedRegions, r)
+		}
+	}
+	var err error
+	durations := []struct {
+		key string
+		def time.Duration
+		dst *time.Duration
+	}{
+		{backend.EnvRecordRetention, 30 * 24 * time.Hour, &e.RecordRetention},
+		{backend.EnvNodeOnlineTimeout, 15 * time.Minute, &e.NodeOnlineTimeout},
+		{backend.EnvCommandTimeout, 30 * time.Minute, &e.CommandTimeout},
+		{backend.EnvPollInterval, 10 * time.Second, &e.PollInterval},
+	}
+	for _, d := range durations {
+		if *d.dst, err = duration(d.key, d.def); err != nil {
+			return e, err
+		}
+	}
+	e.SweepBatch = 25
+	if v := os.Getenv(backend.EnvSweepBatch); v != "" {
+		if e.SweepBatch, err = strconv.Atoi(v); err != nil || e.SweepBatch < 1 {
+			return e, fmt.Errorf("%s=%q: want a positive integer", backend.EnvSweepBatch, v)
+		}
+	}
+	if e.TableName == "" {
+		return e, fmt.Errorf("%s is not set", backend.EnvTableName)
+	}
+	return e, nil
+}
+
+func duration(key string, def time.Duration) (time.Duration, error) {
+	v := os.Getenv(key)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s=%q: want a positive Go duration such as 10m", key, v)
+	}
+	return d, nil
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// Logger is the JSON logger every function uses (level from LOG_LEVEL).
+func Logger() *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(os.Getenv(backend.EnvLogLevel))); err != nil {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
+}
+
+// AWS loads the SDK configuration with the standard retryer: throttling and
+// transient errors are retried with backoff inside each call.
+func AWS(ctx context.Context) (aws.Config, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRetryer(func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = 6
+			o.MaxBackoff = 10 * time.Second
+		})
+	}))
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load aws config: %w", err)
+	}
+	return cfg, nil
+}
+
+// Clients builds and caches clients per region: a MEC's nodes, security
+// group and parameters live in the MEC's region.
+type Clients struct {
+	base aws.Config
+	mu   sync.Mutex
+	ec2  map[string]*ec2.Client
+	ssm  map[string]*ssm.Client
+	DDB  *dynamodb.Client
+	SFN  *sfn.Client
+}
+
+// NewClients builds the home-region clients.
+func NewClients(cfg aws.Config) *Clients {
+	return &Clients{base: cfg, ec2: map[string]*ec2.Client{}, ssm: map[string]*ssm.Client{},
+		DDB: dynamodb.NewFromConfig(cfg), SFN: sfn.NewFromConfig(cfg)}
+}
+
+// EC2 is the EC2 client for region.
+func (c *Clients) EC2(region string) *ec2.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl, ok := c.ec2[region]; ok {
+		return cl
+	}
+	cl := ec2.NewFromConfig(c.base, func(o *ec2.Options) { o.Region = region })
+	c.ec2[region] = cl
+	return cl
+}
+
+// SSM is the SSM client for region.
+func (c *Clients) SSM(region string) *ssm.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl, ok := c.ssm[region]; ok {
+		return cl
+	}
+	cl := ssm.NewFromConfig(c.base, func(o *ssm.Options) { o.Region = region })
+	c.ssm[region] = cl
+	return cl
+}

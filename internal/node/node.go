@@ -1,0 +1,102 @@
+// Package node renders the shell scripts mecd runs on MEC nodes through SSM
+// Run Command (AWS-RunShellScript). A script gets only non-secret inputs as
+// shell variables; it reads the join token and writes the kubeconfig through
+// Parameter Store itself (DESIGN section 7).
+package node
+
+import (
+	"embed"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+//go:embed scripts/*.sh
+var scripts embed.FS
+
+// Script names.
+const (
+	Install  = "install"
+	Join     = "join"
+	Reset    = "reset"
+	Finalize = "finalize"
+)
+
+// safeValue is what a script input may contain: ids, IPs, channels, paths,
+// addon names, numbers. Nothing that needs quoting beyond single quotes, and
+// never a secret (secrets are read from Parameter Store by the node).
+var safeValue = regexp.MustCompile(`^[A-Za-z0-9 ._:/,=@+-]*$`)
+
+var varName = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
+
+// Render returns the full script: strict mode, the inputs, the shared
+// helpers, then the named script.
+func Render(name string, vars map[string]string) (string, error) {
+	body, err := scripts.ReadFile("scripts/" + name + ".sh")
+	if err != nil {
+		return "", fmt.Errorf("render %s: no such script", name)
+	}
+	lib, err := scripts.ReadFile("scripts/lib.sh")
+	if err != nil {
+		return "", fmt.Errorf("render %s: %w", name, err)
+	}
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("#!/bin/bash\n# mecd node script: " + name + "\nset -euo pipefail\n")
+	for _, k := range keys {
+		v := vars[k]
+		if !varName.MatchString(k) {
+			return "", fmt.Errorf("render %s: bad variable name %q", name, k)
+		}
+		if !safeValue.MatchString(v) {
+			return "", fmt.Errorf("render %s: value of %s has characters a script input may not have", name, k)
+		}
+		fmt.Fprintf(&b, "%s='%s'\n", k, v)
+	}
+	b.Write(lib)
+	b.WriteString("\n")
+	b.Write(body)
+	return b.String(), nil
+}
+
+// Names lists the scripts (for tests such as shellcheck).
+func Names() []string { return []string{Install, Join, Reset, Finalize} }
+
+// Source returns a script's raw text (for tests).
+func Source(name string) ([]byte, error) { return scripts.ReadFile("scripts/" + name + ".sh") }
+
+// Markers parses the progress markers a script prints: "::mecd-step NAME START_MS END_MS".
+type Marker struct {
+	Step         string
+	StartMs, End int64
+}
+
+// ParseOutput reads the markers and key values ("::mecd-check HASH") from a script's stdout.
+func ParseOutput(stdout string) (steps []Marker, values map[string]string) {
+	values = map[string]string{}
+	for _, line := range strings.Split(stdout, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], "::mecd-") {
+			continue
+		}
+		if f[0] == "::mecd-step" && len(f) == 4 {
+			var m Marker
+			m.Step = f[1]
+			_, err1 := fmt.Sscan(f[2], &m.StartMs)
+			_, err2 := fmt.Sscan(f[3], &m.End)
+			if err1 == nil && err2 == nil {
+				steps = append(steps, m)
+			}
+			continue
+		}
+		if len(f) == 2 {
+			values[strings.TrimPrefix(f[0], "::mecd-")] = f[1]
+		}
+	}
+	return steps, values
+}

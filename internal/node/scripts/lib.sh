@@ -1,0 +1,111 @@
+# lib.sh: helpers shared by every mecd node script (prepended by the renderer).
+# The node talks to Parameter Store itself, with its instance profile's
+# credentials from IMDSv2, so no secret ever travels in a command's parameters
+# or output (SSM Run Command keeps both in its history).
+# MECD_HOST_ROOT is empty on a real node; the local node simulator sets it to
+# the simulated host's root directory.
+: "${MECD_HOST_ROOT:=}"
+SNAP_COMMON="${MECD_HOST_ROOT}/var/snap/microk8s/common"
+SNAP_CURRENT="${MECD_HOST_ROOT}/var/snap/microk8s/current"
+IMDS_BASE="${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}"
+IMDS_BASE="${IMDS_BASE%/}"
+umask 077
+
+die() {
+  echo "mecd: $*" >&2
+  exit 1
+}
+
+log() {
+  echo "mecd: $*"
+}
+
+# now_ms prints the time in milliseconds since the epoch.
+now_ms() {
+  date +%s%3N
+}
+
+# step NAME START_MS: a progress marker the workflow reads back (no secrets).
+step() {
+  echo "::mecd-step $1 $2 $(now_ms)"
+}
+
+imds() {
+  curl -sS --fail --retry 3 --retry-connrefused -H "X-aws-ec2-metadata-token: ${IMDS_TOKEN}" "${IMDS_BASE}/latest/$1"
+}
+
+# json_get PATH: reads JSON on stdin and prints the value at a dotted PATH.
+json_get() {
+  python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    d = d[k]
+sys.stdout.write(d if isinstance(d, str) else json.dumps(d))
+' "$1"
+}
+
+# aws_init reads the region, instance id and role credentials from IMDSv2.
+aws_init() {
+  IMDS_TOKEN=$(curl -sS --fail --retry 3 --retry-connrefused -X PUT "${IMDS_BASE}/latest/api/token" \
+    -H 'X-aws-ec2-metadata-token-ttl-seconds: 900') || die "IMDSv2 token: is the metadata service reachable?"
+  REGION=$(imds meta-data/placement/region)
+  INSTANCE_ID=$(imds meta-data/instance-id)
+  LOCAL_IP=$(imds meta-data/local-ipv4)
+  local role creds
+  role=$(imds meta-data/iam/security-credentials/) || die "no instance profile credentials"
+  creds=$(imds "meta-data/iam/security-credentials/${role}")
+  AWS_AK=$(printf '%s' "$creds" | json_get AccessKeyId)
+  AWS_SK=$(printf '%s' "$creds" | json_get SecretAccessKey)
+  AWS_ST=$(printf '%s' "$creds" | json_get Token)
+  SSM_URL="${AWS_ENDPOINT_URL_SSM:-https://ssm.${REGION}.amazonaws.com}"
+  SSM_URL="${SSM_URL%/}"
+}
+
+# ssm ACTION BODY_FILE: one signed Parameter Store call. Credentials go to
+# curl through a config on a pipe, never on its command line.
+ssm() {
+  curl -sS --fail-with-body --retry 3 --retry-connrefused --aws-sigv4 "aws:amz:${REGION}:ssm" \
+    -K <(printf 'user = "%s:%s"\nheader = "x-amz-security-token: %s"\n' "$AWS_AK" "$AWS_SK" "$AWS_ST") \
+    -H "X-Amz-Target: AmazonSSM.$1" -H 'Content-Type: application/x-amz-json-1.1' \
+    --data-binary "@$2" "${SSM_URL}/"
+}
+
+# get_secure NAME: prints a SecureString's value (callers capture it).
+get_secure() {
+  local req out
+  req=$(mktemp)
+  printf '{"Name":"%s","WithDecryption":true}' "$1" >"$req"
+  if ! out=$(ssm GetParameter "$req"); then
+    rm -f "$req"
+    die "read parameter $1: $(printf '%s' "$out" | head -c 300)"
+  fi
+  rm -f "$req"
+  printf '%s' "$out" | json_get Parameter.Value
+}
+
+# put_secure NAME FILE: stores FILE's content as an Advanced-tier SecureString
+# (a kubeconfig with embedded certificates is over the 4 KB Standard limit).
+put_secure() {
+  local req out
+  req=$(mktemp)
+  python3 -c '
+import json, sys
+print(json.dumps({"Name": sys.argv[1], "Value": open(sys.argv[2]).read(), "Type": "SecureString", "Tier": "Advanced", "Overwrite": True}))
+' "$1" "$2" >"$req"
+  if ! out=$(ssm PutParameter "$req"); then
+    rm -f "$req"
+    die "store parameter $1: $(printf '%s' "$out" | head -c 300)"
+  fi
+  rm -f "$req"
+}
+
+# cert_check prints the join check: the first 12 hex chars of the SHA-256 of
+# this node's API server certificate (DER).
+cert_check() {
+  openssl x509 -in "${SNAP_CURRENT}/certs/server.crt" -outform DER | sha256sum | cut -c1-12
+}
+
+is_installed() {
+  snap list microk8s >/dev/null 2>&1
+}

@@ -1,0 +1,36 @@
+package workflow
+
+import (
+	"context"
+
+	"github.com/mecd/mecd/internal/config"
+	"github.com/mecd/mecd/internal/record"
+)
+
+// regional adapts config.Clients to Regional.
+type regional struct{ c *config.Clients }
+
+func (r regional) EC2(region string) EC2API { return r.c.EC2(region) }
+func (r regional) SSM(region string) SSMAPI { return r.c.SSM(region) }
+
+// FromEnvironment builds Steps from a function's environment: what every
+// functions/<step>/main.go does before lambda.Start.
+func FromEnvironment(ctx context.Context) (*Steps, error) {
+	log := config.Logger()
+	env, err := config.FromEnv()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := config.AWS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	clients := config.NewClients(cfg)
+	return &Steps{
+		Store: &record.Store{DB: clients.DDB, Table: env.TableName, Retention: env.RecordRetention},
+		AWS:   regional{clients},
+		SFN:   clients.SFN,
+		Env:   env,
+		Log:   log,
+	}, nil
+}

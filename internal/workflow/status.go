@@ -1,0 +1,148 @@
+package workflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mecd/mecd/internal/record"
+)
+
+// StatusInput is the record-status task's input.
+type StatusInput struct {
+	Status record.Status `json:"status"`
+	State  State         `json:"state"`
+}
+
+// Summary is what a provisioning execution outputs: where to find the MEC.
+type Summary struct {
+	ClusterID           string        `json:"clusterId,omitempty"`
+	Name                string        `json:"name,omitempty"`
+	Status              record.Status `json:"status"`
+	Region              string        `json:"region,omitempty"`
+	Endpoint            string        `json:"endpoint,omitempty"`
+	KubeconfigParameter string        `json:"kubeconfigParameter,omitempty"`
+	Nodes               []record.Node `json:"nodes,omitempty"`
+	FailedStep          string        `json:"failedStep,omitempty"`
+	FailureCause        string        `json:"failureCause,omitempty"`
+	Seconds             float64       `json:"seconds,omitempty"`
+}
+
+func summarize(m *record.MEC) Summary {
+	sum := Summary{ClusterID: m.ID, Name: m.Name, Status: m.Status, Region: m.Region, Endpoint: m.Endpoint,
+		KubeconfigParameter: m.KubeconfigParameter, Nodes: m.Nodes, FailedStep: m.FailedStep, FailureCause: m.FailureCause}
+	if m.ReadyAt != nil {
+		sum.Seconds = m.ReadyAt.Sub(m.CreatedAt).Seconds()
+	}
+	return sum
+}
+
+// RecordStatus moves a record to READY, FAILED, DELETING or DELETED.
+func (s *Steps) RecordStatus(ctx context.Context, in StatusInput) (Summary, error) {
+	id := in.State.ClusterID
+	if id == "" {
+		// Failed before a record existed (e.g. an invalid console spec).
+		cause := ""
+		if in.State.Error != nil {
+			cause = causeText(in.State.Error)
+		}
+		return Summary{Status: record.Failed, FailedStep: StepRecord, FailureCause: cause}, nil
+	}
+	now := s.now()
+	m, err := s.Store.Update(ctx, id, func(r *record.MEC) error {
+		switch in.Status {
+		case record.Ready:
+			if r.Status != record.Creating {
+				return stepErr(ErrCancelled, "MEC %s is %s, not CREATING", id, r.Status)
+			}
+			r.Status = record.Ready
+			r.ReadyAt = &now
+			r.StartStep(StepReady, now)
+			r.EndStep(StepReady, record.Succeeded, "", now)
+		case record.Failed:
+			cause := "unknown"
+			if in.State.Error != nil {
+				cause = causeText(in.State.Error)
+			}
+			failed := ""
+			for i := range r.Steps {
+				st := &r.Steps[i]
+				if st.Outcome == record.Running && st.Name != StepRollback {
+					if failed == "" {
+						failed = st.Name
+					}
+					st.Outcome = record.StepError
+					end := now
+					st.EndedAt = &end
+					st.Seconds = end.Sub(st.StartedAt).Seconds()
+				}
+			}
+			if failed == "" {
+				failed = lastFailedStep(r)
+			}
+			if in.State.CleanupEr != nil {
+				r.EndStep(StepRollback, record.StepError, causeText(in.State.CleanupEr), now)
+				cause += " (rollback incomplete: " + causeText(in.State.CleanupEr) + ")"
+			}
+			r.FailedStep, r.FailureCause = failed, tail(cause, 2000)
+			if r.Status == record.Creating {
+				r.Status = record.Failed
+			}
+		case record.Deleting:
+			if r.Status == record.Deleting {
+				return record.ErrNoChange
+			}
+			if r.Status == record.Deleted {
+				return stepErr(ErrCancelled, "MEC %s is already DELETED", id)
+			}
+			r.Status = record.Deleting
+		case record.Deleted:
+			if r.Status == record.Deleted {
+				return record.ErrNoChange
+			}
+			r.Status = record.Deleted
+		default:
+			return stepErr(ErrStep, "unknown status %q", in.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, record.ErrNotFound) {
+			return Summary{ClusterID: id, Status: record.Failed}, nil
+		}
+		return Summary{}, err
+	}
+	s.Log.InfoContext(ctx, "record status", "clusterId", id, "status", m.Status, "failedStep", m.FailedStep)
+	return summarize(m), nil
+}
+
+func lastFailedStep(m *record.MEC) string {
+	for i := len(m.Steps) - 1; i >= 0; i-- {
+		if m.Steps[i].Outcome == record.StepError && m.Steps[i].Name != StepRollback {
+			return m.Steps[i].Name
+		}
+	}
+	return ""
+}
+
+// causeText makes a Catch's error readable: Lambda failures arrive as
+// {"errorMessage","errorType"} JSON inside the cause (on AWS directly, on
+// kumo after an "unexpected status 500:" prefix).
+func causeText(e *ErrorInfo) string {
+	cause := e.Cause
+	if i := strings.Index(cause, "{"); i >= 0 {
+		var le struct {
+			ErrorMessage string `json:"errorMessage"`
+			ErrorType    string `json:"errorType"`
+		}
+		if err := json.Unmarshal([]byte(cause[i:]), &le); err == nil && le.ErrorMessage != "" {
+			return fmt.Sprintf("%s: %s", le.ErrorType, le.ErrorMessage)
+		}
+	}
+	if e.Error != "" && !strings.HasPrefix(cause, e.Error) {
+		return e.Error + ": " + cause
+	}
+	return cause
+}

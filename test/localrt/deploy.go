@@ -1,0 +1,350 @@
+package localrt
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	etypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	ltypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	stypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/mecd/mecd/internal/backend"
+)
+
+// Local resource names. On AWS the stack lets CloudFormation name them.
+const (
+	TableName          = "mecd"
+	NodeProfileName    = "mecd-node"
+	functionNamePrefix = "mecd-"
+)
+
+// FunctionSource is a function to build and run: a backend function, or a
+// test-only one (Package set to its import path).
+type FunctionSource struct {
+	backend.Function
+	Package string // "./functions/<Name>" for backend functions
+}
+
+// Deployed names what the runtime created.
+type Deployed struct {
+	TableName        string
+	FunctionNames    map[string]string // by backend name
+	FunctionArns     map[string]string
+	StateMachineArns map[string]string // by backend.StateMachine.Name
+	NodeProfileArn   string
+	Resources        backend.Resources
+}
+
+// FunctionName is the deployed (kumo) name of a function.
+func FunctionName(name string) string { return functionNamePrefix + name }
+
+func (rt *Runtime) functionArn(name string) string {
+	return fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", rt.Region, Account, FunctionName(name))
+}
+
+func (rt *Runtime) sources() []FunctionSource {
+	if rt.opts.Functions != nil {
+		return rt.opts.Functions
+	}
+	out := make([]FunctionSource, 0, len(backend.Functions))
+	for _, f := range backend.Functions {
+		out = append(out, FunctionSource{Function: f, Package: "./functions/" + f.Name})
+	}
+	return out
+}
+
+// deploy creates the backend from internal/backend, as the stack does on AWS.
+func (rt *Runtime) deploy(ctx context.Context) error {
+	root, err := backend.RepoRoot(".")
+	if err != nil {
+		return err
+	}
+	srcs := rt.sources()
+	bins, err := buildFunctions(ctx, root, filepath.Join(rt.dir, "bin"), srcs)
+	if err != nil {
+		return err
+	}
+	d := Deployed{
+		TableName:        TableName,
+		FunctionNames:    map[string]string{},
+		FunctionArns:     map[string]string{},
+		StateMachineArns: map[string]string{},
+	}
+	for _, s := range srcs {
+		d.FunctionNames[s.Name] = FunctionName(s.Name)
+		d.FunctionArns[s.Name] = rt.functionArn(s.Name)
+	}
+	for _, sm := range backend.StateMachines {
+		d.StateMachineArns[sm.Name] = fmt.Sprintf("arn:aws:states:%s:%s:stateMachine:%s", rt.Region, Account, functionNamePrefix+sm.Name)
+	}
+	cfg := rt.AWSConfig(rt.Region)
+	if d.NodeProfileArn, err = createNodeProfile(ctx, iam.NewFromConfig(cfg)); err != nil {
+		return err
+	}
+	regions := append([]string(nil), rt.opts.Regions...)
+	sort.Strings(regions)
+	d.Resources = backend.Resources{
+		TableName:           TableName,
+		ProvisionSMArn:      d.StateMachineArns["provision"],
+		TeardownSMArn:       d.StateMachineArns["teardown"],
+		NodeInstanceProfile: d.NodeProfileArn,
+		AllowedRegions:      strings.Join(regions, ","),
+		LogLevel:            "debug",
+		RecordRetention:     "720h",
+		SweepBatch:          "25",
+		// Waits scale with the latency model so a local run keeps AWS's proportions.
+		NodeOnlineTimeout: rt.scaled(15*time.Minute, 5*time.Second).String(),
+		CommandTimeout:    rt.scaled(30*time.Minute, 10*time.Second).String(),
+		PollInterval:      rt.scaled(10*time.Second, 20*time.Millisecond).String(),
+		FunctionArns:      d.FunctionArns,
+	}
+	rt.Deployed = d
+	if err := createTable(ctx, dynamodb.NewFromConfig(cfg), TableName); err != nil {
+		return err
+	}
+	if err := rt.seedRegions(ctx); err != nil {
+		return err
+	}
+	lc := lambda.NewFromConfig(cfg)
+	for _, s := range srcs {
+		if err := rt.createFunction(ctx, lc, s, bins[s.Name]); err != nil {
+			return err
+		}
+	}
+	// Processes must be polling before anything can invoke them: kumo's
+	// EventBridge drops an event for a function nobody polls for yet.
+	for _, s := range srcs {
+		if !rt.Front.Polls.WaitFor(FunctionName(s.Name), rt.opts.Processes, 30*time.Second) {
+			return fmt.Errorf("deploy: %s processes never polled the runtime API (see its logs)", s.Name)
+		}
+	}
+	if rt.opts.Functions != nil {
+		// A custom function set (the runtime's own tests) has no backend workflows.
+		return nil
+	}
+	if err := rt.createStateMachines(ctx, sfn.NewFromConfig(cfg), root); err != nil {
+		return err
+	}
+	return rt.createRules(ctx, eventbridge.NewFromConfig(cfg), lc)
+}
+
+// scaled is d on AWS scaled like the node latencies, at least floor.
+func (rt *Runtime) scaled(d, floor time.Duration) time.Duration {
+	return max(time.Duration(float64(d)*rt.opts.Scale), floor)
+}
+
+// buildFunctions compiles every function for the host (kumo runs them here;
+// `make build` makes the linux/arm64 ones for AWS) in one go build.
+func buildFunctions(ctx context.Context, root, out string, srcs []FunctionSource) (map[string]string, error) {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, fmt.Errorf("build functions: %w", err)
+	}
+	args := []string{"build", "-trimpath", "-tags", "lambda.norpc", "-o", out + string(os.PathSeparator)}
+	bins := map[string]string{}
+	for _, s := range srcs {
+		args = append(args, s.Package)
+		bins[s.Name] = filepath.Join(out, filepath.Base(s.Package))
+	}
+	if len(srcs) == 0 {
+		return bins, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build functions: %w\n%s", err, b)
+	}
+	return bins, nil
+}
+
+func createTable(ctx context.Context, c *dynamodb.Client, name string) error {
+	t := backend.MecTable
+	attrs := map[string]dtypes.ScalarAttributeType{t.HashKey: dtypes.ScalarAttributeTypeS}
+	var gsis []dtypes.GlobalSecondaryIndex
+	for _, g := range t.GSIs {
+		attrs[g.HashKey] = dtypes.ScalarAttributeTypeS
+		attrs[g.RangeKey] = dtypes.ScalarAttributeType(g.RangeType)
+		gsis = append(gsis, dtypes.GlobalSecondaryIndex{
+			IndexName: aws.String(g.Name),
+			KeySchema: []dtypes.KeySchemaElement{
+				{AttributeName: aws.String(g.HashKey), KeyType: dtypes.KeyTypeHash},
+				{AttributeName: aws.String(g.RangeKey), KeyType: dtypes.KeyTypeRange},
+			},
+			Projection: &dtypes.Projection{ProjectionType: dtypes.ProjectionTypeAll},
+		})
+	}
+	names := make([]string, 0, len(attrs))
+	for k := range attrs {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var defs []dtypes.AttributeDefinition
+	for _, k := range names {
+		defs = append(defs, dtypes.AttributeDefinition{AttributeName: aws.String(k), AttributeType: attrs[k]})
+	}
+	_, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:              aws.String(name),
+		BillingMode:            dtypes.BillingModePayPerRequest,
+		AttributeDefinitions:   defs,
+		KeySchema:              []dtypes.KeySchemaElement{{AttributeName: aws.String(t.HashKey), KeyType: dtypes.KeyTypeHash}},
+		GlobalSecondaryIndexes: gsis,
+	})
+	if err != nil {
+		return fmt.Errorf("create table: %w", err)
+	}
+	if err := dynamodb.NewTableExistsWaiter(c).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, time.Minute); err != nil {
+		return fmt.Errorf("create table: %w", err)
+	}
+	_, err = c.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+		TableName:               aws.String(name),
+		TimeToLiveSpecification: &dtypes.TimeToLiveSpecification{AttributeName: aws.String(t.TTLAttribute), Enabled: aws.Bool(true)},
+	})
+	if err != nil {
+		return fmt.Errorf("table ttl: %w", err)
+	}
+	return nil
+}
+
+func createNodeProfile(ctx context.Context, c *iam.Client) (string, error) {
+	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+	if _, err := c.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(NodeProfileName), AssumeRolePolicyDocument: aws.String(trust)}); err != nil {
+		return "", fmt.Errorf("node role: %w", err)
+	}
+	out, err := c.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(NodeProfileName)})
+	if err != nil {
+		return "", fmt.Errorf("node instance profile: %w", err)
+	}
+	if _, err := c.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{
+		InstanceProfileName: aws.String(NodeProfileName), RoleName: aws.String(NodeProfileName)}); err != nil {
+		return "", fmt.Errorf("node instance profile: %w", err)
+	}
+	return aws.ToString(out.InstanceProfile.Arn), nil
+}
+
+// seedRegions publishes what AWS provides in every region: Canonical's Ubuntu
+// 24.04 AMI parameters and the AMIs themselves.
+func (rt *Runtime) seedRegions(ctx context.Context) error {
+	for _, region := range rt.opts.Regions {
+		c := ssm.NewFromConfig(rt.kumoConfig(region))
+		for _, arch := range []struct{ param, ec2 string }{{"arm64", "arm64"}, {"amd64", "x86_64"}} {
+			// kumo's Parameter Store is not partitioned by region, so the
+			// public parameter holds one id that every region's EC2 knows.
+			ami := fakeAMI(arch.ec2)
+			rt.Sim.EC2Sim.RegisterImage(region, ami, arch.ec2)
+			_, err := c.PutParameter(ctx, &ssm.PutParameterInput{
+				Name:      aws.String(UbuntuAMIParameter(arch.param)),
+				Value:     aws.String(ami),
+				Type:      stypes.ParameterTypeString,
+				Overwrite: aws.Bool(true),
+			})
+			if err != nil {
+				return fmt.Errorf("seed %s AMI parameter: %w", region, err)
+			}
+		}
+	}
+	return nil
+}
+
+// UbuntuAMIParameter is Canonical's public parameter for Ubuntu 24.04 on arch ("arm64"|"amd64").
+func UbuntuAMIParameter(arch string) string {
+	return "/aws/service/canonical/ubuntu/server/24.04/stable/current/" + arch + "/hvm/ebs-gp3/ami-id"
+}
+
+func fakeAMI(arch string) string {
+	h := sha256.Sum256([]byte("ubuntu-24.04/" + arch))
+	return "ami-" + hex.EncodeToString(h[:])[:17]
+}
+
+func (rt *Runtime) createFunction(ctx context.Context, lc *lambda.Client, s FunctionSource, bin string) error {
+	env := s.EnvFrom(rt.Deployed.Resources)
+	timeout := int32(s.TimeoutSeconds)
+	if timeout == 0 {
+		timeout = 30
+	}
+	_, err := lc.CreateFunction(ctx, &lambda.CreateFunctionInput{
+		FunctionName:  aws.String(FunctionName(s.Name)),
+		Role:          aws.String(fmt.Sprintf("arn:aws:iam::%s:role/%s", Account, FunctionName(s.Name))),
+		Runtime:       ltypes.RuntimeProvidedal2023,
+		Handler:       aws.String("bootstrap"),
+		Architectures: []ltypes.Architecture{ltypes.ArchitectureArm64},
+		Timeout:       aws.Int32(timeout),
+		MemorySize:    aws.Int32(int32(max(s.MemoryMB, 128))),
+		Code:          &ltypes.FunctionCode{ZipFile: []byte("built locally: " + bin)},
+		Environment:   &ltypes.Environment{Variables: env},
+	})
+	if err != nil {
+		return fmt.Errorf("create function %s: %w", s.Name, err)
+	}
+	return rt.Sup.Start(Process{Function: FunctionName(s.Name), Binary: bin, Env: env, Count: rt.opts.Processes})
+}
+
+func (rt *Runtime) createStateMachines(ctx context.Context, c *sfn.Client, root string) error {
+	subs := backend.Substitutions(rt.Deployed.FunctionArns)
+	for _, sm := range backend.StateMachines {
+		raw, err := os.ReadFile(filepath.Join(root, sm.File))
+		if err != nil {
+			return fmt.Errorf("state machine %s: %w", sm.Name, err)
+		}
+		def, err := backend.Substitute(raw, subs)
+		if err != nil {
+			return fmt.Errorf("state machine %s: %w", sm.Name, err)
+		}
+		out, err := c.CreateStateMachine(ctx, &sfn.CreateStateMachineInput{
+			Name:       aws.String(functionNamePrefix + sm.Name),
+			Definition: aws.String(string(def)),
+			RoleArn:    aws.String(fmt.Sprintf("arn:aws:iam::%s:role/mecd-states", Account)),
+		})
+		if err != nil {
+			return fmt.Errorf("create state machine %s: %w", sm.Name, err)
+		}
+		rt.Deployed.StateMachineArns[sm.Name] = aws.ToString(out.StateMachineArn)
+	}
+	return nil
+}
+
+func (rt *Runtime) createRules(ctx context.Context, eb *eventbridge.Client, lc *lambda.Client) error {
+	for _, r := range backend.EventRules {
+		rule, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{
+			Name:         aws.String(functionNamePrefix + r.Name),
+			EventPattern: aws.String(r.Pattern),
+			State:        etypes.RuleStateEnabled,
+		})
+		if err != nil {
+			return fmt.Errorf("rule %s: %w", r.Name, err)
+		}
+		if _, err := lc.AddPermission(ctx, &lambda.AddPermissionInput{
+			FunctionName: aws.String(FunctionName(r.Function)),
+			StatementId:  aws.String("events-" + r.Name),
+			Action:       aws.String("lambda:InvokeFunction"),
+			Principal:    aws.String("events.amazonaws.com"),
+			SourceArn:    rule.RuleArn,
+		}); err != nil {
+			return fmt.Errorf("rule %s permission: %w", r.Name, err)
+		}
+		if _, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{
+			Rule:    aws.String(functionNamePrefix + r.Name),
+			Targets: []etypes.Target{{Id: aws.String(r.Function), Arn: aws.String(rt.functionArn(r.Function))}},
+		}); err != nil {
+			return fmt.Errorf("rule %s targets: %w", r.Name, err)
+		}
+	}
+	return nil
+}

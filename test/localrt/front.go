@@ -1,0 +1,393 @@
+package localrt
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mecd/mecd/test/nodesim/ec2sim"
+	"github.com/mecd/mecd/test/nodesim/fault"
+)
+
+// FrontAddr is where kumo's Step Functions, EventBridge and API Gateway call
+// Lambda (http://localhost:4566, whatever port kumo itself has).
+const FrontAddr = "127.0.0.1:4566"
+
+// SimHandlers are the parts of the node simulator the front routes to.
+type SimHandlers interface {
+	EC2() http.Handler
+	RunCommand() http.Handler
+	Control() http.Handler
+	// NodeScope returns the parameter path prefix a node credential may use
+	// ("/mecd/<cluster-id>/"), ok=false if the access key is not a node's.
+	NodeScope(accessKeyID string) (prefix string, ok bool)
+}
+
+// runCommandActions are the SSM actions kumo lacks, answered by the simulator.
+var runCommandActions = map[string]bool{
+	"SendCommand": true, "GetCommandInvocation": true, "ListCommandInvocations": true,
+	"DescribeInstanceInformation": true, "ListCommands": true, "CancelCommand": true,
+}
+
+// Front is the local runtime's entry point on 127.0.0.1:4566. It routes
+// to kumo or the node simulator and papers over the kumo gaps that would make
+// local runs behave unlike AWS (DESIGN section 8).
+type Front struct {
+	kumo   *url.URL
+	proxy  *httputil.ReverseProxy
+	sim    SimHandlers
+	faults *fault.Injector
+	log    *slog.Logger
+
+	Calls *CallCounter
+	Polls *PollTracker
+
+	srv *http.Server
+	ln  net.Listener
+}
+
+// NewFront builds a front for kumo at kumoURL.
+func NewFront(kumoURL string, sim SimHandlers, faults *fault.Injector, log *slog.Logger) (*Front, error) {
+	u, err := url.Parse(kumoURL)
+	if err != nil {
+		return nil, fmt.Errorf("front: kumo url: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	f := &Front{kumo: u, sim: sim, faults: faults, log: log, Calls: NewCallCounter(), Polls: NewPollTracker()}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	director := rp.Director
+	rp.Director = func(r *http.Request) {
+		host := r.Host
+		director(r)
+		r.Host = host // keep <apiId>.execute-api.localhost for kumo's API Gateway
+	}
+	rp.ModifyResponse = f.modifyResponse
+	rp.FlushInterval = -1
+	// Lambda runtime long-polls idle for as long as a process lives.
+	rp.Transport = &http.Transport{
+		Proxy:               nil,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+	}
+	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		f.log.Warn("front: kumo unreachable", "path", r.URL.Path, "err", err)
+		http.Error(w, "local runtime: kumo unreachable", http.StatusBadGateway)
+	}
+	f.proxy = rp
+	return f, nil
+}
+
+// Listen binds addr. If the port is taken it says by what and stops.
+func (f *Front) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("front: %s is in use%s; stop that process and retry: %w", addr, describePortOwner(addr), err)
+	}
+	f.ln = ln
+	f.srv = &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := f.srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+			f.log.Error("front stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// URL is the front's base URL.
+func (f *Front) URL() string { return "http://" + f.ln.Addr().String() }
+
+// Close stops listening.
+func (f *Front) Close() error {
+	if f.srv == nil {
+		return nil
+	}
+	return f.srv.Close()
+}
+
+var (
+	invokePath = regexp.MustCompile(`^/2015-03-31/functions/([^/]+)/invocations$`)
+	credScope  = regexp.MustCompile(`Credential=([^/]+)/[0-9]+/([^/]+)/([^/]+)/aws4_request`)
+)
+
+// ServeHTTP routes one request.
+func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/_sim/") {
+		f.sim.Control().ServeHTTP(w, r)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/_runtime/") {
+		f.serveRuntime(w, r)
+		return
+	}
+	call, err := classify(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	f.Calls.Add(call.Service, call.Action)
+	if code, ok := f.faults.APIFault(call.Service, call.Action); ok {
+		writeFault(w, call, code)
+		return
+	}
+	if call.Service == "ssm" && call.AccessKey != "" {
+		if prefix, node := f.sim.NodeScope(call.AccessKey); node && !nodeMayCall(call, prefix) {
+			writeJSONError(w, http.StatusBadRequest, "AccessDeniedException",
+				fmt.Sprintf("User: node is not authorized to perform: ssm:%s on this resource (allowed: parameter/%s*)", call.Action, strings.TrimPrefix(prefix, "/")))
+			return
+		}
+	}
+	switch {
+	case call.Service == "ec2":
+		f.sim.EC2().ServeHTTP(w, r)
+	case call.Service == "ssm" && runCommandActions[call.Action]:
+		f.sim.RunCommand().ServeHTTP(w, r)
+	default:
+		f.proxy.ServeHTTP(w, r)
+	}
+}
+
+// serveRuntime proxies the Lambda Runtime API and notes every process that is
+// waiting for work: kumo routes invokes (and EventBridge deliveries) to a
+// function only after its first poll.
+func (f *Front) serveRuntime(w http.ResponseWriter, r *http.Request) {
+	parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/_runtime/"), "/", 2)
+	fn := parts[0]
+	if strings.HasSuffix(r.URL.Path, "/runtime/invocation/next") {
+		f.Polls.begin(fn)
+		defer f.Polls.end(fn)
+	}
+	f.proxy.ServeHTTP(w, r)
+}
+
+// Call identifies one AWS API request.
+type Call struct {
+	Service, Action, Region, AccessKey string
+	Body                               []byte
+	Protocol                           string // "ec2", "json", "rest-json", "execute-api", "other"
+}
+
+// classify reads enough of r to name the service and action; it leaves r.Body readable.
+func classify(r *http.Request) (Call, error) {
+	var c Call
+	if m := credScope.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
+		c.AccessKey, c.Region, c.Service = m[1], m[2], m[3]
+	}
+	if strings.Contains(r.Host, ".execute-api.") {
+		c.Service, c.Action, c.Protocol = "execute-api", r.Method+" "+r.URL.Path, "execute-api"
+		return c, nil
+	}
+	if m := invokePath.FindStringSubmatch(r.URL.Path); m != nil {
+		c.Service, c.Action, c.Protocol = "lambda", "Invoke", "rest-json"
+		return c, nil
+	}
+	if t := r.Header.Get("X-Amz-Target"); t != "" {
+		if i := strings.LastIndex(t, "."); i >= 0 {
+			c.Action = t[i+1:]
+		}
+		c.Protocol = "json"
+		if c.Service == "ssm" {
+			body, err := readBody(r)
+			if err != nil {
+				return c, err
+			}
+			c.Body = body
+		}
+		return c, nil
+	}
+	if c.Service == "ec2" || strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") && c.Service == "" {
+		body, err := readBody(r)
+		if err != nil {
+			return c, err
+		}
+		form, _ := url.ParseQuery(string(body))
+		c.Action = form.Get("Action")
+		if c.Service == "" && form.Get("Version") == "2016-11-15" {
+			c.Service = "ec2"
+		}
+		c.Protocol = "ec2"
+		if c.Service != "ec2" {
+			c.Protocol = "query"
+		}
+		return c, nil
+	}
+	c.Protocol = "other"
+	c.Action = r.Method + " " + r.URL.Path
+	return c, nil
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	return body, nil
+}
+
+// nodeMayCall emulates the node role's policy: Parameter Store calls on its
+// own cluster's path only (DESIGN section 7).
+func nodeMayCall(c Call, prefix string) bool {
+	switch c.Action {
+	case "GetParameter", "PutParameter", "DeleteParameter":
+	default:
+		return false
+	}
+	var in struct{ Name string }
+	if err := json.Unmarshal(c.Body, &in); err != nil {
+		return false
+	}
+	return strings.HasPrefix(in.Name, prefix)
+}
+
+// writeFault answers an injected API error in the service's own wire format.
+func writeFault(w http.ResponseWriter, c Call, code string) {
+	msg := "Rate exceeded"
+	if code == "RequestLimitExceeded" {
+		msg = "Request limit exceeded."
+	}
+	switch c.Protocol {
+	case "ec2", "query":
+		status := http.StatusBadRequest
+		if code == "RequestLimitExceeded" || code == "InternalError" || code == "Unavailable" {
+			status = http.StatusServiceUnavailable
+		}
+		ec2sim.WriteError(w, status, code, msg)
+	case "rest-json":
+		w.Header().Set("X-Amzn-ErrorType", code)
+		writeJSONError(w, http.StatusTooManyRequests, code, msg)
+	default:
+		status := http.StatusBadRequest
+		if code == "InternalServerError" || code == "InternalError" || code == "ServiceUnavailable" {
+			status = http.StatusInternalServerError
+		}
+		writeJSONError(w, status, code, msg)
+	}
+}
+
+func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
+}
+
+// modifyResponse fixes kumo answers that differ from AWS in ways the product depends on.
+func (f *Front) modifyResponse(resp *http.Response) error {
+	req := resp.Request
+	// kumo's Step Functions and API Gateway ignore X-Amz-Function-Error, so a
+	// failing Lambda would look like a success: make it a failed invoke, which
+	// kumo reports as States.TaskFailed (reaching Catch on States.ALL). Only
+	// kumo's own calls are rewritten; SDK callers see the AWS answer.
+	if invokePath.MatchString(req.URL.Path) && resp.Header.Get("X-Amz-Function-Error") != "" &&
+		strings.Contains(req.Header.Get("Authorization"), "Credential=kumo/") {
+		resp.StatusCode = http.StatusInternalServerError
+		resp.Status = "500 Internal Server Error"
+	}
+	// kumo's DynamoDB sends no X-Amz-Crc32; AWS always does and the SDK checks it.
+	if m := credScope.FindStringSubmatch(req.Header.Get("Authorization")); m != nil && m[3] == "dynamodb" &&
+		resp.Header.Get("X-Amz-Crc32") == "" && resp.Header.Get("Content-Encoding") == "" {
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("read dynamodb answer: %w", err)
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		resp.Header.Set("X-Amz-Crc32", strconv.FormatUint(uint64(crc32.ChecksumIEEE(body)), 10))
+	}
+	return nil
+}
+
+// CallCounter counts API calls per service and action (benchmarks read it).
+type CallCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// NewCallCounter returns an empty counter.
+func NewCallCounter() *CallCounter { return &CallCounter{n: map[string]int{}} }
+
+// Add counts one call.
+func (c *CallCounter) Add(service, action string) {
+	c.mu.Lock()
+	c.n[service+":"+action]++
+	c.mu.Unlock()
+}
+
+// Snapshot returns a copy of the counts ("service:Action" -> n).
+func (c *CallCounter) Snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.n))
+	for k, v := range c.n {
+		out[k] = v
+	}
+	return out
+}
+
+// PollTracker counts Lambda processes currently waiting for an invocation.
+type PollTracker struct {
+	mu      sync.Mutex
+	waiting map[string]int
+	changed chan struct{}
+}
+
+// NewPollTracker returns an empty tracker.
+func NewPollTracker() *PollTracker {
+	return &PollTracker{waiting: map[string]int{}, changed: make(chan struct{})}
+}
+
+func (p *PollTracker) begin(fn string) { p.bump(fn, 1) }
+func (p *PollTracker) end(fn string)   { p.bump(fn, -1) }
+
+func (p *PollTracker) bump(fn string, d int) {
+	p.mu.Lock()
+	p.waiting[fn] += d
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+}
+
+// Waiting is the number of processes of fn polling right now.
+func (p *PollTracker) Waiting(fn string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.waiting[fn]
+}
+
+// WaitFor blocks until at least n processes of fn are polling, or timeout.
+func (p *PollTracker) WaitFor(fn string, n int, timeout time.Duration) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		p.mu.Lock()
+		ok, ch := p.waiting[fn] >= n, p.changed
+		p.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return false
+		}
+	}
+}

@@ -1,0 +1,189 @@
+package localrt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+)
+
+var shared struct {
+	mu   sync.Mutex
+	opts Options
+	rt   *Runtime
+	err  error
+	done bool
+}
+
+// Main runs a test binary's tests with one shared runtime, started on the
+// first Get (packages whose tests never call Get pay nothing), and stops
+// every process it started before exiting. Use from TestMain.
+func Main(m *testing.M, opts Options) {
+	shared.mu.Lock()
+	shared.opts = opts
+	shared.mu.Unlock()
+	code := m.Run()
+	shared.mu.Lock()
+	if shared.rt != nil {
+		shared.rt.Close()
+	}
+	shared.mu.Unlock()
+	os.Exit(code)
+}
+
+// Get returns the test binary's runtime, starting it on first use. All
+// tests of a binary share it (kumo has no reset): use unique names.
+func Get(t testing.TB) *Runtime {
+	t.Helper()
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if !shared.done {
+		shared.done = true
+		ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+		defer cancel()
+		start := time.Now()
+		shared.rt, shared.err = Start(ctx, shared.opts)
+		if shared.err == nil {
+			fmt.Fprintf(os.Stderr, "local runtime up in %v (front %s, kumo %s)\n", time.Since(start).Round(time.Millisecond), shared.rt.Endpoint, shared.rt.KumoURL)
+		}
+	}
+	if shared.err != nil {
+		t.Fatalf("local runtime: %v", shared.err)
+	}
+	return shared.rt
+}
+
+// Clients are SDK clients on the front for one region.
+type Clients struct {
+	DynamoDB *dynamodb.Client
+	SSM      *ssm.Client
+	SFN      *sfn.Client
+	EC2      *ec2.Client
+	Lambda   *lambda.Client
+	Events   *eventbridge.Client
+}
+
+// Clients returns clients for region ("" = the runtime's region).
+func (rt *Runtime) Clients(region string) Clients {
+	cfg := rt.AWSConfig(region)
+	return Clients{
+		DynamoDB: dynamodb.NewFromConfig(cfg),
+		SSM:      ssm.NewFromConfig(cfg),
+		SFN:      sfn.NewFromConfig(cfg),
+		EC2:      ec2.NewFromConfig(cfg),
+		Lambda:   lambda.NewFromConfig(cfg),
+		Events:   eventbridge.NewFromConfig(cfg),
+	}
+}
+
+// CreateStateMachine creates a state machine from a definition (tests of
+// the runtime itself; the backend's are created by Start).
+func (rt *Runtime) CreateStateMachine(ctx context.Context, name, definition string) (string, error) {
+	out, err := rt.Clients("").SFN.CreateStateMachine(ctx, &sfn.CreateStateMachineInput{
+		Name:       aws.String(name),
+		Definition: aws.String(definition),
+		RoleArn:    aws.String(fmt.Sprintf("arn:aws:iam::%s:role/mecd-states", Account)),
+	})
+	if err != nil {
+		return "", fmt.Errorf("create state machine %s: %w", name, err)
+	}
+	return aws.ToString(out.StateMachineArn), nil
+}
+
+// StartExecution starts an execution of the state machine arn.
+func (rt *Runtime) StartExecution(ctx context.Context, arn, name, input string) (string, error) {
+	in := &sfn.StartExecutionInput{StateMachineArn: aws.String(arn), Input: aws.String(input)}
+	if name != "" {
+		in.Name = aws.String(name)
+	}
+	out, err := rt.Clients("").SFN.StartExecution(ctx, in)
+	if err != nil {
+		return "", fmt.Errorf("start execution: %w", err)
+	}
+	return aws.ToString(out.ExecutionArn), nil
+}
+
+// ErrStillRunning is returned by WaitExecution when the timeout passes first.
+var ErrStillRunning = errors.New("execution still running")
+
+// WaitExecution polls the execution until it leaves RUNNING or timeout
+// passes (Step Functions has no SDK waiter for executions).
+func (rt *Runtime) WaitExecution(ctx context.Context, arn string, timeout time.Duration) (*sfn.DescribeExecutionOutput, error) {
+	c := rt.Clients("").SFN
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		out, err := c.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%w after %v: %s", ErrStillRunning, timeout, arn)
+			}
+			return nil, fmt.Errorf("describe execution: %w", err)
+		}
+		if out.Status != sfntypes.ExecutionStatusRunning {
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return out, fmt.Errorf("%w after %v: %s", ErrStillRunning, timeout, arn)
+		case <-tick.C:
+		}
+	}
+}
+
+// LeakAudit lists every resource still alive for a cluster ("" = every
+// cluster): instances not terminated, security groups, and parameters under
+// /mecd/<cluster-id>/ in every seeded region. Empty means nothing leaked.
+func (rt *Runtime) LeakAudit(ctx context.Context, clusterID string) ([]string, error) {
+	var leaks []string
+	match := func(tags map[string]string) bool {
+		if clusterID == "" {
+			return tags["mecd:managed"] == "true"
+		}
+		return tags["mecd:cluster-id"] == clusterID
+	}
+	for _, in := range rt.Sim.EC2Sim.Instances() {
+		if match(in.Tags) && in.State != "terminated" {
+			leaks = append(leaks, fmt.Sprintf("instance %s (%s) in %s is %s", in.ID, in.Tags["mecd:cluster-id"], in.Region, in.State))
+		}
+	}
+	for _, sg := range rt.Sim.EC2Sim.SecurityGroups() {
+		if match(sg.Tags) {
+			leaks = append(leaks, fmt.Sprintf("security group %s (%s) in %s", sg.ID, sg.Name, sg.Region))
+		}
+	}
+	path := "/mecd/"
+	if clusterID != "" {
+		path += clusterID + "/"
+	}
+	for _, region := range rt.opts.Regions {
+		c := ssm.NewFromConfig(rt.kumoConfig(region))
+		p := ssm.NewGetParametersByPathPaginator(c, &ssm.GetParametersByPathInput{Path: aws.String(path), Recursive: aws.Bool(true)})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("leak audit: parameters in %s: %w", region, err)
+			}
+			for _, prm := range page.Parameters {
+				leaks = append(leaks, fmt.Sprintf("parameter %s in %s", aws.ToString(prm.Name), region))
+			}
+		}
+	}
+	sort.Strings(leaks)
+	return leaks, nil
+}

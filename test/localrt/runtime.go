@@ -1,0 +1,245 @@
+// Package localrt is mecd's local runtime: kumo (Step Functions, Lambda's
+// Runtime API, DynamoDB, Parameter Store, EventBridge, API Gateway) behind a
+// front on 127.0.0.1:4566, the node simulator for EC2 hosts and SSM Run
+// Command, and a supervisor running the real Lambda bootstrap binaries. The
+// resources are created from internal/backend, the definitions the CDK stack
+// uses, so a local run and a deployment cannot drift.
+//
+// Tests use it through Main and Get (one runtime per test binary); `make demo`
+// uses Start directly with kumo as a separate process.
+package localrt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/sivchari/kumo"
+
+	"github.com/mecd/mecd/test/nodesim"
+	"github.com/mecd/mecd/test/nodesim/latency"
+)
+
+// Local credentials and account: kumo checks no signature.
+const (
+	AccessKey     = "AKIAMECDLOCAL0000000"
+	SecretKey     = "mecd-local-secret"
+	DefaultRegion = "us-east-1"
+	Account       = "000000000000"
+)
+
+// Options configures a runtime.
+type Options struct {
+	Scale     float64      // latency time scale (default 0.01)
+	Mode      latency.Mode // default typical
+	Seed      uint64
+	Processes int // Lambda processes per function (default 3)
+	// Functions to build and run; nil means every backend function.
+	Functions []FunctionSource
+	// KumoURL uses a kumo already running (make demo starts `kumo --port N`);
+	// empty starts one in-process.
+	KumoURL string
+	Dir     string // work directory (default: a new temp dir, removed on Close)
+	Region  string // the "home" region of the backend (default us-east-1)
+	// Regions MECs may be created in: each gets Canonical's AMI parameters and
+	// AMIs seeded (default: Region, us-west-2, eu-central-1, ap-northeast-1).
+	Regions []string
+	Logger  *slog.Logger
+	// LogMirror, if set, receives every Lambda log line as it is written.
+	LogMirror io.Writer
+	// LockWait bounds how long to wait for another local runtime (another
+	// test binary of this repo) to release 127.0.0.1:4566.
+	LockWait time.Duration
+}
+
+// Runtime is a running local runtime.
+type Runtime struct {
+	Endpoint string // the front, what every SDK client and Lambda uses
+	KumoURL  string
+	Region   string
+	Sim      *nodesim.Sim
+	Front    *Front
+	Sup      *Supervisor
+	Logs     *LogStore
+	Deployed Deployed
+
+	opts    Options
+	dir     string
+	ownDir  bool
+	kumo    *kumo.Server
+	lock    *os.File
+	log     *slog.Logger
+	closing bool
+}
+
+// Start brings up kumo, the simulator, the front and the functions, and
+// creates every backend resource. Close stops all of it.
+func Start(ctx context.Context, opts Options) (rt *Runtime, err error) {
+	if opts.Scale == 0 {
+		opts.Scale = 0.01
+	}
+	if opts.Processes == 0 {
+		opts.Processes = 3
+	}
+	if opts.Region == "" {
+		opts.Region = DefaultRegion
+	}
+	if len(opts.Regions) == 0 {
+		opts.Regions = []string{opts.Region, "us-west-2", "eu-central-1", "ap-northeast-1"}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	if opts.LockWait == 0 {
+		opts.LockWait = 20 * time.Minute
+	}
+	rt = &Runtime{opts: opts, Region: opts.Region, log: opts.Logger, Logs: &LogStore{Mirror: opts.LogMirror}}
+	defer func() {
+		if err != nil {
+			rt.Close()
+			rt = nil
+		}
+	}()
+	if rt.lock, err = lockPort(opts.LockWait); err != nil {
+		return nil, err
+	}
+	rt.dir = opts.Dir
+	if rt.dir == "" {
+		if rt.dir, err = os.MkdirTemp("", "mecd-localrt-"); err != nil {
+			return nil, fmt.Errorf("local runtime: %w", err)
+		}
+		rt.ownDir = true
+	}
+	if opts.KumoURL != "" {
+		rt.KumoURL = opts.KumoURL
+	} else {
+		rt.kumo = kumo.NewServer()
+		rt.KumoURL = rt.kumo.URL
+	}
+	rt.Endpoint = "http://" + FrontAddr
+	rt.Sim, err = nodesim.New(nodesim.Config{
+		Dir:      filepath.Join(rt.dir, "hosts"),
+		Endpoint: rt.Endpoint,
+		Scale:    opts.Scale,
+		Mode:     opts.Mode,
+		Seed:     opts.Seed,
+		Events:   newEventSink(rt.kumoConfig(opts.Region)),
+		Logger:   opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if rt.Front, err = NewFront(rt.KumoURL, rt.Sim, rt.Sim.Faults, opts.Logger); err != nil {
+		return nil, err
+	}
+	if err = rt.Front.Listen(FrontAddr); err != nil {
+		return nil, err
+	}
+	rt.Sup = NewSupervisor(FrontAddr, map[string]string{
+		"AWS_ENDPOINT_URL":      rt.Endpoint,
+		"AWS_ACCESS_KEY_ID":     AccessKey,
+		"AWS_SECRET_ACCESS_KEY": SecretKey,
+		"AWS_REGION":            opts.Region,
+		"AWS_DEFAULT_REGION":    opts.Region,
+		// Never reach for IMDS for credentials or region.
+		"AWS_EC2_METADATA_DISABLED": "true",
+	}, rt.Logs, opts.Logger)
+	if err = rt.deploy(ctx); err != nil {
+		return nil, err
+	}
+	return rt, nil
+}
+
+// Close stops every process (by pid), the front and kumo, and removes the work dir.
+func (rt *Runtime) Close() {
+	if rt == nil || rt.closing {
+		return
+	}
+	rt.closing = true
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if rt.Sup != nil {
+		rt.Sup.Stop(ctx)
+	}
+	if rt.Sim != nil {
+		rt.Sim.Close()
+	}
+	if rt.Front != nil {
+		_ = rt.Front.Close()
+	}
+	if rt.kumo != nil {
+		rt.kumo.Close()
+	}
+	if rt.ownDir && rt.dir != "" {
+		_ = os.RemoveAll(rt.dir)
+	}
+	if rt.lock != nil {
+		_ = syscall.Flock(int(rt.lock.Fd()), syscall.LOCK_UN)
+		_ = rt.lock.Close()
+	}
+}
+
+// Dir is the runtime's work directory.
+func (rt *Runtime) Dir() string { return rt.dir }
+
+// AWSConfig is an SDK config that talks to the front, as the Lambdas do.
+func (rt *Runtime) AWSConfig(region string) aws.Config {
+	cfg := rt.kumoConfig(region)
+	cfg.BaseEndpoint = aws.String(rt.Endpoint)
+	return cfg
+}
+
+// kumoConfig talks to kumo directly (simulator-internal calls that AWS makes
+// itself, like SSM putting events, are not product API calls).
+func (rt *Runtime) kumoConfig(region string) aws.Config {
+	if region == "" {
+		region = rt.opts.Region
+	}
+	cfg, err := config.LoadDefaultConfig(context.Background(),
+		config.WithRegion(region),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(AccessKey, SecretKey, "")),
+		config.WithRetryer(func() aws.Retryer { return retry.NewStandard() }),
+	)
+	if err != nil {
+		// LoadDefaultConfig only fails on malformed shared config files.
+		panic(fmt.Sprintf("local aws config: %v", err))
+	}
+	cfg.BaseEndpoint = aws.String(rt.KumoURL)
+	return cfg
+}
+
+// lockPort serializes local runtimes of this repo on this machine (go test
+// runs package binaries in parallel, and all need 127.0.0.1:4566).
+func lockPort(wait time.Duration) (*os.File, error) {
+	path := filepath.Join(os.TempDir(), "mecd-localrt-4566.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("local runtime lock: %w", err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			_ = f.Close()
+			return nil, fmt.Errorf("local runtime lock: %w", err)
+		}
+		if time.Now().After(deadline) {
+			_ = f.Close()
+			return nil, fmt.Errorf("local runtime lock: another local runtime held %s for %v", path, wait)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

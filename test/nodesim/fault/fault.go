@@ -1,0 +1,171 @@
+// Package fault holds the node simulator's fault injection knobs. Faults are
+// keyed by cluster id (the mecd:cluster-id tag) so tests sharing one runtime do
+// not disturb each other.
+package fault
+
+import (
+	"math/rand/v2"
+	"strings"
+	"sync"
+)
+
+// AnyIndex selects every host of a cluster.
+const AnyIndex = -1
+
+// Host selects simulated hosts: the instances carrying tag TagKey=TagValue
+// (every instance when TagKey is empty) with the given AMI launch index
+// (AnyIndex for all).
+type Host struct {
+	TagKey, TagValue string
+	Index            int
+}
+
+func (h Host) matches(tags map[string]string, index int) bool {
+	if h.TagKey != "" && tags[h.TagKey] != h.TagValue {
+		return false
+	}
+	return h.Index == AnyIndex || h.Index == index
+}
+
+// Command makes a stand-in command fail on a host, as the real tool would.
+type Command struct {
+	Host Host
+	// Prefix matches the stand-in's argv joined by spaces, e.g. "microk8s join" or "snap install".
+	Prefix string
+	// Times is how many calls fail before the command works again; <= 0 means always.
+	Times    int
+	ExitCode int
+	Stderr   string
+}
+
+// API makes an AWS API action answer with an error at a rate.
+type API struct {
+	Service string  // "ec2", "ssm", "dynamodb", "states", "events" (the SigV4 signing name)
+	Action  string  // "RunInstances", "GetParameter", ... ("" matches every action of Service)
+	Rate    float64 // 0..1
+	Code    string  // e.g. "RequestLimitExceeded", "ThrottlingException", "InternalError"
+	Times   int     // <= 0: no limit
+}
+
+// Injector is a concurrency-safe set of faults.
+type Injector struct {
+	mu          sync.Mutex
+	neverOnline []Host
+	commands    []*Command
+	apis        []*API
+	rng         *rand.Rand
+}
+
+// New returns an empty injector with a seeded random source (for API rates).
+func New(seed uint64) *Injector {
+	return &Injector{rng: rand.New(rand.NewPCG(seed, seed+1))}
+}
+
+// NeverOnline makes the selected hosts' SSM agent never report Online.
+func (f *Injector) NeverOnline(h Host) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.neverOnline = append(f.neverOnline, h)
+}
+
+// IsNeverOnline reports whether a host was made to never come online.
+func (f *Injector) IsNeverOnline(tags map[string]string, index int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, h := range f.neverOnline {
+		if h.matches(tags, index) {
+			return true
+		}
+	}
+	return false
+}
+
+// FailCommand registers a command failure.
+func (f *Injector) FailCommand(c Command) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cc := c
+	if cc.ExitCode == 0 {
+		cc.ExitCode = 1
+	}
+	f.commands = append(f.commands, &cc)
+}
+
+// CommandFault returns the failure to apply to argv on a host, consuming one of
+// its Times. ok is false when the command should run normally.
+func (f *Injector) CommandFault(tags map[string]string, index int, argv []string) (c Command, ok bool) {
+	line := strings.Join(argv, " ")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, fc := range f.commands {
+		if !fc.Host.matches(tags, index) || !strings.HasPrefix(line, fc.Prefix) {
+			continue
+		}
+		out := *fc
+		if fc.Times > 0 {
+			fc.Times--
+			if fc.Times == 0 {
+				f.commands = append(f.commands[:i], f.commands[i+1:]...)
+			}
+		}
+		return out, true
+	}
+	return Command{}, false
+}
+
+// FailAPI registers an API fault.
+func (f *Injector) FailAPI(a API) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	aa := a
+	f.apis = append(f.apis, &aa)
+}
+
+// APIFault draws whether a call fails.
+func (f *Injector) APIFault(service, action string) (code string, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, a := range f.apis {
+		if !strings.EqualFold(a.Service, service) || (a.Action != "" && a.Action != action) {
+			continue
+		}
+		if f.rng.Float64() >= a.Rate {
+			continue
+		}
+		if a.Times > 0 {
+			a.Times--
+			if a.Times == 0 {
+				f.apis = append(f.apis[:i], f.apis[i+1:]...)
+			}
+		}
+		return a.Code, true
+	}
+	return "", false
+}
+
+// ClearHosts removes every host fault selecting TagKey=TagValue.
+func (f *Injector) ClearHosts(tagKey, tagValue string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	keepH := f.neverOnline[:0]
+	for _, h := range f.neverOnline {
+		if h.TagKey != tagKey || h.TagValue != tagValue {
+			keepH = append(keepH, h)
+		}
+	}
+	f.neverOnline = keepH
+	keepC := f.commands[:0]
+	for _, c := range f.commands {
+		if c.Host.TagKey != tagKey || c.Host.TagValue != tagValue {
+			keepC = append(keepC, c)
+		}
+	}
+	f.commands = keepC
+}
+
+// Reset removes every fault.
+func (f *Injector) Reset() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.neverOnline, f.commands, f.apis = nil, nil, nil
+}

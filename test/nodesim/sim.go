@@ -1,0 +1,112 @@
+package nodesim
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/mecd/mecd/test/nodesim/ec2sim"
+	"github.com/mecd/mecd/test/nodesim/fault"
+	"github.com/mecd/mecd/test/nodesim/latency"
+	"github.com/mecd/mecd/test/nodesim/ssmsim"
+)
+
+// ClusterTag is the tag whose value scopes a node's Parameter Store access.
+const ClusterTag = "mecd:cluster-id"
+
+// Config configures a simulator.
+type Config struct {
+	Dir      string // host directories live here
+	Endpoint string // the front's base URL, as seen from a simulated host
+	Scale    float64
+	Mode     latency.Mode
+	Seed     uint64
+	Events   ssmsim.EventSink
+	Logger   *slog.Logger
+}
+
+// Sim is the node simulator: EC2 hosts and the SSM agent.
+type Sim struct {
+	Latency *latency.Model
+	Faults  *fault.Injector
+	EC2Sim  *ec2sim.Sim
+	SSMSim  *ssmsim.Sim
+}
+
+// New builds a simulator.
+func New(cfg Config) (*Sim, error) {
+	if cfg.Scale <= 0 {
+		cfg.Scale = 0.01
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = latency.Typical
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	lat := latency.New(cfg.Scale, cfg.Mode, cfg.Seed)
+	faults := fault.New(cfg.Seed + 7)
+	e := ec2sim.New(lat, cfg.Seed+13)
+	s, err := ssmsim.New(ssmsim.Config{
+		Instances: instances{e},
+		Events:    cfg.Events,
+		Latency:   lat,
+		Faults:    faults,
+		Dir:       cfg.Dir,
+		Endpoint:  cfg.Endpoint,
+		Logger:    cfg.Logger,
+	})
+	if err != nil {
+		e.Close()
+		return nil, fmt.Errorf("node simulator: %w", err)
+	}
+	return &Sim{Latency: lat, Faults: faults, EC2Sim: e, SSMSim: s}, nil
+}
+
+// EC2 serves the EC2 Query API.
+func (s *Sim) EC2() http.Handler { return s.EC2Sim }
+
+// RunCommand serves SSM Run Command.
+func (s *Sim) RunCommand() http.Handler { return s.SSMSim }
+
+// Control serves /_sim/ (stand-ins, IMDSv2).
+func (s *Sim) Control() http.Handler { return s.SSMSim.ControlHandler() }
+
+// NodeScope maps an access key handed out by the IMDS stand-in to the
+// parameter path its instance's role may use.
+func (s *Sim) NodeScope(accessKeyID string) (string, bool) {
+	id, ok := s.SSMSim.CredentialOwner(accessKeyID)
+	if !ok {
+		return "", false
+	}
+	inst, ok := s.EC2Sim.Instance(id)
+	if !ok || inst.Tags[ClusterTag] == "" {
+		// A node without a cluster tag may touch nothing.
+		return "/mecd/\x00none/", true
+	}
+	return "/mecd/" + inst.Tags[ClusterTag] + "/", true
+}
+
+// Close stops every host process and timer.
+func (s *Sim) Close() {
+	s.SSMSim.Close()
+	s.EC2Sim.Close()
+}
+
+// instances adapts ec2sim to what ssmsim consumes.
+type instances struct{ e *ec2sim.Sim }
+
+func (i instances) Instance(id string) (ssmsim.Instance, bool) {
+	in, ok := i.e.Instance(id)
+	if !ok {
+		return ssmsim.Instance{}, false
+	}
+	return ssmsim.Instance{
+		ID: in.ID, Region: in.Region, State: in.State, PrivateIP: in.PrivateIP, PublicIP: in.PublicIP,
+		IamInstanceProfileArn: in.IamInstanceProfileArn, LaunchIndex: in.LaunchIndex, Tags: in.Tags,
+		RunningAt: in.RunningAt,
+	}, true
+}
+
+var _ = time.Second

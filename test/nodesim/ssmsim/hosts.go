@@ -1,0 +1,210 @@
+package ssmsim
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// host is one simulated EC2 host: a directory tree plus the state the snap and
+// microk8s stand-ins keep for it. Guarded by Sim.mu.
+type host struct {
+	id, region, az, profileArn string
+	arch                       string
+	ip, publicIP, hostname     string
+	tags                       map[string]string
+	launchIndex                int
+
+	dir  string // <Dir>/<id>
+	bin  string // <dir>/bin: snap, microk8s (first on PATH)
+	root string // <dir>/root: MECD_HOST_ROOT, the host's "/"
+
+	// snap
+	installed, installing bool
+	channel               string
+	installedAt           time.Time
+	launchRaw             []byte
+	launch                *LaunchConfig
+	certDER               []byte
+	certSANs              []string
+
+	// cluster: every installed host belongs to a cluster (alone at first).
+	cluster *cluster
+	tokens  map[string]*token
+	// partial is set when a join of this host did not complete (injected fault,
+	// killed join) or it was force-removed from its cluster: it must `microk8s leave`
+	// before it can join again.
+	partial string
+	// launch-configuration join (join: in .microk8s.yaml), run in the background after install
+	launchJoin    string // "", "pending", "joined", "failed"
+	launchJoinErr string
+}
+
+type token struct {
+	value      string
+	expiry     time.Time // zero: no expiry
+	singleUse  bool      // add-node without --token-ttl: consumed by the first join that presents it
+	persistent bool      // persistentClusterToken from the launch configuration
+}
+
+func hostnameFor(ip, id string) string {
+	if ip == "" {
+		return "ip-" + strings.TrimPrefix(id, "i-")
+	}
+	return "ip-" + strings.ReplaceAll(ip, ".", "-")
+}
+
+// ensureHost returns the host of instance id, creating its directory tree on
+// first use. Caller holds s.mu.
+func (s *Sim) ensureHostLocked(inst Instance) (*host, error) {
+	h := s.hosts[inst.ID]
+	if h == nil {
+		dir := filepath.Join(s.cfg.Dir, inst.ID)
+		h = &host{id: inst.ID, dir: dir, bin: filepath.Join(dir, "bin"), root: filepath.Join(dir, "root"), tokens: map[string]*token{}}
+		for _, d := range []string{h.bin, filepath.Join(h.root, "root"), filepath.Join(h.root, "tmp")} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return nil, fmt.Errorf("create host %s: %w", inst.ID, err)
+			}
+		}
+		// The stand-ins are this binary under another name; init() dispatches on the name.
+		for _, name := range []string{"snap", "microk8s"} {
+			link := filepath.Join(h.bin, name)
+			_ = os.Remove(link)
+			if err := os.Symlink(s.exe, link); err != nil {
+				return nil, fmt.Errorf("create host %s: %w", inst.ID, err)
+			}
+		}
+		s.hosts[inst.ID] = h
+	}
+	// Addresses can be assigned after the first sighting; keep them current.
+	h.region, h.profileArn, h.tags, h.launchIndex = inst.Region, inst.IamInstanceProfileArn, inst.Tags, inst.LaunchIndex
+	h.az, h.arch = inst.AvailabilityZone, inst.Architecture
+	if h.arch == "x86_64" {
+		h.arch = "amd64" // Kubernetes' name
+	}
+	if h.az == "" && inst.Region != "" {
+		h.az = inst.Region + "a"
+	}
+	if inst.PrivateIP != "" {
+		h.ip = inst.PrivateIP
+	}
+	h.publicIP = inst.PublicIP
+	h.hostname = hostnameFor(h.ip, h.id)
+	return h, nil
+}
+
+// hostFor looks the instance up and returns its host.
+func (s *Sim) hostFor(id string) (*host, Instance, error) {
+	inst, ok := s.instance(id)
+	if !ok {
+		return nil, Instance{}, fmt.Errorf("unknown instance %s", id)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, err := s.ensureHostLocked(inst)
+	return h, inst, err
+}
+
+// hostByIPLocked finds the host owning a private IP (a join target). Caller holds s.mu.
+func (s *Sim) hostByIPLocked(ip string) *host {
+	for _, h := range s.hosts {
+		if h.ip == ip {
+			return h
+		}
+	}
+	return nil
+}
+
+// HostState is a snapshot of a simulated host, for tests and the demo.
+type HostState struct {
+	InstanceID, PrivateIP, Hostname string
+	Dir, RootDir                    string // host directory and MECD_HOST_ROOT
+
+	Installed, Installing bool
+	Channel               string
+	LaunchConfigRaw       string        // .microk8s.yaml as read at install ("" if none)
+	LaunchConfig          *LaunchConfig // parsed
+	CertSANs              []string      // server.crt SANs (IPs and DNS names)
+	CertCheck             string        // first 12 hex of SHA-256 of server.crt DER
+
+	// ClusterID names this host's cluster (the founding instance id); ClusterLeader
+	// is its current leader (the founder unless it left).
+	ClusterID, ClusterLeader string
+	Members                  []Member // of this host's cluster, in join order
+	DqliteKnown              []string // addresses the cluster's dqlite knows, incl. partial joins
+	Addons                   []string // enabled by the user or the launch configuration, sorted
+	// Tokens registered on this host (values for test assertions only; never logged).
+	Tokens []Token
+
+	PartialJoin   bool   // a join did not complete: needs `microk8s leave`
+	PartialReason string // why
+	LaunchJoin    string // launch-configuration join: "", "pending", "joined", "failed"
+	LaunchJoinErr string
+}
+
+// Member is one node of a cluster.
+type Member struct {
+	InstanceID, IP, Hostname string
+	Role                     string // "control-plane" or "worker"
+	DqliteRole               string // "voter", "standby" or "" (workers, nodes that left)
+	Voter                    bool
+	CheckVerified            bool // joined with a certificate check that matched
+	SkipVerify               bool // joined with --skip-verify
+	Left                     bool // ran `microk8s leave`; listed NotReady until remove-node
+	JoinedAt                 time.Time
+}
+
+// Token is a join token registered with add-node or the launch configuration.
+type Token struct {
+	Value      string
+	Expiry     time.Time // zero: none
+	SingleUse  bool
+	Persistent bool
+}
+
+// Host returns a snapshot of the host of instanceID; false if it has no host yet.
+func (s *Sim) Host(instanceID string) (HostState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.hosts[instanceID]
+	if h == nil {
+		return HostState{}, false
+	}
+	st := HostState{
+		InstanceID: h.id, PrivateIP: h.ip, Hostname: h.hostname, Dir: h.dir, RootDir: h.root,
+		Installed: h.installed, Installing: h.installing, Channel: h.channel,
+		LaunchConfigRaw: string(h.launchRaw), LaunchConfig: h.launch,
+		CertSANs:    append([]string(nil), h.certSANs...),
+		PartialJoin: h.partial != "", PartialReason: h.partial,
+		LaunchJoin: h.launchJoin, LaunchJoinErr: h.launchJoinErr,
+	}
+	if h.certDER != nil {
+		st.CertCheck = certCheck(h.certDER)
+	}
+	for _, t := range h.tokens {
+		st.Tokens = append(st.Tokens, Token{Value: t.value, Expiry: t.expiry, SingleUse: t.singleUse, Persistent: t.persistent})
+	}
+	sort.Slice(st.Tokens, func(i, j int) bool { return st.Tokens[i].Value < st.Tokens[j].Value })
+	if c := h.cluster; c != nil {
+		st.ClusterID, st.ClusterLeader = c.id, c.leader
+		for _, m := range c.members {
+			st.Members = append(st.Members, Member{
+				InstanceID: m.instanceID, IP: m.ip, Hostname: m.hostname, Role: m.role,
+				DqliteRole: m.dqliteRole, Voter: m.dqliteRole == "voter",
+				CheckVerified: m.checkVerified, SkipVerify: m.skipVerify, Left: m.left, JoinedAt: m.joinedAt,
+			})
+		}
+		for ip := range c.dqlite {
+			st.DqliteKnown = append(st.DqliteKnown, ip)
+		}
+		sort.Strings(st.DqliteKnown)
+		for a := range c.addons {
+			st.Addons = append(st.Addons, a)
+		}
+		sort.Strings(st.Addons)
+	}
+	return st, true
+}

@@ -1,0 +1,281 @@
+package ssmsim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+type nodeView struct {
+	name, ip, role, version, arch string
+	ready                         bool
+	created                       time.Time
+}
+
+// nodesLocked is what `kubectl get nodes` sees from h: every member of its
+// cluster, NotReady once it left.
+func (s *Sim) nodesLocked(h *host) []nodeView {
+	var out []nodeView
+	for _, m := range h.cluster.members {
+		v := nodeView{name: m.hostname, ip: m.ip, role: m.role, ready: !m.left, created: m.joinedAt, version: kubeVersion(h.channel), arch: "arm64"}
+		if mh := s.hosts[m.instanceID]; mh != nil {
+			if mh.channel != "" {
+				v.version = kubeVersion(mh.channel)
+			}
+			if mh.arch != "" {
+				v.arch = mh.arch
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// kubectl is `microk8s kubectl`: `get nodes [-o wide|json|name] [--no-headers]`
+// and `wait --for=condition=Ready node(s) --all|<name> [--timeout=D]`.
+func (s *Sim) kubectl(ctx context.Context, h *host, args []string) result {
+	s.mu.Lock()
+	worker := roleLocked(h) == roleWorker && inMultiNodeLocked(h)
+	s.mu.Unlock()
+	if worker {
+		return failOut(1, fmt.Sprintf(workerMessage, "kubectl"))
+	}
+	if len(args) > 0 && args[0] == "wait" {
+		return s.kubectlWait(ctx, h, args[1:])
+	}
+	output, noHeaders := "", false
+	var pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-o" || a == "--output":
+			if i+1 < len(args) {
+				i++
+				output = args[i]
+			}
+		case strings.HasPrefix(a, "-o="), strings.HasPrefix(a, "--output="):
+			_, output, _ = strings.Cut(a, "=")
+		case strings.HasPrefix(a, "-o") && len(a) > 2:
+			output = a[2:]
+		case a == "--no-headers" || a == "--no-headers=true":
+			noHeaders = true
+		case strings.HasPrefix(a, "-"):
+			return fail(1, fmt.Sprintf("error: unknown flag: %s\nSee 'kubectl get --help' for usage.\n", a))
+		default:
+			pos = append(pos, a)
+		}
+	}
+	if len(pos) < 2 || pos[0] != "get" || !isNodeResource(pos[1]) {
+		return fail(1, "error: the node simulator's kubectl supports only 'get nodes' and 'wait --for=condition=Ready node'\n")
+	}
+	s.mu.Lock()
+	nodes := s.nodesLocked(h)
+	s.mu.Unlock()
+	if len(pos) > 2 {
+		var sel []nodeView
+		for _, n := range nodes {
+			for _, want := range pos[2:] {
+				if n.name == want {
+					sel = append(sel, n)
+				}
+			}
+		}
+		if len(sel) == 0 {
+			return fail(1, fmt.Sprintf("Error from server (NotFound): nodes %q not found\n", pos[2]))
+		}
+		nodes = sel
+	}
+	switch output {
+	case "", "wide":
+		return ok(nodeTable(nodes, output == "wide", noHeaders))
+	case "name":
+		var b strings.Builder
+		for _, n := range nodes {
+			b.WriteString("node/" + n.name + "\n")
+		}
+		return ok(b.String())
+	case "json":
+		return ok(nodeJSON(nodes))
+	}
+	return fail(1, fmt.Sprintf("error: unable to match a printer suitable for the output format %q, allowed formats are: json,name,wide\n", output))
+}
+
+func isNodeResource(r string) bool {
+	return r == "nodes" || r == "node" || r == "no"
+}
+
+func nodeTable(nodes []nodeView, wide, noHeaders bool) string {
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 8, 3, ' ', 0)
+	if !noHeaders {
+		if wide {
+			fmt.Fprintln(tw, "NAME\tSTATUS\tROLES\tAGE\tVERSION\tINTERNAL-IP\tEXTERNAL-IP\tOS-IMAGE\tKERNEL-VERSION\tCONTAINER-RUNTIME")
+		} else {
+			fmt.Fprintln(tw, "NAME\tSTATUS\tROLES\tAGE\tVERSION")
+		}
+	}
+	for _, n := range nodes {
+		st := "Ready"
+		if !n.ready {
+			st = "NotReady"
+		}
+		// MicroK8s sets no node-role labels, so ROLES is <none> for every node.
+		if wide {
+			fmt.Fprintf(tw, "%s\t%s\t<none>\t%s\t%s\t%s\t<none>\tUbuntu 24.04.1 LTS\t6.8.0-1016-aws\tcontainerd://1.7.27\n", n.name, st, age(time.Since(n.created)), n.version, n.ip)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t<none>\t%s\t%s\n", n.name, st, age(time.Since(n.created)), n.version)
+		}
+	}
+	_ = tw.Flush()
+	return buf.String()
+}
+
+// age formats like kubectl's AGE column.
+func age(d time.Duration) string {
+	switch {
+	case d < 2*time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < 10*time.Minute:
+		return fmt.Sprintf("%dm%ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 3*time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 8*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func nodeJSON(nodes []nodeView) string {
+	items := make([]any, 0, len(nodes))
+	for _, n := range nodes {
+		labels := map[string]string{
+			"beta.kubernetes.io/arch": n.arch, "beta.kubernetes.io/os": "linux", "kubernetes.io/arch": n.arch,
+			"kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux", "microk8s.io/cluster": "true",
+		}
+		if n.role == roleWorker {
+			labels["node.kubernetes.io/microk8s-worker"] = "microk8s-worker"
+		} else {
+			labels["node.kubernetes.io/microk8s-controlplane"] = "microk8s-controlplane"
+		}
+		ready, reason := "True", "KubeletReady"
+		if !n.ready {
+			ready, reason = "Unknown", "NodeStatusUnknown"
+		}
+		items = append(items, map[string]any{
+			"apiVersion": "v1", "kind": "Node",
+			"metadata": map[string]any{"name": n.name, "labels": labels, "creationTimestamp": n.created.UTC().Format(time.RFC3339)},
+			"spec":     map[string]any{},
+			"status": map[string]any{
+				"addresses":  []map[string]string{{"type": "InternalIP", "address": n.ip}, {"type": "Hostname", "address": n.name}},
+				"conditions": []map[string]string{{"type": "Ready", "status": ready, "reason": reason}},
+				"nodeInfo": map[string]string{
+					"architecture": n.arch, "containerRuntimeVersion": "containerd://1.7.27", "kernelVersion": "6.8.0-1016-aws",
+					"kubeProxyVersion": n.version, "kubeletVersion": n.version, "operatingSystem": "linux", "osImage": "Ubuntu 24.04.1 LTS",
+				},
+			},
+		})
+	}
+	b, _ := json.MarshalIndent(map[string]any{"apiVersion": "v1", "kind": "List", "items": items, "metadata": map[string]string{"resourceVersion": ""}}, "", "    ")
+	return string(b) + "\n"
+}
+
+func (s *Sim) kubectlWait(ctx context.Context, h *host, args []string) result {
+	cond, all, timeout := "", false, 30*time.Second
+	var names []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(a, "=")
+		if !hasVal && i+1 < len(args) && (name == "--for" || name == "--timeout") {
+			i++
+			val = args[i]
+		}
+		switch {
+		case name == "--for":
+			cond = val
+		case name == "--timeout":
+			d, err := time.ParseDuration(val)
+			if err != nil {
+				if n, err2 := time.ParseDuration(val + "s"); err2 == nil {
+					d = n
+				} else {
+					return fail(1, fmt.Sprintf("error: invalid argument %q for \"--timeout\" flag\n", val))
+				}
+			}
+			timeout = d
+		case a == "--all" || a == "-A":
+			all = true
+		case strings.HasPrefix(a, "-"):
+			return fail(1, fmt.Sprintf("error: unknown flag: %s\n", a))
+		default:
+			r, n, _ := strings.Cut(a, "/")
+			if !isNodeResource(r) {
+				return fail(1, "error: the node simulator's kubectl waits only for nodes\n")
+			}
+			if n != "" {
+				names = append(names, n)
+			}
+		}
+	}
+	if !strings.EqualFold(cond, "condition=Ready") {
+		return fail(1, "error: the node simulator's kubectl waits only for --for=condition=Ready\n")
+	}
+	if !all && len(names) == 0 {
+		return fail(1, "error: resource(s) were provided, but no name was specified\n")
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		s.mu.Lock()
+		nodes := s.nodesLocked(h)
+		s.mu.Unlock()
+		var b strings.Builder
+		pending := ""
+		for _, n := range nodes {
+			if !all && !contains(names, n.name) {
+				continue
+			}
+			if !n.ready {
+				pending = n.name
+				break
+			}
+			b.WriteString("node/" + n.name + " condition met\n")
+		}
+		if !all {
+			for _, want := range names {
+				if !containsNode(nodes, want) {
+					return fail(1, fmt.Sprintf("Error from server (NotFound): nodes %q not found\n", want))
+				}
+			}
+		}
+		if pending == "" {
+			return ok(b.String())
+		}
+		if !sleepFor(wctx, 100*time.Millisecond) {
+			return fail(1, fmt.Sprintf("error: timed out waiting for the condition on nodes/%s\n", pending))
+		}
+	}
+}
+
+func contains(l []string, v string) bool {
+	for _, x := range l {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func containsNode(nodes []nodeView, name string) bool {
+	for _, n := range nodes {
+		if n.name == name {
+			return true
+		}
+	}
+	return false
+}

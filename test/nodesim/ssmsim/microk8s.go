@@ -1,0 +1,378 @@
+package ssmsim
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mecd/mecd/test/nodesim/latency"
+)
+
+const workerMessage = "This MicroK8s deployment is acting as a node in a cluster. Please use the microk8s %s on the control plane.\n"
+
+var microk8sSubcommands = []string{"add-node", "config", "disable", "enable", "join", "kubectl", "leave", "remove-node", "status", "version"}
+
+// microk8s is the `microk8s` stand-in. Like the real one it prints most of its
+// messages, errors included, on stdout: scripts that want them in the command's
+// stderr redirect (>&2).
+func (s *Sim) microk8s(ctx context.Context, h *host, args []string) result {
+	s.mu.Lock()
+	installed := h.installed
+	s.mu.Unlock()
+	if !installed {
+		return fail(127, "microk8s: command not found\n")
+	}
+	if len(args) == 0 {
+		return failOut(1, usage())
+	}
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "status":
+		return s.status(ctx, h, rest)
+	case "add-node":
+		return s.addNode(h, rest)
+	case "join":
+		return s.join(ctx, h, rest).result
+	case "leave":
+		return s.leave(h)
+	case "remove-node":
+		return s.removeNode(h, rest)
+	case "enable":
+		return s.enable(ctx, h, rest)
+	case "disable":
+		return s.disable(h, rest)
+	case "kubectl":
+		return s.kubectl(ctx, h, rest)
+	case "config":
+		return s.config(h)
+	case "version":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return ok(fmt.Sprintf("MicroK8s %s revision %s\n", kubeVersion(h.channel), snapRevision))
+	}
+	return failOut(1, fmt.Sprintf("'%s' is not a valid MicroK8s subcommand.\n", sub)+usage())
+}
+
+func usage() string {
+	return "Available subcommands are:\n\t" + strings.Join(microk8sSubcommands, "\n\t") + "\n"
+}
+
+// readyLocked: installed, and any launch-configuration join has settled.
+func readyLocked(h *host) bool {
+	return h.installed && h.launchJoin != "pending"
+}
+
+func (s *Sim) status(ctx context.Context, h *host, args []string) result {
+	wait, timeout, format, addon := false, time.Duration(0), "pretty", ""
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(a, "=")
+		if !hasVal && i+1 < len(args) && (name == "--timeout" || name == "--format" || name == "-a" || name == "--addon") {
+			i++
+			val = args[i]
+		}
+		switch name {
+		case "--wait-ready", "-w":
+			wait = true
+		case "--timeout", "-t":
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 0 {
+				return failOut(2, fmt.Sprintf("Error: Invalid value for '--timeout' / '-t': '%s' is not a valid integer.\n", val))
+			}
+			timeout = time.Duration(n) * time.Second
+		case "--format":
+			format = val
+		case "-a", "--addon":
+			addon = val
+		default:
+			return failOut(2, fmt.Sprintf("Error: No such option: %s\n", a))
+		}
+	}
+	switch format {
+	case "pretty", "short", "yaml":
+	default:
+		return failOut(2, fmt.Sprintf("Error: Invalid value for '--format': '%s' is not one of 'pretty', 'short', 'yaml'.\n", format))
+	}
+	if wait {
+		wctx := ctx
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		for {
+			s.mu.Lock()
+			ready := readyLocked(h)
+			s.mu.Unlock()
+			if ready || !sleepFor(wctx, 50*time.Millisecond) {
+				break
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !readyLocked(h) {
+		return failOut(1, "microk8s is not running. Use microk8s inspect for a deeper inspection.\n")
+	}
+	if roleLocked(h) == roleWorker && inMultiNodeLocked(h) {
+		return ok(fmt.Sprintf(workerMessage, "status"))
+	}
+	c := h.cluster
+	enabled := func(name string) bool { return c.addons[name] || defaultAddons[name] }
+	if addon != "" {
+		if enabled(addon) {
+			return ok("enabled\n")
+		}
+		return ok("disabled\n")
+	}
+	var voters, standby []string
+	for _, m := range c.members {
+		addr := m.ip + ":19001"
+		if c.active() == 1 {
+			addr = "127.0.0.1:19001" // a lone node's dqlite listens on loopback
+		}
+		switch m.dqliteRole {
+		case "voter":
+			voters = append(voters, addr)
+		case "standby":
+			standby = append(standby, addr)
+		}
+	}
+	ha := len(voters) >= maxVoters
+	var b strings.Builder
+	switch format {
+	case "yaml":
+		fmt.Fprintf(&b, "microk8s:\n  running: true\nhigh-availability:\n  enabled: %t\n  nodes:\n", ha)
+		for _, v := range voters {
+			fmt.Fprintf(&b, "  - address: %s\n    role: voter\n", v)
+		}
+		for _, v := range standby {
+			fmt.Fprintf(&b, "  - address: %s\n    role: standby\n", v)
+		}
+		b.WriteString("addons:\n")
+		for _, a := range visibleAddons(c) {
+			st := "disabled"
+			if enabled(a.name) {
+				st = "enabled"
+			}
+			fmt.Fprintf(&b, "- name: %s\n  repository: %s\n  description: %s\n  version: %s\n  status: %s\n", a.name, a.repo, a.desc, strings.TrimPrefix(kubeVersion(h.channel), "v"), st)
+		}
+		return ok(b.String())
+	}
+	b.WriteString("microk8s is running\n")
+	fmt.Fprintf(&b, "high-availability: %s\n", yesNo(ha))
+	fmt.Fprintf(&b, "  datastore master nodes: %s\n", listOrNone(voters))
+	fmt.Fprintf(&b, "  datastore standby nodes: %s\n", listOrNone(standby))
+	b.WriteString("addons:\n")
+	if format == "short" {
+		for _, a := range visibleAddons(c) {
+			st := "disabled"
+			if enabled(a.name) {
+				st = "enabled"
+			}
+			fmt.Fprintf(&b, "  %s/%s: %s\n", a.repo, a.name, st)
+		}
+		return ok(b.String())
+	}
+	for _, state := range []bool{true, false} {
+		if state {
+			b.WriteString("  enabled:\n")
+		} else {
+			b.WriteString("  disabled:\n")
+		}
+		for _, a := range visibleAddons(c) {
+			if enabled(a.name) == state {
+				fmt.Fprintf(&b, "    %-20s # (%s) %s\n", a.name, a.repo, a.desc)
+			}
+		}
+	}
+	return ok(b.String())
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func listOrNone(l []string) string {
+	if len(l) == 0 {
+		return "none"
+	}
+	return strings.Join(l, " ")
+}
+
+type addonInfo struct{ name, repo, desc string }
+
+// The addons the stand-in knows. edgex lives in the community repository,
+// which `microk8s enable community` adds, as in MicroK8s.
+var addonCatalog = []addonInfo{
+	{"cert-manager", "core", "Cloud native certificate management"},
+	{"community", "core", "The community addons repository"},
+	{"dashboard", "core", "The Kubernetes dashboard"},
+	{"dns", "core", "CoreDNS"},
+	{"ha-cluster", "core", "Configure high availability on the current node"},
+	{"helm", "core", "Helm - the package manager for Kubernetes"},
+	{"helm3", "core", "Helm 3 - the package manager for Kubernetes"},
+	{"hostpath-storage", "core", "Storage class; allocates storage from host directory"},
+	{"ingress", "core", "Ingress controller for external access"},
+	{"metallb", "core", "Loadbalancer for your Kubernetes cluster"},
+	{"metrics-server", "core", "K8s Metrics Server for API access to service metrics"},
+	{"observability", "core", "A lightweight observability stack for logs, traces and metrics"},
+	{"rbac", "core", "Role-Based Access Control for authorisation"},
+	{"registry", "core", "Private image registry exposed on localhost:32000"},
+	{"edgex", "community", "EdgeX Foundry, an open source IoT edge platform"},
+}
+
+// Enabled on every fresh MicroK8s.
+var defaultAddons = map[string]bool{"ha-cluster": true, "helm": true, "helm3": true}
+
+func visibleAddons(c *cluster) []addonInfo {
+	var out []addonInfo
+	for _, a := range addonCatalog {
+		if a.repo == "core" || c.addons["community"] {
+			out = append(out, a)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].repo != out[j].repo {
+			return out[i].repo < out[j].repo
+		}
+		return out[i].name < out[j].name
+	})
+	return out
+}
+
+// findAddon resolves "name", "repo/name" or "name:args" against the
+// repositories the cluster has.
+func findAddon(c *cluster, spec string) (addonInfo, bool) {
+	name, _, _ := strings.Cut(spec, ":")
+	repo := ""
+	if r, n, found := strings.Cut(name, "/"); found {
+		repo, name = r, n
+	}
+	for _, a := range addonCatalog {
+		if a.name != name || (repo != "" && a.repo != repo) {
+			continue
+		}
+		if a.repo == "community" && !c.addons["community"] {
+			return addonInfo{}, false
+		}
+		return a, true
+	}
+	return addonInfo{}, false
+}
+
+func enableAddonLocked(c *cluster, spec string) error {
+	a, found := findAddon(c, spec)
+	if !found {
+		name, _, _ := strings.Cut(spec, ":")
+		return fmt.Errorf("Addon %s was not found in any repository", name)
+	}
+	c.addons[a.name] = true
+	return nil
+}
+
+// enable is `microk8s enable <addon>...`: one Addons latency per call.
+func (s *Sim) enable(ctx context.Context, h *host, args []string) result {
+	if len(args) == 0 {
+		return failOut(2, "Usage: microk8s enable [OPTIONS] ADDONS...\nError: Missing argument 'ADDONS...'.\n")
+	}
+	s.mu.Lock()
+	if roleLocked(h) == roleWorker && inMultiNodeLocked(h) {
+		s.mu.Unlock()
+		return failOut(1, fmt.Sprintf(workerMessage, "enable"))
+	}
+	c := h.cluster
+	// MicroK8s resolves every addon before it enables any.
+	for _, spec := range args {
+		if _, found := findAddon(c, spec); !found {
+			s.mu.Unlock()
+			name, _, _ := strings.Cut(spec, ":")
+			return fail(1, fmt.Sprintf("Addon %s was not found in any repository\n", name))
+		}
+	}
+	s.mu.Unlock()
+	if !s.sleep(ctx, latency.Addons) {
+		return fail(1, "Enabling interrupted\n")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	for _, spec := range args {
+		a, _ := findAddon(c, spec)
+		if c.addons[a.name] || defaultAddons[a.name] {
+			fmt.Fprintf(&b, "Addon %s/%s is already enabled\n", a.repo, a.name)
+			continue
+		}
+		c.addons[a.name] = true
+		fmt.Fprintf(&b, "Infer repository %s for addon %s\nEnabling %s\n%s is enabled\n", a.repo, a.name, a.name, a.name)
+	}
+	return ok(b.String())
+}
+
+func (s *Sim) disable(h *host, args []string) result {
+	if len(args) == 0 {
+		return failOut(2, "Usage: microk8s disable [OPTIONS] ADDONS...\nError: Missing argument 'ADDONS...'.\n")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if roleLocked(h) == roleWorker && inMultiNodeLocked(h) {
+		return failOut(1, fmt.Sprintf(workerMessage, "disable"))
+	}
+	c := h.cluster
+	var b strings.Builder
+	for _, spec := range args {
+		a, found := findAddon(c, spec)
+		if !found {
+			name, _, _ := strings.Cut(spec, ":")
+			return fail(1, fmt.Sprintf("Addon %s was not found in any repository\n", name))
+		}
+		if !c.addons[a.name] {
+			fmt.Fprintf(&b, "Addon %s/%s is already disabled\n", a.repo, a.name)
+			continue
+		}
+		delete(c.addons, a.name)
+		fmt.Fprintf(&b, "Infer repository %s for addon %s\nDisabling %s\n%s is disabled\n", a.repo, a.name, a.name, a.name)
+	}
+	return ok(b.String())
+}
+
+// config is `microk8s config`: the admin kubeconfig with embedded
+// certificates (about 5-6 KB), its server the address of the node it runs on.
+func (s *Sim) config(h *host) result {
+	s.mu.Lock()
+	if roleLocked(h) == roleWorker && inMultiNodeLocked(h) {
+		s.mu.Unlock()
+		return failOut(1, fmt.Sprintf(workerMessage, "config"))
+	}
+	c, ip := h.cluster, h.ip
+	pki := c.pki
+	s.mu.Unlock()
+	if pki == nil {
+		// Generated outside the lock (RSA is slow); the first one stored wins.
+		p, err := newKubePKI()
+		if err != nil {
+			return fail(1, "error: "+err.Error()+"\n")
+		}
+		s.mu.Lock()
+		if c.pki == nil {
+			c.pki = p
+		}
+		pki = c.pki
+		s.mu.Unlock()
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	return ok("apiVersion: v1\nclusters:\n- cluster:\n" +
+		"    certificate-authority-data: " + b64(pki.caPEM) + "\n" +
+		"    server: https://" + ip + ":16443\n" +
+		"  name: microk8s-cluster\ncontexts:\n- context:\n    cluster: microk8s-cluster\n    user: admin\n  name: microk8s\n" +
+		"current-context: microk8s\nkind: Config\npreferences: {}\nusers:\n- name: admin\n  user:\n" +
+		"    client-certificate-data: " + b64(pki.clientCertPEM) + "\n" +
+		"    client-key-data: " + b64(pki.clientKeyPEM) + "\n")
+}

@@ -1,0 +1,519 @@
+package ssmsim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	documentName    = "AWS-RunShellScript"
+	pluginName      = "aws:runShellScript"
+	maxInstanceIDs  = 50
+	maxStdoutChars  = 24000
+	maxStderrChars  = 8000
+	maxPluginOutput = 2500
+	// exitTimedOut is what the agent reports for a script it killed at executionTimeout
+	// on Linux (128 + SIGKILL); exitKilled for a script that died of any other signal.
+	exitTimedOut = 137
+	exitKilled   = -1
+)
+
+// Invocation statuses, as GetCommandInvocation reports them.
+const (
+	StatusPending    = "Pending"
+	StatusInProgress = "InProgress"
+	StatusSuccess    = "Success"
+	StatusFailed     = "Failed"
+	StatusTimedOut   = "TimedOut"
+	StatusCancelled  = "Cancelled"
+)
+
+// command is one SendCommand. Guarded by Sim.mu.
+type command struct {
+	id             string
+	comment        string
+	params         map[string][]string
+	instanceIDs    []string
+	requested      time.Time
+	expires        time.Time
+	timeoutSeconds int32
+	execTimeout    time.Duration
+	workingDir     string
+	script         string
+	maxConcurrency string
+	maxErrors      string
+	status         string
+	statusDetails  string
+	invocations    []*invocation // in InstanceIds order
+	terminalSent   bool
+}
+
+type invocation struct {
+	cmd           *command
+	instanceID    string
+	region        string
+	status        string
+	statusDetails string
+	code          int
+	stdout        string
+	stderr        string
+	start, end    time.Time
+}
+
+func (v *invocation) terminal() bool {
+	switch v.status {
+	case StatusSuccess, StatusFailed, StatusTimedOut, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// Invocation is a snapshot of one command invocation, for tests: the
+// parameters as sent and the full outputs (before SSM's truncation).
+type Invocation struct {
+	CommandID, InstanceID, DocumentName, Comment string
+	Parameters                                   map[string][]string
+	Status, StatusDetails                        string
+	ResponseCode                                 int
+	Stdout, Stderr                               string
+	RequestedAt, StartedAt, EndedAt              time.Time
+}
+
+// Invocations lists every invocation of every command, oldest command first.
+func (s *Sim) Invocations() []Invocation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Invocation
+	for _, c := range s.order {
+		for _, v := range c.invocations {
+			params := map[string][]string{}
+			for k, vs := range c.params {
+				params[k] = append([]string(nil), vs...)
+			}
+			out = append(out, Invocation{
+				CommandID: c.id, InstanceID: v.instanceID, DocumentName: documentName, Comment: c.comment,
+				Parameters: params, Status: v.status, StatusDetails: v.statusDetails, ResponseCode: v.code,
+				Stdout: v.stdout, Stderr: v.stderr, RequestedAt: c.requested, StartedAt: v.start, EndedAt: v.end,
+			})
+		}
+	}
+	return out
+}
+
+type sendCommandInput struct {
+	DocumentName    string
+	DocumentVersion string
+	InstanceIds     []string
+	Targets         []json.RawMessage
+	Parameters      map[string][]string
+	TimeoutSeconds  *int64
+	Comment         string
+	MaxConcurrency  string
+	MaxErrors       string
+}
+
+func (s *Sim) sendCommand(r *http.Request) (any, error) {
+	var in sendCommandInput
+	if err := decodeBody(r, &in); err != nil {
+		return nil, err
+	}
+	if in.DocumentName == "" {
+		return nil, validationError("Value null at 'documentName' failed to satisfy constraint: Member must not be null")
+	}
+	if in.DocumentName != documentName {
+		return nil, badRequest("InvalidDocument", "Document with name %s does not exist.", in.DocumentName)
+	}
+	if len(in.InstanceIds) > maxInstanceIDs {
+		return nil, validationError("Value '[%s]' at 'instanceIds' failed to satisfy constraint: Member must have length less than or equal to %d",
+			strings.Join(in.InstanceIds, ", "), maxInstanceIDs)
+	}
+	if len(in.InstanceIds) == 0 {
+		if len(in.Targets) > 0 {
+			return nil, badRequest("InvalidParameters", "the node simulator supports InstanceIds only, not Targets")
+		}
+		return nil, badRequest("InvalidParameters", "Please specify either instance ids or targets.")
+	}
+	timeoutSeconds := int64(3600)
+	if in.TimeoutSeconds != nil {
+		timeoutSeconds = *in.TimeoutSeconds
+		if timeoutSeconds < 30 || timeoutSeconds > 2592000 {
+			return nil, validationError("Value '%d' at 'timeoutSeconds' failed to satisfy constraint: Member must have value between 30 and 2592000", timeoutSeconds)
+		}
+	}
+	if len(in.Comment) > 100 {
+		return nil, validationError("Value at 'comment' failed to satisfy constraint: Member must have length less than or equal to 100")
+	}
+	execTimeout, workingDir, script, err := runShellScriptParams(in.Parameters)
+	if err != nil {
+		return nil, err
+	}
+
+	ids := dedupe(in.InstanceIds)
+	var bad []string
+	insts := map[string]Instance{}
+	for _, id := range ids {
+		inst, ok := s.online(id)
+		if !ok {
+			bad = append(bad, id)
+			continue
+		}
+		insts[id] = inst
+	}
+	if len(bad) > 0 {
+		return nil, badRequest("InvalidInstanceId", "Instances [[%s]] not in a valid state for account %s", strings.Join(bad, ", "), s.cfg.AccountID)
+	}
+
+	params := map[string][]string{}
+	for k, v := range in.Parameters {
+		params[k] = append([]string(nil), v...)
+	}
+	if _, ok := params["executionTimeout"]; !ok {
+		params["executionTimeout"] = []string{"3600"}
+	}
+	if _, ok := params["workingDirectory"]; !ok {
+		params["workingDirectory"] = []string{""}
+	}
+	now := time.Now()
+	c := &command{
+		id: newUUID(), comment: in.Comment, params: params, instanceIDs: ids, requested: now,
+		expires: now.Add(time.Duration(timeoutSeconds) * time.Second), timeoutSeconds: int32(timeoutSeconds),
+		execTimeout: execTimeout, workingDir: workingDir, script: script,
+		maxConcurrency: orDefault(in.MaxConcurrency, "50"), maxErrors: orDefault(in.MaxErrors, "0"),
+		status: StatusPending, statusDetails: StatusPending,
+	}
+	for _, id := range ids {
+		c.invocations = append(c.invocations, &invocation{cmd: c, instanceID: id, region: insts[id].Region,
+			status: StatusPending, statusDetails: StatusPending, code: -1})
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, &apiError{status: http.StatusServiceUnavailable, code: "ServiceUnavailable", msg: "the simulator is closed"}
+	}
+	s.commands[c.id] = c
+	s.order = append(s.order, c)
+	out := map[string]any{"Command": s.commandJSONLocked(c)}
+	s.mu.Unlock()
+	s.log.InfoContext(r.Context(), "SendCommand", "commandId", c.id, "instances", ids, "executionTimeout", execTimeout.String())
+	for _, v := range c.invocations {
+		s.goBackground(func() { s.runInvocation(v) })
+	}
+	return out, nil
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}
+
+// runShellScriptParams checks the parameters against AWS-RunShellScript's
+// definition: commands (required), workingDirectory, executionTimeout (1-172800).
+func runShellScriptParams(p map[string][]string) (time.Duration, string, string, error) {
+	for k := range p {
+		switch k {
+		case "commands", "workingDirectory", "executionTimeout":
+		default:
+			return 0, "", "", badRequest("InvalidParameters", "Parameter \"%s\" is not defined in the document.", k)
+		}
+	}
+	cmds := p["commands"]
+	if len(cmds) == 0 {
+		return 0, "", "", badRequest("InvalidParameters", "Parameters list does not contain value for required parameter: commands")
+	}
+	secs := 3600
+	if v, ok := p["executionTimeout"]; ok {
+		n, err := strconv.Atoi(strings.Join(v, ""))
+		if len(v) != 1 || err != nil || n < 1 || n > 172800 || strings.HasPrefix(v[0], "0") || strings.HasPrefix(v[0], "+") {
+			return 0, "", "", badRequest("InvalidParameters", "Parameter \"executionTimeout\" \"%s\" does not match the allowed pattern ([1-9][0-9]{0,4})|(1[0-6][0-9]{4})|(17[0-1][0-9]{3})|(172[0-7][0-9]{2})|(172800).", strings.Join(v, ","))
+		}
+		secs = n
+	}
+	wd := ""
+	if v, ok := p["workingDirectory"]; ok {
+		if len(v) > 1 {
+			return 0, "", "", badRequest("InvalidParameters", "Parameter \"workingDirectory\" takes a single value.")
+		}
+		if len(v) == 1 {
+			wd = v[0]
+		}
+	}
+	return time.Duration(secs) * time.Second, wd, strings.Join(cmds, "\n") + "\n", nil
+}
+
+func (s *Sim) commandJSONLocked(c *command) map[string]any {
+	completed, errs := 0, 0
+	for _, v := range c.invocations {
+		if v.terminal() {
+			completed++
+			if v.status != StatusSuccess {
+				errs++
+			}
+		}
+	}
+	return map[string]any{
+		"CommandId": c.id, "DocumentName": documentName, "DocumentVersion": "$DEFAULT", "Comment": c.comment,
+		"ExpiresAfter": epoch(c.expires), "Parameters": c.params, "InstanceIds": c.instanceIDs, "Targets": []any{},
+		"RequestedDateTime": epoch(c.requested), "Status": c.status, "StatusDetails": c.statusDetails,
+		"OutputS3Region": "", "OutputS3BucketName": "", "OutputS3KeyPrefix": "",
+		"MaxConcurrency": c.maxConcurrency, "MaxErrors": c.maxErrors, "TargetCount": len(c.invocations),
+		"CompletedCount": completed, "ErrorCount": errs, "DeliveryTimedOutCount": 0, "ServiceRole": "",
+		"NotificationConfig":     map[string]any{"NotificationArn": "", "NotificationEvents": []string{}, "NotificationType": ""},
+		"CloudWatchOutputConfig": map[string]any{"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": false},
+		"TimeoutSeconds":         c.timeoutSeconds,
+	}
+}
+
+// refreshCommandLocked derives the command's status from its invocations:
+// InProgress once one started; when all are done, Success if every one
+// succeeded, else Failed (MaxErrors defaults to 0), Cancelled if all were.
+func refreshCommandLocked(c *command) (terminalNow bool) {
+	started, done, succeeded, cancelled := false, 0, 0, 0
+	for _, v := range c.invocations {
+		if v.status != StatusPending {
+			started = true
+		}
+		if v.terminal() {
+			done++
+		}
+		switch v.status {
+		case StatusSuccess:
+			succeeded++
+		case StatusCancelled:
+			cancelled++
+		}
+	}
+	switch {
+	case done == len(c.invocations) && succeeded == done:
+		c.status, c.statusDetails = StatusSuccess, StatusSuccess
+	case done == len(c.invocations) && cancelled == done:
+		c.status, c.statusDetails = StatusCancelled, StatusCancelled
+	case done == len(c.invocations):
+		c.status, c.statusDetails = StatusFailed, StatusFailed
+	case started:
+		c.status, c.statusDetails = StatusInProgress, StatusInProgress
+	}
+	if done == len(c.invocations) && !c.terminalSent {
+		c.terminalSent = true
+		return true
+	}
+	return false
+}
+
+type getCommandInvocationInput struct {
+	CommandId  string
+	InstanceId string
+	PluginName string
+}
+
+func (s *Sim) getCommandInvocation(r *http.Request) (any, error) {
+	var in getCommandInvocationInput
+	if err := decodeBody(r, &in); err != nil {
+		return nil, err
+	}
+	if len(in.CommandId) != 36 {
+		return nil, validationError("Value '%s' at 'commandId' failed to satisfy constraint: Member must have length equal to 36", in.CommandId)
+	}
+	if in.InstanceId == "" {
+		return nil, validationError("Value null at 'instanceId' failed to satisfy constraint: Member must not be null")
+	}
+	if in.PluginName != "" && in.PluginName != pluginName {
+		return nil, badRequest("InvalidPluginName", "The plugin name isn't valid.")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.commands[in.CommandId]
+	var v *invocation
+	if c != nil {
+		for _, iv := range c.invocations {
+			if iv.instanceID == in.InstanceId {
+				v = iv
+			}
+		}
+	}
+	if v == nil {
+		return nil, badRequest("InvocationDoesNotExist", "An error occurred (InvocationDoesNotExist) when calling the GetCommandInvocation operation")
+	}
+	out := map[string]any{
+		"CommandId": c.id, "InstanceId": v.instanceID, "Comment": c.comment,
+		"DocumentName": documentName, "DocumentVersion": "$DEFAULT", "PluginName": pluginName,
+		"ResponseCode": v.code, "Status": v.status, "StatusDetails": v.statusDetails,
+		"ExecutionStartDateTime": isoMillis(v.start), "ExecutionEndDateTime": isoMillis(v.end), "ExecutionElapsedTime": "",
+		"StandardOutputContent": cutChars(v.stdout, maxStdoutChars), "StandardOutputUrl": "",
+		"StandardErrorContent": cutChars(v.stderr, maxStderrChars), "StandardErrorUrl": "",
+		"CloudWatchOutputConfig": map[string]any{"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": false},
+	}
+	if !v.start.IsZero() && !v.end.IsZero() {
+		out["ExecutionElapsedTime"] = fmt.Sprintf("PT%.3fS", v.end.Sub(v.start).Seconds())
+	}
+	return out, nil
+}
+
+type listCommandInvocationsInput struct {
+	CommandId  string
+	InstanceId string
+	Details    bool
+	MaxResults *int
+	NextToken  string
+	Filters    []struct {
+		Key   string `json:"key"`
+		Value string `json:"value"`
+	}
+}
+
+func (s *Sim) listCommandInvocations(r *http.Request) (any, error) {
+	var in listCommandInvocationsInput
+	if err := decodeBody(r, &in); err != nil {
+		return nil, err
+	}
+	max := 50
+	if in.MaxResults != nil {
+		if *in.MaxResults < 1 || *in.MaxResults > 50 {
+			return nil, validationError("Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 50", *in.MaxResults)
+		}
+		max = *in.MaxResults
+	}
+	if in.CommandId != "" && len(in.CommandId) != 36 {
+		return nil, validationError("Value '%s' at 'commandId' failed to satisfy constraint: Member must have length equal to 36", in.CommandId)
+	}
+	match, err := invocationFilter(in.Filters)
+	if err != nil {
+		return nil, err
+	}
+
+	s.mu.Lock()
+	var all []*invocation
+	// Newest command first, as SSM lists them.
+	for i := len(s.order) - 1; i >= 0; i-- {
+		c := s.order[i]
+		if in.CommandId != "" && c.id != in.CommandId {
+			continue
+		}
+		for _, v := range c.invocations {
+			if in.InstanceId != "" && v.instanceID != in.InstanceId {
+				continue
+			}
+			if match(v) {
+				all = append(all, v)
+			}
+		}
+	}
+	off, err := pageOffset("lci", in.NextToken)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	off = min(off, len(all))
+	end := min(off+max, len(all))
+	list := make([]map[string]any, 0, end-off)
+	for _, v := range all[off:end] {
+		c := v.cmd
+		item := map[string]any{
+			"CommandId": c.id, "InstanceId": v.instanceID, "InstanceName": "", "Comment": c.comment,
+			"DocumentName": documentName, "DocumentVersion": "$DEFAULT", "RequestedDateTime": epoch(c.requested),
+			"Status": v.status, "StatusDetails": v.statusDetails, "TraceOutput": "",
+			"StandardOutputUrl": "", "StandardErrorUrl": "", "ServiceRole": "", "CommandPlugins": []any{},
+			"NotificationConfig":     map[string]any{"NotificationArn": "", "NotificationEvents": []string{}, "NotificationType": ""},
+			"CloudWatchOutputConfig": map[string]any{"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": false},
+		}
+		if in.Details {
+			item["CommandPlugins"] = []map[string]any{{
+				"Name": pluginName, "Status": v.status, "StatusDetails": v.statusDetails, "ResponseCode": v.code,
+				"ResponseStartDateTime": epoch(v.start), "ResponseFinishDateTime": epoch(v.end),
+				"Output":            pluginOutput(v.stdout, v.stderr, maxPluginOutput),
+				"StandardOutputUrl": "", "StandardErrorUrl": "", "OutputS3Region": "", "OutputS3BucketName": "", "OutputS3KeyPrefix": "",
+			}}
+		}
+		list = append(list, item)
+	}
+	s.mu.Unlock()
+	out := map[string]any{"CommandInvocations": list}
+	if end < len(all) {
+		out["NextToken"] = pageToken("lci", end)
+	}
+	return out, nil
+}
+
+// invocationFilter implements ListCommandInvocations' Filters (Status,
+// DocumentName, InvokedAfter, InvokedBefore).
+func invocationFilter(filters []struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}) (func(*invocation) bool, error) {
+	var preds []func(*invocation) bool
+	for _, f := range filters {
+		f := f
+		switch f.Key {
+		case "Status":
+			preds = append(preds, func(v *invocation) bool { return v.status == f.Value })
+		case "DocumentName":
+			preds = append(preds, func(*invocation) bool { return f.Value == documentName })
+		case "InvokedAfter", "InvokedBefore":
+			t, err := time.Parse(time.RFC3339, f.Value)
+			if err != nil {
+				return nil, badRequest("InvalidFilterValue", "The filter value %s isn't valid.", f.Value)
+			}
+			after := f.Key == "InvokedAfter"
+			preds = append(preds, func(v *invocation) bool {
+				if after {
+					return !v.cmd.requested.Before(t)
+				}
+				return !v.cmd.requested.After(t)
+			})
+		default:
+			return nil, badRequest("InvalidFilterKey", "The filter key %s isn't valid.", f.Key)
+		}
+	}
+	return func(v *invocation) bool {
+		for _, p := range preds {
+			if !p(v) {
+				return false
+			}
+		}
+		return true
+	}, nil
+}
+
+// pluginOutput is the agent's combined plugin output (ListCommandInvocations
+// Details): stdout, then stderr under an ERROR title, cut to capacity with
+// the agent's truncation markers.
+func pluginOutput(stdout, stderr string, capacity int) string {
+	const (
+		truncOut   = "\n---Output truncated---"
+		truncError = "\n---Error truncated----"
+		errTitle   = "\n----------ERROR-------\n"
+	)
+	title := ""
+	if stderr != "" {
+		title = errTitle
+	}
+	avail := capacity - len(title)
+	so, se := len(stdout), len(stderr)
+	switch {
+	case so+se < avail:
+		return stdout + title + stderr
+	case so > avail/2 && se > avail/2:
+		n := (avail - len(truncError) - len(truncOut)) / 2
+		return stdout[:n] + truncOut + title + stderr[:n] + truncError
+	case so < avail/2:
+		return stdout + title + stderr[:avail-len(truncError)-so] + truncError
+	default:
+		return stdout[:avail-len(truncOut)-se] + truncOut + title + stderr
+	}
+}
+
+// sortedKeys is used where map order would make output unstable.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
