@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"sync"
@@ -32,6 +34,9 @@ var shared struct {
 // first Get (packages whose tests never call Get pay nothing), and stops
 // every process it started before exiting. Use from TestMain.
 func Main(m *testing.M, opts Options) {
+	// kumo's in-process services log through the default logger; tests read
+	// the Lambdas' logs from the LogStore instead.
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	shared.mu.Lock()
 	shared.opts = opts
 	shared.mu.Unlock()

@@ -1,0 +1,518 @@
+// Package e2e runs mecd end to end on the local runtime: the real state
+// machines, the real Lambda binaries and the real node scripts on simulated
+// hosts.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"gopkg.in/yaml.v3"
+
+	"github.com/mecd/mecd/internal/record"
+	"github.com/mecd/mecd/internal/workflow"
+	"github.com/mecd/mecd/test/localrt"
+	"github.com/mecd/mecd/test/nodesim/fault"
+)
+
+func TestMain(m *testing.M) {
+	opts := localrt.Options{Scale: 0.01, Processes: 4}
+	if path := os.Getenv("MECD_LAMBDA_LOG"); path != "" {
+		// Debugging aid: every Lambda log line, as written.
+		f, err := os.Create(path)
+		if err == nil {
+			defer f.Close()
+			opts.LogMirror = f
+		}
+	}
+	localrt.Main(m, opts)
+}
+
+var nameSeq struct {
+	sync.Mutex
+	n int
+}
+
+// uniqueName is a DNS-1123 MEC name unique within this test binary's runtime.
+func uniqueName(prefix string) string {
+	nameSeq.Lock()
+	defer nameSeq.Unlock()
+	nameSeq.n++
+	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano()%1e6, nameSeq.n)
+}
+
+type run struct {
+	out     *sfn.DescribeExecutionOutput
+	summary workflow.Summary
+	mec     *record.MEC
+}
+
+// provision starts the provision state machine as the console does (a bare
+// spec) and waits for the execution to end.
+func provision(t *testing.T, rt *localrt.Runtime, specJSON string) run {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	arn, err := rt.StartExecution(ctx, rt.Deployed.StateMachineArns["provision"], "", specJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := rt.WaitExecution(ctx, arn, 3*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := run{out: out}
+	if out.Output != nil {
+		if err := json.Unmarshal([]byte(aws.ToString(out.Output)), &r.summary); err != nil {
+			t.Fatalf("output %s: %v", aws.ToString(out.Output), err)
+		}
+	}
+	return r
+}
+
+// findByName reads the record of the MEC named name.
+func findByName(t *testing.T, rt *localrt.Runtime, name string) *record.MEC {
+	t.Helper()
+	ctx := context.Background()
+	ddb := rt.Clients("").DynamoDB
+	p := dynamodb.NewQueryPaginator(ddb, &dynamodb.QueryInput{
+		TableName: aws.String(localrt.TableName), IndexName: aws.String("byKind"),
+		KeyConditionExpression:    aws.String("kind = :k"),
+		ExpressionAttributeValues: map[string]dtypes.AttributeValue{":k": &dtypes.AttributeValueMemberS{Value: "mec"}},
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range page.Items {
+			m, err := record.Decode(it)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Name == name {
+				return m
+			}
+		}
+	}
+	t.Fatalf("no record named %s", name)
+	return nil
+}
+
+func stepNames(m *record.MEC) []string {
+	var out []string
+	for _, s := range m.Steps {
+		out = append(out, s.Name+"="+s.Outcome)
+	}
+	return out
+}
+
+func leakFree(t *testing.T, rt *localrt.Runtime, clusterID string) {
+	t.Helper()
+	leaks, err := rt.LeakAudit(context.Background(), clusterID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leaks) > 0 {
+		t.Fatalf("leaked after rollback:\n%s", strings.Join(leaks, "\n"))
+	}
+}
+
+func TestProvisionThreeNodeMEC(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := uniqueName("edge")
+	r := provision(t, rt, fmt.Sprintf(`{"name":%q,"apiAccessCidrs":["10.20.0.0/16"],"nodePortCidrs":["192.168.0.0/24"],"tags":{"team":"edge"}}`, name))
+	if r.out.Status != "SUCCEEDED" {
+		m := findByName(t, rt, name)
+		t.Fatalf("execution %s: %s %s; record %s step %s cause %s", r.out.Status, aws.ToString(r.out.Error), aws.ToString(r.out.Cause), m.Status, m.FailedStep, m.FailureCause)
+	}
+	m := findByName(t, rt, name)
+	ctx := context.Background()
+
+	t.Run("record", func(t *testing.T) {
+		if m.Status != record.Ready || len(m.Nodes) != 3 || m.Endpoint == "" {
+			t.Fatalf("record: status %s nodes %d endpoint %q", m.Status, len(m.Nodes), m.Endpoint)
+		}
+		if r.summary.ClusterID != m.ID || r.summary.Status != record.Ready || r.summary.Endpoint != m.Endpoint {
+			t.Fatalf("execution output %+v does not describe the record", r.summary)
+		}
+		if m.Endpoint != "https://"+m.Nodes[0].PrivateIP+":16443" {
+			t.Fatalf("endpoint %s is not node 0's private address %s", m.Endpoint, m.Nodes[0].PrivateIP)
+		}
+		want := []string{workflow.StepRecord, workflow.StepResolve, workflow.StepSecurityGrp, workflow.StepLaunch, workflow.StepNodesOnline,
+			workflow.CmdInstall, workflow.StepJoinToken, workflow.CmdJoin, workflow.CmdFinalize, workflow.StepAddons,
+			workflow.StepVerify, workflow.StepKubeconfig, workflow.StepReady}
+		for _, w := range want {
+			st := m.Step(w)
+			if st == nil || st.Outcome != record.Succeeded || st.EndedAt == nil {
+				t.Errorf("step %s missing or not succeeded: %v", w, stepNames(m))
+			}
+		}
+		for i, nd := range m.Nodes {
+			if nd.Index != i || nd.Role != "control-plane" || nd.PrivateIP == "" {
+				t.Errorf("node %d: %+v", i, nd)
+			}
+		}
+	})
+
+	t.Run("cluster", func(t *testing.T) {
+		h, ok := rt.Sim.SSMSim.Host(m.Nodes[0].InstanceID)
+		if !ok {
+			t.Fatal("node 0 has no host")
+		}
+		if len(h.Members) != 3 {
+			t.Fatalf("members %d, want 3", len(h.Members))
+		}
+		voters := 0
+		for _, mem := range h.Members {
+			if mem.Voter {
+				voters++
+			}
+			if mem.InstanceID != m.Nodes[0].InstanceID && (!mem.CheckVerified || mem.SkipVerify) {
+				t.Errorf("%s joined without the certificate check (verified=%v skip=%v)", mem.InstanceID, mem.CheckVerified, mem.SkipVerify)
+			}
+			if mem.Role != "control-plane" {
+				t.Errorf("%s role %s", mem.InstanceID, mem.Role)
+			}
+		}
+		if voters != 3 {
+			t.Errorf("dqlite voters %d, want 3", voters)
+		}
+		if !slices.Contains(h.Addons, "dns") {
+			t.Errorf("addons %v lack dns", h.Addons)
+		}
+		host := strings.TrimSuffix(strings.TrimPrefix(m.Endpoint, "https://"), ":16443")
+		if !slices.Contains(h.CertSANs, host) {
+			t.Errorf("API server SANs %v lack the endpoint %s", h.CertSANs, host)
+		}
+	})
+
+	t.Run("kubeconfig and token parameters", func(t *testing.T) {
+		c := rt.Clients(m.Region).SSM
+		p, err := c.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(workflow.KubeconfigParam(m.ID)), WithDecryption: aws.Bool(true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Parameter.Type != ssmtypes.ParameterTypeSecureString {
+			t.Errorf("kubeconfig parameter type %s", p.Parameter.Type)
+		}
+		var kc struct {
+			Clusters []struct {
+				Cluster struct {
+					Server string `yaml:"server"`
+				} `yaml:"cluster"`
+			} `yaml:"clusters"`
+		}
+		if err := yaml.Unmarshal([]byte(aws.ToString(p.Parameter.Value)), &kc); err != nil || len(kc.Clusters) == 0 {
+			t.Fatalf("kubeconfig is not YAML with a cluster: %v", err)
+		}
+		if kc.Clusters[0].Cluster.Server != m.Endpoint {
+			t.Errorf("kubeconfig server %s, want %s", kc.Clusters[0].Cluster.Server, m.Endpoint)
+		}
+		_, err = c.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(workflow.TokenParam(m.ID))})
+		var nf *ssmtypes.ParameterNotFound
+		if err == nil || !errors.As(err, &nf) {
+			t.Errorf("join token parameter still there (err %v)", err)
+		}
+	})
+
+	t.Run("security group", func(t *testing.T) {
+		var found bool
+		for _, sg := range rt.Sim.EC2Sim.SecurityGroups() {
+			if sg.ID != m.SecurityGroupID {
+				continue
+			}
+			found = true
+			for _, rule := range sg.Ingress {
+				if slices.Contains(rule.CIDRs, "0.0.0.0/0") {
+					t.Errorf("ingress open to 0.0.0.0/0: %+v", rule)
+				}
+				if rule.Protocol == "-1" && len(rule.CIDRs) > 0 || rule.FromPort <= 22 && rule.ToPort >= 22 && rule.Protocol != "-1" {
+					t.Errorf("ingress covers port 22 or all traffic from CIDRs: %+v", rule)
+				}
+				if rule.Protocol == "-1" && !slices.Equal(rule.GroupIDs, []string{sg.ID}) {
+					t.Errorf("all-traffic rule not limited to the group itself: %+v", rule)
+				}
+			}
+			if sg.Tags[workflow.TagClusterID] != m.ID || sg.Tags["team"] != "edge" {
+				t.Errorf("group tags %v", sg.Tags)
+			}
+		}
+		if !found {
+			t.Fatalf("security group %s not found", m.SecurityGroupID)
+		}
+	})
+
+	t.Run("instances", func(t *testing.T) {
+		for _, nd := range m.Nodes {
+			in, ok := rt.Sim.EC2Sim.Instance(nd.InstanceID)
+			if !ok {
+				t.Fatalf("instance %s missing", nd.InstanceID)
+			}
+			if in.HTTPTokens != "required" {
+				t.Errorf("%s IMDS tokens %q", in.ID, in.HTTPTokens)
+			}
+			if len(in.Volumes) == 0 || !in.Volumes[0].Encrypted || in.Volumes[0].VolumeType != "gp3" || in.Volumes[0].SizeGiB != 30 {
+				t.Errorf("%s volumes %+v", in.ID, in.Volumes)
+			}
+			if in.Tags[workflow.TagClusterID] != m.ID || in.Tags[workflow.TagManaged] != "true" || in.Tags["team"] != "edge" {
+				t.Errorf("%s tags %v", in.ID, in.Tags)
+			}
+			if len(in.Volumes) > 0 && in.Volumes[0].Tags[workflow.TagClusterID] != m.ID {
+				t.Errorf("%s volume tags %v", in.ID, in.Volumes[0].Tags)
+			}
+			if in.IamInstanceProfileArn != rt.Deployed.NodeProfileArn {
+				t.Errorf("%s profile %s", in.ID, in.IamInstanceProfileArn)
+			}
+		}
+	})
+}
+
+func TestProvisionRoles(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	tests := []struct {
+		nodes         int
+		controlPlanes int
+		workers       int
+	}{
+		{1, 1, 0},
+		{5, 3, 2},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%d nodes", tc.nodes), func(t *testing.T) {
+			t.Parallel()
+			name := uniqueName(fmt.Sprintf("n%d", tc.nodes))
+			r := provision(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":%d}`, name, tc.nodes))
+			m := findByName(t, rt, name)
+			if r.out.Status != "SUCCEEDED" || m.Status != record.Ready {
+				t.Fatalf("status %s / %s: %s %s", r.out.Status, m.Status, m.FailedStep, m.FailureCause)
+			}
+			h, _ := rt.Sim.SSMSim.Host(m.Nodes[0].InstanceID)
+			cp, wk, voters := 0, 0, 0
+			for _, mem := range h.Members {
+				switch mem.Role {
+				case "control-plane":
+					cp++
+				case "worker":
+					wk++
+				}
+				if mem.Voter {
+					voters++
+				}
+			}
+			if cp != tc.controlPlanes || wk != tc.workers || len(h.Members) != tc.nodes || voters != tc.controlPlanes {
+				t.Fatalf("members %d: control planes %d workers %d voters %d, want %d/%d", len(h.Members), cp, wk, voters, tc.controlPlanes, tc.workers)
+			}
+			for _, nd := range m.Nodes {
+				wantRole := "control-plane"
+				if nd.Index >= tc.controlPlanes {
+					wantRole = "worker"
+				}
+				if nd.Role != wantRole {
+					t.Errorf("node %d role %s, want %s", nd.Index, nd.Role, wantRole)
+				}
+			}
+		})
+	}
+}
+
+func TestProvisionFailuresRollBack(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	tests := []struct {
+		name      string
+		inject    func(name string)
+		wantStep  string
+		wantCause string
+	}{
+		{
+			name: "a host never reaches SSM Online",
+			inject: func(name string) {
+				rt.Sim.Faults.NeverOnline(fault.Host{TagKey: workflow.TagName, TagValue: name, Index: 1})
+			},
+			wantStep: workflow.StepNodesOnline, wantCause: "never reported Online",
+		},
+		{
+			name: "an install command fails",
+			inject: func(name string) {
+				rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: workflow.TagName, TagValue: name, Index: 2},
+					Prefix: "snap install", ExitCode: 1, Stderr: "error: cannot install \"microk8s\": snap store unreachable (injected)"})
+			},
+			wantStep: workflow.CmdInstall, wantCause: "snap store unreachable (injected)",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			name := uniqueName("fail")
+			tc.inject(name)
+			r := provision(t, rt, fmt.Sprintf(`{"name":%q}`, name))
+			m := findByName(t, rt, name)
+			if r.out.Status != "FAILED" || m.Status != record.Failed {
+				t.Fatalf("execution %s, record %s: want FAILED", r.out.Status, m.Status)
+			}
+			if m.FailedStep != tc.wantStep || !strings.Contains(m.FailureCause, tc.wantCause) {
+				t.Fatalf("failed step %q cause %q; want step %q cause containing %q", m.FailedStep, m.FailureCause, tc.wantStep, tc.wantCause)
+			}
+			if st := m.Step(workflow.StepRollback); st == nil || st.Outcome != record.Succeeded {
+				t.Fatalf("rollback step: %v", stepNames(m))
+			}
+			leakFree(t, rt, m.ID)
+		})
+	}
+}
+
+func TestProvisionJoinRetriedAfterReset(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := uniqueName("rejoin")
+	rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: workflow.TagName, TagValue: name, Index: 1},
+		Prefix: "microk8s join", Times: 1, ExitCode: 1, Stderr: "Connection failed. Timeout (injected)"})
+	r := provision(t, rt, fmt.Sprintf(`{"name":%q}`, name))
+	m := findByName(t, rt, name)
+	if r.out.Status != "SUCCEEDED" || m.Status != record.Ready {
+		t.Fatalf("status %s / %s: %s %s (%v)", r.out.Status, m.Status, m.FailedStep, m.FailureCause, stepNames(m))
+	}
+	if st := m.Step(workflow.CmdReset); st == nil || st.Outcome != record.Succeeded {
+		t.Fatalf("no successful reset step: %v", stepNames(m))
+	}
+	if st := m.Step(workflow.CmdJoin); st == nil || st.Attempt != 2 {
+		t.Fatalf("join attempts: %v", stepNames(m))
+	}
+	h, _ := rt.Sim.SSMSim.Host(m.Nodes[0].InstanceID)
+	if len(h.Members) != 3 {
+		t.Fatalf("members %d after the retried join", len(h.Members))
+	}
+}
+
+// TestSecretsStayInParameterStore provisions a MEC, collects every place a
+// secret could leak to and searches them for the token and the kubeconfig.
+func TestSecretsStayInParameterStore(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := uniqueName("secret")
+	// Capture the join token while it exists: poll Parameter Store during the run.
+	var tokenMu sync.Mutex
+	var token string
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			m := tryFindByName(rt, name)
+			if m == nil {
+				continue
+			}
+			p, err := rt.Clients("").SSM.GetParameter(context.Background(), &ssm.GetParameterInput{Name: aws.String(workflow.TokenParam(m.ID)), WithDecryption: aws.Bool(true)})
+			if err == nil {
+				tokenMu.Lock()
+				token = aws.ToString(p.Parameter.Value)
+				tokenMu.Unlock()
+				return
+			}
+		}
+	}()
+	r := provision(t, rt, fmt.Sprintf(`{"name":%q}`, name))
+	close(stop)
+	<-done
+	m := findByName(t, rt, name)
+	if m.Status != record.Ready {
+		t.Fatalf("status %s", m.Status)
+	}
+	p, err := rt.Clients("").SSM.GetParameter(context.Background(), &ssm.GetParameterInput{Name: aws.String(workflow.KubeconfigParam(m.ID)), WithDecryption: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := aws.ToString(p.Parameter.Value)
+	tokenMu.Lock()
+	tok := token
+	tokenMu.Unlock()
+	if len(tok) < 32 {
+		t.Fatalf("did not capture the join token during the run (len %d)", len(tok))
+	}
+	secrets := map[string]string{"join token": tok}
+	// Every distinctive line of the kubeconfig (certificates, keys) is a secret.
+	for _, line := range strings.Split(kubeconfig, "\n") {
+		if strings.Contains(line, "-data:") {
+			secrets["kubeconfig "+strings.TrimSpace(strings.SplitN(line, ":", 2)[0])] = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
+		}
+	}
+	if len(secrets) < 2 {
+		t.Fatalf("kubeconfig has no embedded credentials to look for")
+	}
+
+	var haystacks []string
+	for _, l := range rt.Logs.Lines("") {
+		haystacks = append(haystacks, "log "+l.Function+": "+l.Text)
+	}
+	items := scanTable(t, rt)
+	haystacks = append(haystacks, items...)
+	for _, inv := range rt.Sim.SSMSim.Invocations() {
+		params, _ := json.Marshal(inv.Parameters)
+		haystacks = append(haystacks, "command parameters: "+string(params), "command stdout: "+inv.Stdout, "command stderr: "+inv.Stderr)
+	}
+	haystacks = append(haystacks, "execution output: "+aws.ToString(r.out.Output), "execution input: "+aws.ToString(r.out.Input))
+	for what, secret := range secrets {
+		for _, h := range haystacks {
+			if strings.Contains(h, secret) {
+				t.Errorf("%s found in %s", what, h[:min(len(h), 80)])
+			}
+		}
+	}
+}
+
+func tryFindByName(rt *localrt.Runtime, name string) *record.MEC {
+	out, err := rt.Clients("").DynamoDB.GetItem(context.Background(), &dynamodb.GetItemInput{
+		TableName: aws.String(localrt.TableName), Key: map[string]dtypes.AttributeValue{"pk": &dtypes.AttributeValueMemberS{Value: "name#" + name}}})
+	if err != nil || out.Item == nil {
+		return nil
+	}
+	id, _ := out.Item["clusterId"].(*dtypes.AttributeValueMemberS)
+	if id == nil {
+		return nil
+	}
+	return &record.MEC{ID: id.Value}
+}
+
+func scanTable(t *testing.T, rt *localrt.Runtime) []string {
+	t.Helper()
+	var out []string
+	p := dynamodb.NewScanPaginator(rt.Clients("").DynamoDB, &dynamodb.ScanInput{TableName: aws.String(localrt.TableName)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range page.Items {
+			var m map[string]any
+			if err := attributevalue.UnmarshalMap(it, &m); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := json.Marshal(m)
+			out = append(out, "dynamodb item: "+string(b))
+		}
+	}
+	return out
+}
