@@ -11,7 +11,7 @@ BOOTSTRAPS := $(addsuffix /bootstrap,$(addprefix build/,$(FUNCTIONS)))
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all build test test-short lint fmt demo bench fuzz clean tools
+.PHONY: all build test lint fmt demo clean
 
 all: build
 
@@ -38,8 +38,17 @@ lint:
 	 if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changes go.mod/go.sum:"; git --no-pager diff -- go.mod go.sum; \
 	   cp /tmp/mecd-go.mod.bak go.mod; cp /tmp/mecd-go.sum.bak go.sum; exit 1; fi
 
+## demo: provision a MEC on the local runtime (kumo + node simulator + the real Lambdas), then stop everything
+demo: bin/kumo
+	$(GO) run ./cmd/mecd-local demo -kumo bin/kumo
+
+# kumo, pinned in go.mod (tool directive), run as a process by the demo.
+bin/kumo: go.mod go.sum
+	@mkdir -p bin
+	$(GO) build -o $@ github.com/sivchari/kumo/cmd/kumo
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
 clean:
-	rm -rf build cdk.out
+	rm -rf build bin cdk.out

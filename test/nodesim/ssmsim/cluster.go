@@ -133,8 +133,8 @@ type joinArgs struct {
 	worker, skipVerify     bool
 }
 
-func parseJoinArgs(args []string) (joinArgs, error) {
-	var ja joinArgs
+// parseJoinArgs parses join's arguments; a non-empty problem is the error to print.
+func parseJoinArgs(args []string) (ja joinArgs, problem string) {
 	conn := ""
 	for _, a := range args {
 		switch {
@@ -144,16 +144,16 @@ func parseJoinArgs(args []string) (joinArgs, error) {
 			ja.skipVerify = true
 		case a == "--controlplane", a == "--disable-low-memory-guard":
 		case strings.HasPrefix(a, "-"):
-			return ja, fmt.Errorf("Error: No such option: %s", a)
+			return ja, "Error: No such option: " + a
 		case conn == "":
 			conn = a
 		default:
-			return ja, fmt.Errorf("Error: Got unexpected extra argument (%s)", a)
+			return ja, "Error: Got unexpected extra argument (" + a + ")"
 		}
 	}
 	parts := strings.Split(conn, "/")
 	if conn == "" || len(parts) < 2 || len(parts) > 3 {
-		return ja, fmt.Errorf("Please provide a connection string of the form <master_IP>:<master_PORT>/<token>")
+		return ja, "Please provide a connection string of the form <master_IP>:<master_PORT>/<token>"
 	}
 	hp := strings.SplitN(parts[0], ":", 2)
 	ja.ip = hp[0]
@@ -165,7 +165,7 @@ func parseJoinArgs(args []string) (joinArgs, error) {
 	if len(parts) == 3 {
 		ja.check = parts[2]
 	}
-	return ja, nil
+	return ja, ""
 }
 
 // joinOutcome says whether a failed join may work if simply tried again later
@@ -192,9 +192,9 @@ type joinOutcome struct {
 // worker with --worker). A join cut short (the process killed) leaves partial
 // state on both sides, like an injected fault.
 func (s *Sim) join(ctx context.Context, j *host, args []string) joinOutcome {
-	ja, err := parseJoinArgs(args)
-	if err != nil {
-		return joinOutcome{result: failOut(1, err.Error()+"\n")}
+	ja, usage := parseJoinArgs(args)
+	if usage != "" {
+		return joinOutcome{result: failOut(1, usage+"\n")}
 	}
 	contacting := fmt.Sprintf("Contacting cluster at %s\n", ja.ip)
 
@@ -274,22 +274,22 @@ func (s *Sim) join(ctx context.Context, j *host, args []string) joinOutcome {
 	lc.recomputeRoles()
 	j.cluster = lc
 	if ja.worker {
-		return joinOutcome{result: ok(contacting + "\nThe node has joined the cluster and will appear in the nodes list in a few seconds.\n\n" +
+		return joinOutcome{result: success(contacting + "\nThe node has joined the cluster and will appear in the nodes list in a few seconds.\n\n" +
 			"This worker node gets automatically configured with the API server endpoints.\n" +
 			"If the API servers are behind a loadbalancer please set the '--refresh-interval' to '0s' in:\n" +
 			"    /var/snap/microk8s/current/args/apiserver-proxy\n" +
 			"and replace the API server endpoints with the one provided by the loadbalancer in:\n" +
 			"    /var/snap/microk8s/current/args/traefik/provider.yaml\n\nSuccessfully joined the cluster.\n")}
 	}
-	return joinOutcome{result: ok(contacting + "Waiting for this node to finish joining the cluster. .. .. .. .\nSuccessfully joined the cluster.\n")}
+	return joinOutcome{result: success(contacting + "Waiting for this node to finish joining the cluster. .. .. .. .\nSuccessfully joined the cluster.\n")}
 }
 
 // joinFault applies an injected `microk8s join` failure: the join got far
 // enough for the leader's dqlite to take the node in, then failed, leaving
 // partial state on both sides (see the package documentation for the reset).
 func (s *Sim) joinFault(ctx context.Context, j *host, args []string) {
-	ja, err := parseJoinArgs(args)
-	if err != nil {
+	ja, usage := parseJoinArgs(args)
+	if usage != "" {
 		return
 	}
 	s.mu.Lock()
@@ -352,7 +352,7 @@ func (s *Sim) leave(h *host) result {
 		c.recomputeRoles()
 		s.newClusterLocked(h)
 	}
-	return ok("Generating new cluster certificates.\nWaiting for node to start. . \n")
+	return success("Generating new cluster certificates.\nWaiting for node to start. . \n")
 }
 
 // removeNode is `microk8s remove-node <ip|hostname> [--force]` on control-plane
@@ -405,11 +405,11 @@ func (s *Sim) removeNode(r *host, args []string) result {
 			th.partial = "removed from cluster " + c.id + " with --force"
 			s.newClusterLocked(th)
 		}
-		return ok("")
+		return success("")
 	}
 	if state, known := c.dqlite[ip]; known && state != dqMember {
 		delete(c.dqlite, ip)
-		return ok("")
+		return success("")
 	}
 	return failOut(1, fmt.Sprintf("Error from server (NotFound): nodes %q not found\nNode %s does not exist in Kubernetes.\n", target, target))
 }
@@ -465,17 +465,17 @@ func (s *Sim) addNode(h *host, args []string) result {
 	url := fmt.Sprintf("%s:%s/%s/%s", h.ip, clusterAgentPort, tok, check)
 	switch format {
 	case "short":
-		return ok("microk8s join " + url + "\n")
+		return success("microk8s join " + url + "\n")
 	case "token":
-		return ok(tok + "\n")
+		return success(tok + "\n")
 	case "token-check":
-		return ok(tok + "/" + check + "\n")
+		return success(tok + "/" + check + "\n")
 	case "json":
-		return ok(fmt.Sprintf("{\n  \"token\": \"%s/%s\",\n  \"urls\": [\n    \"%s\"\n  ]\n}\n", tok, check, url))
+		return success(fmt.Sprintf("{\n  \"token\": \"%s/%s\",\n  \"urls\": [\n    \"%s\"\n  ]\n}\n", tok, check, url))
 	case "yaml":
-		return ok(fmt.Sprintf("token: %s/%s\nurls:\n- %s\n\n", tok, check, url))
+		return success(fmt.Sprintf("token: %s/%s\nurls:\n- %s\n\n", tok, check, url))
 	}
-	return ok("From the node you wish to join to this cluster, run the following:\n" +
+	return success("From the node you wish to join to this cluster, run the following:\n" +
 		"microk8s join " + url + "\n\n" +
 		"Use the '--worker' flag to join a node as a worker not running the control plane, eg:\n" +
 		"microk8s join " + url + " --worker\n\n" +

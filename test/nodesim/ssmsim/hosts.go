@@ -176,10 +176,14 @@ func (s *Sim) Host(instanceID string) (HostState, bool) {
 	st := HostState{
 		InstanceID: h.id, PrivateIP: h.ip, Hostname: h.hostname, Dir: h.dir, RootDir: h.root,
 		Installed: h.installed, Installing: h.installing, Channel: h.channel,
-		LaunchConfigRaw: string(h.launchRaw), LaunchConfig: h.launch,
-		CertSANs:    append([]string(nil), h.certSANs...),
-		PartialJoin: h.partial != "", PartialReason: h.partial,
+		LaunchConfigRaw: string(h.launchRaw),
+		CertSANs:        append([]string(nil), h.certSANs...),
+		PartialJoin:     h.partial != "", PartialReason: h.partial,
 		LaunchJoin: h.launchJoin, LaunchJoinErr: h.launchJoinErr,
+	}
+	if h.launch != nil {
+		lc := *h.launch
+		st.LaunchConfig = &lc
 	}
 	if h.certDER != nil {
 		st.CertCheck = certCheck(h.certDER)

@@ -91,15 +91,15 @@ func (s *Sim) kubectl(ctx context.Context, h *host, args []string) result {
 	}
 	switch output {
 	case "", "wide":
-		return ok(nodeTable(nodes, output == "wide", noHeaders))
+		return success(nodeTable(nodes, output == "wide", noHeaders))
 	case "name":
 		var b strings.Builder
 		for _, n := range nodes {
 			b.WriteString("node/" + n.name + "\n")
 		}
-		return ok(b.String())
+		return success(b.String())
 	case "json":
-		return ok(nodeJSON(nodes))
+		return success(nodeJSON(nodes))
 	}
 	return fail(1, fmt.Sprintf("error: unable to match a printer suitable for the output format %q, allowed formats are: json,name,wide\n", output))
 }
@@ -254,7 +254,7 @@ func (s *Sim) kubectlWait(ctx context.Context, h *host, args []string) result {
 			}
 		}
 		if pending == "" {
-			return ok(b.String())
+			return success(b.String())
 		}
 		if !sleepFor(wctx, 100*time.Millisecond) {
 			return fail(1, fmt.Sprintf("error: timed out waiting for the condition on nodes/%s\n", pending))

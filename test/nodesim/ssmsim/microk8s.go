@@ -52,7 +52,7 @@ func (s *Sim) microk8s(ctx context.Context, h *host, args []string) result {
 	case "version":
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return ok(fmt.Sprintf("MicroK8s %s revision %s\n", kubeVersion(h.channel), snapRevision))
+		return success(fmt.Sprintf("MicroK8s %s revision %s\n", kubeVersion(h.channel), snapRevision))
 	}
 	return failOut(1, fmt.Sprintf("'%s' is not a valid MicroK8s subcommand.\n", sub)+usage())
 }
@@ -119,15 +119,15 @@ func (s *Sim) status(ctx context.Context, h *host, args []string) result {
 		return failOut(1, "microk8s is not running. Use microk8s inspect for a deeper inspection.\n")
 	}
 	if roleLocked(h) == roleWorker && inMultiNodeLocked(h) {
-		return ok(fmt.Sprintf(workerMessage, "status"))
+		return success(fmt.Sprintf(workerMessage, "status"))
 	}
 	c := h.cluster
 	enabled := func(name string) bool { return c.addons[name] || defaultAddons[name] }
 	if addon != "" {
 		if enabled(addon) {
-			return ok("enabled\n")
+			return success("enabled\n")
 		}
-		return ok("disabled\n")
+		return success("disabled\n")
 	}
 	var voters, standby []string
 	for _, m := range c.members {
@@ -161,7 +161,7 @@ func (s *Sim) status(ctx context.Context, h *host, args []string) result {
 			}
 			fmt.Fprintf(&b, "- name: %s\n  repository: %s\n  description: %s\n  version: %s\n  status: %s\n", a.name, a.repo, a.desc, strings.TrimPrefix(kubeVersion(h.channel), "v"), st)
 		}
-		return ok(b.String())
+		return success(b.String())
 	}
 	b.WriteString("microk8s is running\n")
 	fmt.Fprintf(&b, "high-availability: %s\n", yesNo(ha))
@@ -176,7 +176,7 @@ func (s *Sim) status(ctx context.Context, h *host, args []string) result {
 			}
 			fmt.Fprintf(&b, "  %s/%s: %s\n", a.repo, a.name, st)
 		}
-		return ok(b.String())
+		return success(b.String())
 	}
 	for _, state := range []bool{true, false} {
 		if state {
@@ -190,7 +190,7 @@ func (s *Sim) status(ctx context.Context, h *host, args []string) result {
 			}
 		}
 	}
-	return ok(b.String())
+	return success(b.String())
 }
 
 func yesNo(b bool) string {
@@ -272,7 +272,7 @@ func enableAddonLocked(c *cluster, spec string) error {
 	a, found := findAddon(c, spec)
 	if !found {
 		name, _, _ := strings.Cut(spec, ":")
-		return fmt.Errorf("Addon %s was not found in any repository", name)
+		return fmt.Errorf("addon %s was not found in any repository", name)
 	}
 	c.addons[a.name] = true
 	return nil
@@ -313,7 +313,7 @@ func (s *Sim) enable(ctx context.Context, h *host, args []string) result {
 		c.addons[a.name] = true
 		fmt.Fprintf(&b, "Infer repository %s for addon %s\nEnabling %s\n%s is enabled\n", a.repo, a.name, a.name, a.name)
 	}
-	return ok(b.String())
+	return success(b.String())
 }
 
 func (s *Sim) disable(h *host, args []string) result {
@@ -340,7 +340,7 @@ func (s *Sim) disable(h *host, args []string) result {
 		delete(c.addons, a.name)
 		fmt.Fprintf(&b, "Infer repository %s for addon %s\nDisabling %s\n%s is disabled\n", a.repo, a.name, a.name, a.name)
 	}
-	return ok(b.String())
+	return success(b.String())
 }
 
 // config is `microk8s config`: the admin kubeconfig with embedded
@@ -368,7 +368,7 @@ func (s *Sim) config(h *host) result {
 		s.mu.Unlock()
 	}
 	b64 := base64.StdEncoding.EncodeToString
-	return ok("apiVersion: v1\nclusters:\n- cluster:\n" +
+	return success("apiVersion: v1\nclusters:\n- cluster:\n" +
 		"    certificate-authority-data: " + b64(pki.caPEM) + "\n" +
 		"    server: https://" + ip + ":16443\n" +
 		"  name: microk8s-cluster\ncontexts:\n- context:\n    cluster: microk8s-cluster\n    user: admin\n  name: microk8s\n" +

@@ -83,7 +83,6 @@ type Sim struct {
 	commands map[string]*command
 	order    []*command // SendCommand order
 	imds     imdsState
-	seq      int // cluster ids
 }
 
 type agentInfo struct {

@@ -62,9 +62,9 @@ func (s *Sim) snap(ctx context.Context, h *host, args []string) result {
 		return s.snapRemove(h, args[1:])
 	case "wait":
 		// `snap wait system seed.loaded`: the simulated host is always seeded.
-		return ok("")
+		return success("")
 	case "version":
-		return ok("snap    2.66.1+24.04\nsnapd   2.66.1+24.04\nseries  16\nubuntu  24.04\nkernel  6.8.0-1016-aws\n")
+		return success("snap    2.66.1+24.04\nsnapd   2.66.1+24.04\nseries  16\nubuntu  24.04\nkernel  6.8.0-1016-aws\n")
 	default:
 		return fail(1, fmt.Sprintf("error: unknown command %q, see 'snap help'.\n", args[0]))
 	}
@@ -145,7 +145,7 @@ func (s *Sim) snapInstall(ctx context.Context, h *host, args []string) result {
 	switch {
 	case h.installed:
 		s.mu.Unlock()
-		return ok("snap \"microk8s\" is already installed, see 'snap help refresh'\n")
+		return success("snap \"microk8s\" is already installed, see 'snap help refresh'\n")
 	case h.installing:
 		s.mu.Unlock()
 		return fail(1, "error: snap \"microk8s\" has \"install-snap\" change in progress\n")
@@ -226,7 +226,7 @@ func (s *Sim) snapInstall(ctx context.Context, h *host, args []string) result {
 			s.mu.Unlock()
 		}
 	}
-	return ok(fmt.Sprintf("microk8s (%s) %s from Canonical✓ installed\n", channel, kubeVersion(channel)))
+	return success(fmt.Sprintf("microk8s (%s) %s from Canonical✓ installed\n", channel, kubeVersion(channel)))
 }
 
 // readLaunchConfig reads $MECD_HOST_ROOT/var/snap/microk8s/common/.microk8s.yaml if present.
@@ -293,11 +293,11 @@ func (s *Sim) snapList(h *host, args []string) result {
 	case wantMicrok8s && !installed:
 		return fail(1, "error: no matching snaps installed\n")
 	case wantMicrok8s:
-		return ok(header + mk)
+		return success(header + mk)
 	case installed:
-		return ok(header + base + mk)
+		return success(header + base + mk)
 	default:
-		return ok(header + base)
+		return success(header + base)
 	}
 }
 
@@ -315,7 +315,7 @@ func (s *Sim) snapRemove(h *host, args []string) result {
 		return fail(1, "error: the required argument `<snap> (at least 1 argument)` was not provided\n")
 	}
 	if names[0] != "microk8s" {
-		return ok(fmt.Sprintf("snap %q is not installed\n", names[0]))
+		return success(fmt.Sprintf("snap %q is not installed\n", names[0]))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -323,7 +323,7 @@ func (s *Sim) snapRemove(h *host, args []string) result {
 		return fail(1, "error: snap \"microk8s\" has \"install-snap\" change in progress\n")
 	}
 	if !h.installed {
-		return ok("snap \"microk8s\" is not installed\n")
+		return success("snap \"microk8s\" is not installed\n")
 	}
 	if c := h.cluster; c != nil {
 		if m := c.member(h.id); m != nil && len(c.members) > 1 {
@@ -338,5 +338,5 @@ func (s *Sim) snapRemove(h *host, args []string) result {
 	h.launchJoin, h.launchJoinErr = "", ""
 	_ = os.RemoveAll(filepath.Join(h.root, "var/snap/microk8s"))
 	_ = os.Remove(filepath.Join(h.root, snapBinMicrok8s))
-	return ok("microk8s removed\n")
+	return success("microk8s removed\n")
 }

@@ -70,7 +70,7 @@ type result struct {
 	code           int
 }
 
-func ok(stdout string) result                { return result{stdout: stdout} }
+func success(stdout string) result           { return result{stdout: stdout} }
 func fail(code int, stderr string) result    { return result{stderr: stderr, code: code} }
 func failOut(code int, stdout string) result { return result{stdout: stdout, code: code} }
 
