@@ -192,4 +192,3 @@ func short(s string) string {
 	}
 	return s
 }
-

@@ -172,7 +172,7 @@ func (s *Steps) plan(ctx context.Context, m *record.MEC, step string) (commandPl
 		if st := m.Step(CmdJoin); st != nil && st.Attempt >= MaxJoinAttempts && st.Outcome != record.Running {
 			return commandPlan{}, stepErr(ErrJoinExhausted, "nodes failed to join %d times: %s", st.Attempt, st.Detail)
 		}
-		var joiners, workers []string
+		var workers []string
 		var targets []record.Node
 		for _, nd := range m.Nodes {
 			if nd.Index == 0 || nd.Joined {
@@ -182,7 +182,6 @@ func (s *Steps) plan(ctx context.Context, m *record.MEC, step string) (commandPl
 			if nd.Role == "worker" {
 				workers = append(workers, nd.InstanceID)
 			}
-			joiners = append(joiners, nd.InstanceID)
 		}
 		if m.JoinCheck == "" && len(targets) > 0 {
 			return commandPlan{}, stepErr(ErrStep, "node 0 reported no certificate check")

@@ -59,7 +59,6 @@ func uniqueName(prefix string) string {
 type run struct {
 	out     *sfn.DescribeExecutionOutput
 	summary workflow.Summary
-	mec     *record.MEC
 }
 
 // provision starts the provision state machine as the console does (a bare

@@ -115,7 +115,7 @@ func (rt *Runtime) deploy(ctx context.Context) error {
 		FunctionArns:      d.FunctionArns,
 	}
 	rt.Deployed = d
-	if err := createTable(ctx, dynamodb.NewFromConfig(cfg), TableName); err != nil {
+	if err := CreateTable(ctx, dynamodb.NewFromConfig(cfg), TableName); err != nil {
 		return err
 	}
 	if err := rt.seedRegions(ctx); err != nil {
@@ -175,7 +175,8 @@ func buildFunctions(ctx context.Context, root, out string, srcs []FunctionSource
 	return bins, nil
 }
 
-func createTable(ctx context.Context, c *dynamodb.Client, name string) error {
+// CreateTable creates the backend table (keys, GSIs, TTL) from internal/backend.
+func CreateTable(ctx context.Context, c *dynamodb.Client, name string) error {
 	t := backend.MecTable
 	attrs := map[string]dtypes.ScalarAttributeType{t.HashKey: dtypes.ScalarAttributeTypeS}
 	var gsis []dtypes.GlobalSecondaryIndex

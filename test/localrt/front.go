@@ -68,13 +68,10 @@ func NewFront(kumoURL string, sim SimHandlers, faults *fault.Injector, log *slog
 		log = slog.Default()
 	}
 	f := &Front{kumo: u, sim: sim, faults: faults, log: log, Calls: NewCallCounter(), Polls: NewPollTracker()}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	director := rp.Director
-	rp.Director = func(r *http.Request) {
-		host := r.Host
-		director(r)
-		r.Host = host // keep <apiId>.execute-api.localhost for kumo's API Gateway
-	}
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(u)
+		pr.Out.Host = pr.In.Host // keep <apiId>.execute-api.localhost for kumo's API Gateway
+	}}
 	rp.ModifyResponse = f.modifyResponse
 	rp.FlushInterval = -1
 	// Lambda runtime long-polls idle for as long as a process lives.
@@ -140,9 +137,13 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.Calls.Add(call.Service, call.Action)
-	if code, ok := f.faults.APIFault(call.Service, call.Action); ok {
-		writeFault(w, call, code)
-		return
+	simRunCommand := call.Service == "ssm" && runCommandActions[call.Action]
+	// The Run Command simulator draws its own API faults.
+	if !simRunCommand {
+		if code, ok := f.faults.APIFault(call.Service, call.Action); ok {
+			writeFault(w, call, code)
+			return
+		}
 	}
 	if call.Service == "ssm" && call.AccessKey != "" {
 		if prefix, node := f.sim.NodeScope(call.AccessKey); node && !nodeMayCall(call, prefix) {
@@ -154,7 +155,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case call.Service == "ec2":
 		f.sim.EC2().ServeHTTP(w, r)
-	case call.Service == "ssm" && runCommandActions[call.Action]:
+	case simRunCommand:
 		f.sim.RunCommand().ServeHTTP(w, r)
 	default:
 		f.proxy.ServeHTTP(w, r)

@@ -70,14 +70,6 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-func apiCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
 func wantCode(t *testing.T, err error, code, msgPart string) {
 	t.Helper()
 	if err == nil {

@@ -1,0 +1,88 @@
+package node
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRender(t *testing.T) {
+	tests := []struct {
+		name    string
+		script  string
+		vars    map[string]string
+		wantErr string
+		want    []string
+	}{
+		{"inputs become quoted variables before the helpers", Install, map[string]string{"CHANNEL": "1.35/stable", "NODE0": "i-0123456789abcdef0"},
+			"", []string{"set -euo pipefail", "CHANNEL='1.35/stable'", "NODE0='i-0123456789abcdef0'", "aws_init()", "snap install microk8s"}},
+		{"unknown script", "nope", nil, "no such script", nil},
+		{"quote in a value", Join, map[string]string{"CHECK": "a'b"}, "characters a script input may not have", nil},
+		{"command substitution in a value", Join, map[string]string{"CHECK": "$(reboot)"}, "characters a script input may not have", nil},
+		{"lowercase variable name", Join, map[string]string{"check": "x"}, "bad variable name", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Render(tc.script, tc.vars)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("rendered script lacks %q", w)
+				}
+			}
+			if strings.Index(got, "CHANNEL=") > strings.Index(got, "aws_init()") {
+				t.Error("inputs must come before the helpers")
+			}
+		})
+	}
+}
+
+// TestScriptsAreShellcheckClean runs shellcheck on every rendered script.
+func TestScriptsAreShellcheckClean(t *testing.T) {
+	bin, err := exec.LookPath("shellcheck")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("shellcheck is not installed (make tools installs it)")
+		}
+		t.Skip("shellcheck not installed; `make tools` installs it")
+	}
+	vars := map[string]string{"CHANNEL": "1.35/stable", "EXTRA_SANS": "10.0.0.1", "NODE0": "i-1", "TOKEN_PARAM": "/mecd/x/join-token",
+		"TOKEN_TTL": "600", "READY_TIMEOUT": "600", "LEADER_IP": "10.0.0.1", "CHECK": "abc", "WORKERS": "", "FAILED_IPS": "",
+		"ADDONS": "dns", "EXPECTED_NODES": "3", "ENDPOINT_HOST": "10.0.0.1", "KUBECONFIG_PARAM": "/mecd/x/kubeconfig", "VERIFY_ATTEMPTS": "3"}
+	dir := t.TempDir()
+	for _, name := range Names() {
+		s, err := Render(name, vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, name+".sh")
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// SC2034: inputs unused by a given script are fine.
+		out, err := exec.Command(bin, "-s", "bash", "-e", "SC2034", path).CombinedOutput()
+		if err != nil {
+			t.Errorf("shellcheck %s:\n%s", name, out)
+		}
+	}
+}
+
+func TestParseOutput(t *testing.T) {
+	steps, values := ParseOutput("mecd: hello\n::mecd-step addons 1000 2500\n::mecd-check 0123456789ab\n::mecd-step bad x y\n")
+	if len(steps) != 1 || steps[0] != (Marker{Step: "addons", StartMs: 1000, End: 2500}) {
+		t.Fatalf("steps %+v", steps)
+	}
+	if values["check"] != "0123456789ab" || len(values) != 1 {
+		t.Fatalf("values %v", values)
+	}
+}
