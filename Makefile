@@ -11,7 +11,7 @@ BOOTSTRAPS := $(addsuffix /bootstrap,$(addprefix build/,$(FUNCTIONS)))
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags "-s -w"
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all build test lint fmt demo clean
+.PHONY: all build test lint fmt demo clean tools
 
 all: build
 
@@ -28,11 +28,18 @@ FORCE:
 test:
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
+## tools: what lint and the tests use beyond Go (Debian packages; the machine runs as root)
+tools:
+	@command -v shellcheck >/dev/null || { apt-get update -qq && apt-get install -y -qq shellcheck >/dev/null; }
+	@shellcheck --version | sed -n 2p
+
 ## lint: gofmt, go vet, staticcheck, go mod tidy diff
-lint:
+lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	@# Scripts are rendered as inputs + lib.sh + script: variables cross files (the Go test checks the rendered ones).
+	shellcheck -s bash -e SC2034,SC2154 internal/node/scripts/*.sh
 	@cp go.mod /tmp/mecd-go.mod.bak && cp go.sum /tmp/mecd-go.sum.bak; \
 	 $(GO) mod tidy; \
 	 if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changes go.mod/go.sum:"; git --no-pager diff -- go.mod go.sum; \
