@@ -3,9 +3,10 @@
 //
 //	mecd-local demo [-kumo bin/kumo] [-scale 0.02] [-nodes 3]
 //
-// The demo provisions a MEC by starting the provision state machine as the
-// AWS console would, prints each step as it completes and the final record,
-// then stops every process it started.
+// The demo drives the product as a user would, through the API on kumo's API
+// Gateway over HTTP: create a MEC, follow its steps to READY, list, fetch the
+// kubeconfig, delete it and follow it to DELETED; then it stops every process
+// it started.
 package main
 
 import (
@@ -22,12 +23,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/mecd/mecd/internal/record"
 	"github.com/mecd/mecd/test/localrt"
@@ -76,33 +74,145 @@ func run() error {
 	}()
 	fmt.Printf("mecd demo: local runtime up in %v (front %s, %d functions)\n", time.Since(t0).Round(time.Millisecond), rt.Endpoint, len(rt.Deployed.FunctionNames))
 
-	input := fmt.Sprintf(`{"name":%q,"nodeCount":%d,"addons":["dns","hostpath-storage"],"ttl":"8h"}`, *name, *nodes)
-	fmt.Printf("mecd demo: starting the provision state machine as the console would, input %s\n", input)
+	api := &apiClient{rt: rt}
+	spec := fmt.Sprintf(`{"name":%q,"nodeCount":%d,"addons":["dns","hostpath-storage"],"ttl":"8h"}`, *name, *nodes)
+	fmt.Printf("\n1. POST %s/mecs %s\n", rt.APIURL(), spec)
 	start := time.Now()
-	arn, err := rt.StartExecution(ctx, rt.Deployed.StateMachineArns["provision"], "", input)
+	var m record.MEC
+	code, hdr, err := api.do(ctx, "POST", "/mecs", spec, map[string]string{"Idempotency-Key": "demo-" + *name}, &m)
 	if err != nil {
 		return err
 	}
-	id, err := waitForRecord(ctx, rt, *name)
+	if code != http.StatusAccepted {
+		return fmt.Errorf("POST /mecs answered %d", code)
+	}
+	fmt.Printf("   %d Accepted, Location: %s, status %s\n", code, hdr.Get("Location"), m.Status)
+
+	fmt.Printf("\n2. GET /mecs/%s until READY, one line per completed step\n", m.ID)
+	ready, err := api.follow(ctx, m.ID, record.Ready, start)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("mecd demo: MEC %s record created\n", id)
-	m, err := follow(ctx, rt, id, start)
+	if ready.Status != record.Ready {
+		return fmt.Errorf("MEC %s ended %s at step %s: %s", ready.ID, ready.Status, ready.FailedStep, ready.FailureCause)
+	}
+	fmt.Printf("   READY in %v: endpoint %s, nodes:\n", time.Since(start).Round(time.Millisecond), ready.Endpoint)
+	for _, n := range ready.Nodes {
+		fmt.Printf("     node %d %s %-13s %s\n", n.Index, n.InstanceID, n.Role, n.PrivateIP)
+	}
+
+	fmt.Printf("\n3. GET /mecs\n")
+	var list struct {
+		Items []record.MEC `json:"items"`
+	}
+	if _, _, err := api.do(ctx, "GET", "/mecs?limit=10", "", nil, &list); err != nil {
+		return err
+	}
+	for _, it := range list.Items {
+		fmt.Printf("   %s  %-12s %-9s %-10s %d nodes  expires %s\n", it.ID, it.Name, it.Status, it.Region, len(it.Nodes), fmtTime(it.ExpiresAt))
+	}
+
+	fmt.Printf("\n4. GET /mecs/%s/kubeconfig\n", m.ID)
+	kc, err := api.raw(ctx, "GET", "/mecs/"+m.ID+"/kubeconfig")
 	if err != nil {
 		return err
 	}
-	out, err := rt.WaitExecution(ctx, arn, time.Minute)
+	for _, line := range strings.Split(kc, "\n") {
+		if strings.Contains(line, "server:") || strings.Contains(line, "current-context") {
+			fmt.Printf("   %s\n", strings.TrimSpace(line))
+		}
+	}
+	fmt.Printf("   (%d bytes of YAML; certificates not shown)\n", len(kc))
+
+	fmt.Printf("\n5. DELETE /mecs/%s, then GET until DELETED\n", m.ID)
+	delStart := time.Now()
+	code, _, err = api.do(ctx, "DELETE", "/mecs/"+m.ID, "", nil, nil)
 	if err != nil {
 		return err
 	}
-	b, _ := json.MarshalIndent(m, "", "  ")
-	fmt.Printf("mecd demo: execution %s in %v; final record:\n%s\n", out.Status, time.Since(start).Round(time.Millisecond), b)
-	if m.Status != record.Ready {
-		return fmt.Errorf("MEC %s ended %s at step %s: %s", m.ID, m.Status, m.FailedStep, m.FailureCause)
+	fmt.Printf("   %d Accepted\n", code)
+	gone, err := api.follow(ctx, m.ID, record.Deleted, delStart)
+	if err != nil {
+		return err
 	}
-	fmt.Printf("mecd demo: READY: endpoint %s, kubeconfig in Parameter Store at %s\n", m.Endpoint, m.KubeconfigParameter)
+	leaks, err := rt.LeakAudit(ctx, m.ID)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("   %s in %v; resources left in AWS: %d\n", gone.Status, time.Since(delStart).Round(time.Millisecond), len(leaks))
+	if len(leaks) > 0 {
+		return fmt.Errorf("leaked: %v", leaks)
+	}
 	return nil
+}
+
+func fmtTime(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return t.Format(time.RFC3339)
+}
+
+// apiClient calls the API through kumo's API Gateway over HTTP.
+type apiClient struct{ rt *localrt.Runtime }
+
+func (a *apiClient) do(ctx context.Context, method, path, body string, hdr map[string]string, out any) (int, http.Header, error) {
+	h := http.Header{}
+	for k, v := range hdr {
+		h.Set(k, v)
+	}
+	if body != "" {
+		h.Set("Content-Type", "application/json")
+	}
+	resp, b, err := a.rt.APIRequest(ctx, method, path, strings.NewReader(body), h)
+	if err != nil {
+		return 0, nil, err
+	}
+	if resp.StatusCode >= 400 {
+		return resp.StatusCode, resp.Header, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return resp.StatusCode, resp.Header, fmt.Errorf("%s %s: %w", method, path, err)
+		}
+	}
+	return resp.StatusCode, resp.Header, nil
+}
+
+func (a *apiClient) raw(ctx context.Context, method, path string) (string, error) {
+	resp, b, err := a.rt.APIRequest(ctx, method, path, nil, nil)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	return string(b), nil
+}
+
+// follow prints each step as the record shows it completed, until the MEC
+// reaches want (or FAILED).
+func (a *apiClient) follow(ctx context.Context, id string, want record.Status, start time.Time) (*record.MEC, error) {
+	printed := map[string]bool{}
+	for i := 0; i < 6000; i++ {
+		var m record.MEC
+		if _, _, err := a.do(ctx, "GET", "/mecs/"+id, "", nil, &m); err != nil {
+			return nil, err
+		}
+		for _, st := range m.Steps {
+			key := fmt.Sprintf("%s#%d#%s", st.Name, st.Attempt, st.Outcome)
+			if st.Outcome == record.Running || printed[key] {
+				continue
+			}
+			printed[key] = true
+			fmt.Printf("   [%6.2fs] %-14s %-9s %6.2fs  %s\n", time.Since(start).Seconds(), st.Name, st.Outcome, st.Seconds, short(st.Detail))
+		}
+		if m.Status == want || m.Status == record.Failed {
+			return &m, nil
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("MEC %s not %s after 150s", id, want)
 }
 
 var kumoPID int
@@ -141,49 +251,6 @@ func startKumo(ctx context.Context, bin string) (string, func(), error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// waitForRecord finds the id of the MEC the console run creates (its name claim).
-func waitForRecord(ctx context.Context, rt *localrt.Runtime, name string) (string, error) {
-	ddb := rt.Clients("").DynamoDB
-	for i := 0; i < 600; i++ {
-		out, err := ddb.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(localrt.TableName), ConsistentRead: aws.Bool(true),
-			Key: map[string]dtypes.AttributeValue{"pk": &dtypes.AttributeValueMemberS{Value: "name#" + name}}})
-		if err != nil {
-			return "", err
-		}
-		if v, ok := out.Item["clusterId"].(*dtypes.AttributeValueMemberS); ok {
-			return v.Value, nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return "", fmt.Errorf("no record for %s after 12s", name)
-}
-
-// follow prints each step as the record shows it completed, until the MEC
-// leaves CREATING.
-func follow(ctx context.Context, rt *localrt.Runtime, id string, start time.Time) (*record.MEC, error) {
-	store := &record.Store{DB: rt.Clients("").DynamoDB, Table: localrt.TableName}
-	printed := map[string]bool{}
-	for i := 0; i < 6000; i++ {
-		m, err := store.Get(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		for _, st := range m.Steps {
-			key := fmt.Sprintf("%s#%d#%s", st.Name, st.Attempt, st.Outcome)
-			if st.Outcome == record.Running || printed[key] {
-				continue
-			}
-			printed[key] = true
-			fmt.Printf("  [%6.2fs] %-14s %-9s %6.2fs  %s\n", time.Since(start).Seconds(), st.Name, st.Outcome, st.Seconds, short(st.Detail))
-		}
-		if m.Status != record.Creating {
-			return m, nil
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return nil, fmt.Errorf("MEC %s still CREATING after 150s", id)
 }
 
 func short(s string) string {

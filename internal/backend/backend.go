@@ -109,9 +109,20 @@ var Functions = []Function{
 		MemoryMB: 256, TimeoutSeconds: 60, Placeholder: "CleanupFunctionArn",
 	},
 	{
-		Name: "record-status", Description: "Moves a MEC record to READY, FAILED, DELETING or DELETED",
+		Name: "record-status", Description: "Moves a MEC record to READY, FAILED, DELETING (stopping its provisioning) or DELETED",
 		Env:      []string{EnvTableName, EnvProvisionSMArn, EnvRecordRetention, EnvLogLevel},
 		MemoryMB: 256, TimeoutSeconds: 30, Placeholder: "RecordStatusFunctionArn",
+	},
+	{
+		// More memory buys CPU for the API's p99 (JSON, DynamoDB transactions).
+		Name: "api", Description: "The MEC resource API behind API Gateway (REST, IAM auth)",
+		Env:      []string{EnvTableName, EnvProvisionSMArn, EnvTeardownSMArn, EnvAllowedRegions, EnvLogLevel},
+		MemoryMB: 512, TimeoutSeconds: 29,
+	},
+	{
+		Name: "sweeper", Description: "Starts the teardown of every MEC past its expiry (EventBridge schedule)",
+		Env:      []string{EnvTableName, EnvTeardownSMArn, EnvSweepBatch, EnvLogLevel},
+		MemoryMB: 256, TimeoutSeconds: 120,
 	},
 }
 
@@ -124,6 +135,7 @@ type StateMachine struct {
 // StateMachines lists the workflows.
 var StateMachines = []StateMachine{
 	{Name: "provision", File: "statemachine/provision.asl.json"},
+	{Name: "teardown", File: "statemachine/teardown.asl.json"},
 }
 
 // Resources are the deployed identifiers the environment is built from.
@@ -244,3 +256,12 @@ var EventRules = []EventRule{
 			`"detail":{"status":["Success","Failed","TimedOut","Cancelled","Undeliverable","Terminated","DeliveryTimedOut","ExecutionTimedOut"]}}`,
 	},
 }
+
+// APIResources are the REST API's resources. Each has one ANY method with a
+// Lambda proxy integration to the "api" function (AWS_IAM auth on AWS), so
+// the handler answers every route, including 404 and 405, in one JSON shape;
+// the greedy resource catches paths outside the API.
+var APIResources = []string{"/mecs", "/mecs/{id}", "/mecs/{id}/kubeconfig", "/{proxy+}"}
+
+// APIStage is the deployed stage name.
+const APIStage = "v1"

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+
 	"github.com/mecd/mecd/internal/record"
 )
 
@@ -39,7 +42,13 @@ func summarize(m *record.MEC) Summary {
 	return sum
 }
 
-// RecordStatus moves a record to READY, FAILED, DELETING or DELETED.
+// TeardownFailed is the pseudo-status the teardown machine records when its
+// cleanup failed: the MEC stays DELETING, with the cause, so a new DELETE
+// (or the sweeper) can start the teardown again.
+const TeardownFailed record.Status = "TEARDOWN_FAILED"
+
+// RecordStatus moves a record to READY, FAILED, DELETING or DELETED. Moving a
+// MEC that is still CREATING to DELETING stops its provisioning first.
 func (s *Steps) RecordStatus(ctx context.Context, in StatusInput) (Summary, error) {
 	id := in.State.ClusterID
 	if id == "" {
@@ -51,7 +60,9 @@ func (s *Steps) RecordStatus(ctx context.Context, in StatusInput) (Summary, erro
 		return Summary{Status: record.Failed, FailedStep: StepRecord, FailureCause: cause}, nil
 	}
 	now := s.now()
+	var stopArn string
 	m, err := s.Store.Update(ctx, id, func(r *record.MEC) error {
+		stopArn = ""
 		switch in.Status {
 		case record.Ready:
 			if r.Status != record.Creating {
@@ -62,6 +73,9 @@ func (s *Steps) RecordStatus(ctx context.Context, in StatusInput) (Summary, erro
 			r.StartStep(StepReady, now)
 			r.EndStep(StepReady, record.Succeeded, "", now)
 		case record.Failed:
+			if r.Status != record.Creating {
+				return record.ErrNoChange // deleted meanwhile: the teardown owns the record now
+			}
 			cause := "unknown"
 			if in.State.Error != nil {
 				cause = causeText(in.State.Error)
@@ -87,22 +101,29 @@ func (s *Steps) RecordStatus(ctx context.Context, in StatusInput) (Summary, erro
 				cause += " (rollback incomplete: " + causeText(in.State.CleanupEr) + ")"
 			}
 			r.FailedStep, r.FailureCause = failed, tail(cause, 2000)
-			if r.Status == record.Creating {
-				r.Status = record.Failed
-			}
+			r.Status = record.Failed
 		case record.Deleting:
-			if r.Status == record.Deleting {
-				return record.ErrNoChange
-			}
 			if r.Status == record.Deleted {
-				return stepErr(ErrCancelled, "MEC %s is already DELETED", id)
+				return record.ErrNoChange // a repeated teardown: cleanup finds nothing, DELETED stays
+			}
+			if r.Status == record.Creating {
+				stopArn = r.ExecutionArn
 			}
 			r.Status = record.Deleting
+			r.FailedStep, r.FailureCause = "", ""
+			r.StartStep(StepTeardown, now)
 		case record.Deleted:
 			if r.Status == record.Deleted {
 				return record.ErrNoChange
 			}
 			r.Status = record.Deleted
+		case TeardownFailed:
+			cause := "unknown"
+			if in.State.Error != nil {
+				cause = causeText(in.State.Error)
+			}
+			r.EndStep(StepTeardown, record.StepError, tail(cause, 2000), now)
+			r.FailedStep, r.FailureCause = StepTeardown, tail(cause, 2000)
 		default:
 			return stepErr(ErrStep, "unknown status %q", in.Status)
 		}
@@ -113,6 +134,16 @@ func (s *Steps) RecordStatus(ctx context.Context, in StatusInput) (Summary, erro
 			return Summary{ClusterID: id, Status: record.Failed}, nil
 		}
 		return Summary{}, err
+	}
+	if stopArn != "" {
+		// The provisioning must not race the teardown; its own steps also
+		// stop at the next check, for executions whose ARN is unknown.
+		_, err := s.SFN.StopExecution(ctx, &sfn.StopExecutionInput{ExecutionArn: aws.String(stopArn),
+			Error: aws.String("Deleted"), Cause: aws.String("the MEC was deleted while it was being provisioned")})
+		if err != nil && apiCode(err) != "ExecutionDoesNotExist" {
+			return Summary{}, fmt.Errorf("stop provisioning %s: %w", stopArn, err)
+		}
+		s.Log.InfoContext(ctx, "provisioning stopped", "clusterId", id, "execution", stopArn)
 	}
 	s.Log.InfoContext(ctx, "record status", "clusterId", id, "status", m.Status, "failedStep", m.FailedStep)
 	return summarize(m), nil

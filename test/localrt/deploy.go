@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/apigateway"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -48,6 +49,7 @@ type Deployed struct {
 	FunctionArns     map[string]string
 	StateMachineArns map[string]string // by backend.StateMachine.Name
 	NodeProfileArn   string
+	APIID            string
 	Resources        backend.Resources
 }
 
@@ -139,6 +141,9 @@ func (rt *Runtime) deploy(ctx context.Context) error {
 		return nil
 	}
 	if err := rt.createStateMachines(ctx, sfn.NewFromConfig(cfg), root); err != nil {
+		return err
+	}
+	if err := rt.createAPI(ctx, apigateway.NewFromConfig(cfg)); err != nil {
 		return err
 	}
 	return rt.createRules(ctx, eventbridge.NewFromConfig(cfg), lc)
@@ -316,7 +321,10 @@ func (rt *Runtime) createStateMachines(ctx context.Context, c *sfn.Client, root 
 		if err != nil {
 			return fmt.Errorf("create state machine %s: %w", sm.Name, err)
 		}
-		rt.Deployed.StateMachineArns[sm.Name] = aws.ToString(out.StateMachineArn)
+		if got := aws.ToString(out.StateMachineArn); got != rt.Deployed.StateMachineArns[sm.Name] {
+			// The functions' environment was built from the predicted ARN.
+			return fmt.Errorf("state machine %s: ARN %s, predicted %s", sm.Name, got, rt.Deployed.StateMachineArns[sm.Name])
+		}
 	}
 	return nil
 }

@@ -1,0 +1,354 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+	"gopkg.in/yaml.v3"
+
+	"github.com/mecd/mecd/internal/record"
+	"github.com/mecd/mecd/internal/workflow"
+	"github.com/mecd/mecd/test/localrt"
+	"github.com/mecd/mecd/test/nodesim/fault"
+)
+
+// call sends a request to the API through kumo's API Gateway over HTTP.
+func call(t *testing.T, rt *localrt.Runtime, method, path, body string, hdr map[string]string) (int, http.Header, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h := http.Header{}
+	for k, v := range hdr {
+		h.Set(k, v)
+	}
+	if body != "" {
+		h.Set("Content-Type", "application/json")
+	}
+	resp, b, err := rt.APIRequest(ctx, method, path, strings.NewReader(body), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b
+}
+
+func decodeMEC(t *testing.T, b []byte) *record.MEC {
+	t.Helper()
+	var m record.MEC
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("not a record: %s", b)
+	}
+	return &m
+}
+
+// waitStatus polls GET /mecs/{id} until the MEC reaches want (bounded).
+func waitStatus(t *testing.T, rt *localrt.Runtime, id string, want record.Status, within time.Duration) *record.MEC {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var last *record.MEC
+	for time.Now().Before(deadline) {
+		code, _, b := call(t, rt, "GET", "/mecs/"+id, "", nil)
+		if code != http.StatusOK {
+			t.Fatalf("GET /mecs/%s: %d %s", id, code, b)
+		}
+		last = decodeMEC(t, b)
+		if last.Status == want {
+			return last
+		}
+		if want == record.Ready && last.Status == record.Failed {
+			t.Fatalf("MEC %s FAILED at %s: %s", id, last.FailedStep, last.FailureCause)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("MEC %s is %s after %v, want %s (steps %v)", id, last.Status, within, want, stepNames(last))
+	return nil
+}
+
+func create(t *testing.T, rt *localrt.Runtime, body string, hdr map[string]string) (int, http.Header, *record.MEC, []byte) {
+	t.Helper()
+	code, h, b := call(t, rt, "POST", "/mecs", body, hdr)
+	if code != http.StatusAccepted {
+		return code, h, nil, b
+	}
+	return code, h, decodeMEC(t, b), b
+}
+
+func TestLifecycleThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := uniqueName("api")
+	code, h, m, b := create(t, rt, fmt.Sprintf(`{"name":%q,"ttl":"2h"}`, name), nil)
+	if code != http.StatusAccepted || m.Status != record.Creating {
+		t.Fatalf("POST /mecs: %d %s", code, b)
+	}
+	if h.Get("Location") != "/mecs/"+m.ID {
+		t.Fatalf("Location %q", h.Get("Location"))
+	}
+	ready := waitStatus(t, rt, m.ID, record.Ready, 90*time.Second)
+	for _, st := range []string{workflow.StepResolve, workflow.StepSecurityGrp, workflow.StepLaunch, workflow.StepNodesOnline,
+		workflow.CmdInstall, workflow.CmdJoin, workflow.StepAddons, workflow.StepVerify, workflow.StepKubeconfig, workflow.StepReady} {
+		if s := ready.Step(st); s == nil || s.Outcome != record.Succeeded || s.EndedAt == nil {
+			t.Errorf("GET shows no completed step %s: %v", st, stepNames(ready))
+		}
+	}
+
+	code, h, b = call(t, rt, "GET", "/mecs/"+m.ID+"/kubeconfig", "", nil)
+	if code != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "application/yaml") {
+		t.Fatalf("kubeconfig: %d %s", code, h.Get("Content-Type"))
+	}
+	var kc struct {
+		Clusters []struct {
+			Cluster struct {
+				Server string `yaml:"server"`
+			} `yaml:"cluster"`
+		} `yaml:"clusters"`
+	}
+	if err := yaml.Unmarshal(b, &kc); err != nil || len(kc.Clusters) != 1 || kc.Clusters[0].Cluster.Server != ready.Endpoint {
+		t.Fatalf("kubeconfig is not YAML pointing at %s: %v", ready.Endpoint, err)
+	}
+
+	code, _, b = call(t, rt, "GET", "/mecs?status=READY&limit=100", "", nil)
+	if code != http.StatusOK || !bytes.Contains(b, []byte(m.ID)) {
+		t.Fatalf("list READY: %d, does not contain %s", code, m.ID)
+	}
+
+	code, _, b = call(t, rt, "DELETE", "/mecs/"+m.ID, "", nil)
+	if code != http.StatusAccepted {
+		t.Fatalf("DELETE: %d %s", code, b)
+	}
+	gone := waitStatus(t, rt, m.ID, record.Deleted, 60*time.Second)
+	if gone.DeletedAt == nil {
+		t.Error("DELETED record has no deletedAt")
+	}
+	leakFree(t, rt, m.ID)
+	code, _, _ = call(t, rt, "GET", "/mecs/"+m.ID+"/kubeconfig", "", nil)
+	if code != http.StatusConflict {
+		t.Errorf("kubeconfig of a DELETED MEC: %d, want 409", code)
+	}
+}
+
+func TestIdempotencyAndNames(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := uniqueName("idem")
+	body := fmt.Sprintf(`{"name":%q,"nodeCount":1}`, name)
+	key := map[string]string{"Idempotency-Key": "key-" + name}
+
+	ids := make([]string, 10)
+	codes := make([]int, 10)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			code, _, m, _ := create(t, rt, body, key)
+			codes[i] = code
+			if m != nil {
+				ids[i] = m.ID
+			}
+		}(i)
+	}
+	wg.Wait()
+	for i := range ids {
+		if codes[i] != http.StatusAccepted || ids[i] != ids[0] {
+			t.Fatalf("request %d: %d id %q, want 202 and %q", i, codes[i], ids[i], ids[0])
+		}
+	}
+	id := ids[0]
+	if code, _, _, b := create(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":2}`, name), key); code != http.StatusUnprocessableEntity {
+		t.Fatalf("same key, other body: %d %s, want 422", code, b)
+	}
+	if code, _, _, b := create(t, rt, body, map[string]string{"Idempotency-Key": "other-" + name}); code != http.StatusConflict {
+		t.Fatalf("same name while live: %d %s, want 409", code, b)
+	}
+	// One provisioning ran for the ten requests.
+	execs, err := rt.Clients("").SFN.ListExecutions(context.Background(), &sfn.ListExecutionsInput{StateMachineArn: aws.String(rt.Deployed.StateMachineArns["provision"])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range execs.Executions {
+		if aws.ToString(e.Name) == id {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d provision executions named %s, want 1", n, id)
+	}
+	waitStatus(t, rt, id, record.Ready, 90*time.Second)
+	if code, _, b := call(t, rt, "DELETE", "/mecs/"+id, "", nil); code != http.StatusAccepted {
+		t.Fatalf("DELETE: %d %s", code, b)
+	}
+	waitStatus(t, rt, id, record.Deleted, 60*time.Second)
+	code, _, again, b := create(t, rt, body, map[string]string{"Idempotency-Key": "third-" + name})
+	if code != http.StatusAccepted || again.ID == id {
+		t.Fatalf("the name is not free again once DELETED: %d %s", code, b)
+	}
+	waitStatus(t, rt, again.ID, record.Ready, 90*time.Second)
+	call(t, rt, "DELETE", "/mecs/"+again.ID, "", nil)
+	waitStatus(t, rt, again.ID, record.Deleted, 60*time.Second)
+	leakFree(t, rt, again.ID)
+}
+
+func TestDeleteWhileCreating(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := uniqueName("early")
+	code, _, m, b := create(t, rt, fmt.Sprintf(`{"name":%q}`, name), nil)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", code, b)
+	}
+	// Wait until the nodes exist, then delete twice.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, _, b := call(t, rt, "GET", "/mecs/"+m.ID, "", nil)
+		cur := decodeMEC(t, b)
+		if len(cur.Nodes) > 0 && cur.Status == record.Creating {
+			break
+		}
+		if cur.Status != record.Creating || time.Now().After(deadline) {
+			t.Fatalf("MEC %s is %s with %d nodes before the delete", m.ID, cur.Status, len(cur.Nodes))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := 0; i < 2; i++ {
+		if code, _, b := call(t, rt, "DELETE", "/mecs/"+m.ID, "", nil); code != http.StatusAccepted {
+			t.Fatalf("DELETE %d: %d %s", i, code, b)
+		}
+	}
+	gone := waitStatus(t, rt, m.ID, record.Deleted, 60*time.Second)
+	if gone.Status != record.Deleted {
+		t.Fatal(gone.Status)
+	}
+	leakFree(t, rt, m.ID)
+	c := rt.Clients("").SFN
+	prov, err := c.DescribeExecution(context.Background(), &sfn.DescribeExecutionInput{ExecutionArn: aws.String(gone.ExecutionArn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prov.Status == sfntypes.ExecutionStatusRunning || prov.Status == sfntypes.ExecutionStatusSucceeded {
+		t.Fatalf("provisioning is %s after the delete", prov.Status)
+	}
+	execs, err := c.ListExecutions(context.Background(), &sfn.ListExecutionsInput{StateMachineArn: aws.String(rt.Deployed.StateMachineArns["teardown"])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range execs.Executions {
+		if strings.Contains(aws.ToString(e.Name), m.ID) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d teardown executions for %s, want 1", n, m.ID)
+	}
+}
+
+func TestTeardownIsIdempotent(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := uniqueName("thrice")
+	r := provision(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":1}`, name))
+	if r.out.Status != "SUCCEEDED" {
+		t.Fatalf("provision %s", r.out.Status)
+	}
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		arn, err := rt.StartExecution(ctx, rt.Deployed.StateMachineArns["teardown"], fmt.Sprintf("again-%d-%s", i, r.summary.ClusterID),
+			fmt.Sprintf(`{"clusterId":%q}`, r.summary.ClusterID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := rt.WaitExecution(ctx, arn, 60*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Status != sfntypes.ExecutionStatusSucceeded {
+			t.Fatalf("teardown run %d: %s %s %s", i, out.Status, aws.ToString(out.Error), aws.ToString(out.Cause))
+		}
+		m := findByName(t, rt, name)
+		if m.Status != record.Deleted {
+			t.Fatalf("after teardown run %d the MEC is %s", i, m.Status)
+		}
+	}
+	leakFree(t, rt, r.summary.ClusterID)
+}
+
+func TestSweeperTearsDownExactlyTheExpired(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	ctx := context.Background()
+	store := &record.Store{DB: rt.Clients("").DynamoDB, Table: localrt.TableName}
+	past := time.Now().Add(-time.Minute).UTC()
+
+	mk := func(prefix, extra string, fail bool) *record.MEC {
+		name := uniqueName(prefix)
+		if fail {
+			rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: workflow.TagName, TagValue: name, Index: 0},
+				Prefix: "snap install", ExitCode: 1, Stderr: "injected"})
+		}
+		r := provision(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":1%s}`, name, extra))
+		want := "SUCCEEDED"
+		if fail {
+			want = "FAILED"
+		}
+		if string(r.out.Status) != want {
+			t.Fatalf("%s: %s", name, r.out.Status)
+		}
+		return findByName(t, rt, name)
+	}
+	expiredReady := mk("exp-ready", `,"ttl":"10m"`, false)
+	expiredFailed := mk("exp-failed", `,"ttl":"10m"`, true)
+	notYet := mk("not-yet", `,"ttl":"10m"`, false)
+	never := mk("no-ttl", ``, false)
+	for _, m := range []*record.MEC{expiredReady, expiredFailed} {
+		if _, err := store.Update(ctx, m.ID, func(r *record.MEC) error { r.ExpiresAt = &past; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// EventBridge's scheduled-event payload.
+	event := fmt.Sprintf(`{"version":"0","id":"%d","detail-type":"Scheduled Event","source":"aws.events","account":"000000000000",`+
+		`"time":%q,"region":"us-east-1","resources":["arn:aws:events:us-east-1:000000000000:rule/mecd-sweeper"],"detail":{}}`,
+		time.Now().UnixNano(), time.Now().UTC().Format(time.RFC3339))
+	out, err := rt.Clients("").Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(localrt.FunctionName("sweeper")), Payload: []byte(event)})
+	if err != nil || out.FunctionError != nil {
+		t.Fatalf("sweeper: %v %s", err, out.Payload)
+	}
+	for _, m := range []*record.MEC{expiredReady, expiredFailed} {
+		waitStatus(t, rt, m.ID, record.Deleted, 60*time.Second)
+		leakFree(t, rt, m.ID)
+	}
+	for _, m := range []*record.MEC{notYet, never} {
+		got, err := store.Get(ctx, m.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != record.Ready || got.TeardownExecutionArn != "" {
+			t.Errorf("%s (%s) was touched: %s %s", m.Name, m.ID, got.Status, got.TeardownExecutionArn)
+		}
+	}
+	// A second sweep finds nothing new to start.
+	out, err = rt.Clients("").Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(localrt.FunctionName("sweeper")), Payload: []byte(event)})
+	if err != nil || out.FunctionError != nil {
+		t.Fatalf("second sweep: %v %s", err, out.Payload)
+	}
+	var rep struct {
+		Started []string `json:"started"`
+	}
+	_ = json.Unmarshal(out.Payload, &rep)
+	for _, id := range rep.Started {
+		if id == notYet.ID || id == never.ID {
+			t.Errorf("second sweep started %s", id)
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package localrt
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/apigateway"
+
+	"github.com/mecd/mecd/internal/backend"
+)
+
+// createAPI builds the REST API from backend.APIResources on kumo's API
+// Gateway, each resource's ANY method proxying to the api function.
+func (rt *Runtime) createAPI(ctx context.Context, c *apigateway.Client) error {
+	api, err := c.CreateRestApi(ctx, &apigateway.CreateRestApiInput{Name: aws.String("mecd")})
+	if err != nil {
+		return fmt.Errorf("create rest api: %w", err)
+	}
+	apiID := aws.ToString(api.Id)
+	res, err := c.GetResources(ctx, &apigateway.GetResourcesInput{RestApiId: api.Id})
+	if err != nil {
+		return fmt.Errorf("get resources: %w", err)
+	}
+	ids := map[string]string{}
+	for _, r := range res.Items {
+		ids[aws.ToString(r.Path)] = aws.ToString(r.Id)
+	}
+	paths := append([]string(nil), backend.APIResources...)
+	sort.Slice(paths, func(i, j int) bool { return strings.Count(paths[i], "/") < strings.Count(paths[j], "/") })
+	uri := fmt.Sprintf("arn:aws:apigateway:%s:lambda:path/2015-03-31/functions/%s/invocations", rt.Region, rt.functionArn("api"))
+	for _, p := range paths {
+		parent := p[:strings.LastIndex(p, "/")]
+		if parent == "" {
+			parent = "/"
+		}
+		parentID, ok := ids[parent]
+		if !ok {
+			return fmt.Errorf("api resource %s: parent %s not created first", p, parent)
+		}
+		r, err := c.CreateResource(ctx, &apigateway.CreateResourceInput{RestApiId: api.Id, ParentId: aws.String(parentID), PathPart: aws.String(p[strings.LastIndex(p, "/")+1:])})
+		if err != nil {
+			return fmt.Errorf("api resource %s: %w", p, err)
+		}
+		ids[p] = aws.ToString(r.Id)
+		if _, err := c.PutMethod(ctx, &apigateway.PutMethodInput{RestApiId: api.Id, ResourceId: r.Id, HttpMethod: aws.String("ANY"),
+			AuthorizationType: aws.String("AWS_IAM")}); err != nil {
+			return fmt.Errorf("api method %s: %w", p, err)
+		}
+		if _, err := c.PutIntegration(ctx, &apigateway.PutIntegrationInput{RestApiId: api.Id, ResourceId: r.Id, HttpMethod: aws.String("ANY"),
+			Type: "AWS_PROXY", IntegrationHttpMethod: aws.String("POST"), Uri: aws.String(uri)}); err != nil {
+			return fmt.Errorf("api integration %s: %w", p, err)
+		}
+	}
+	if _, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: aws.String(backend.APIStage)}); err != nil {
+		return fmt.Errorf("deploy api: %w", err)
+	}
+	rt.Deployed.APIID = apiID
+	return nil
+}
+
+// APIURL is the local API's base URL (send requests with APIHost as Host).
+func (rt *Runtime) APIURL() string { return rt.Endpoint + "/" + backend.APIStage }
+
+// APIHost is the Host header kumo routes the API by.
+func (rt *Runtime) APIHost() string { return rt.Deployed.APIID + ".execute-api.localhost" }
+
+// APIRequest sends one HTTP request to the local API Gateway.
+func (rt *Runtime) APIRequest(ctx context.Context, method, path string, body io.Reader, header http.Header) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, rt.APIURL()+path, body)
+	if err != nil {
+		return nil, nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Host = rt.APIHost()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp, b, err
+}
+
+// APIEndpoint is the local API's URL as a client configures it
+// (http://<apiId>.execute-api.localhost:4566/v1). *.localhost names are
+// loopback (RFC 6761): browsers resolve them so; Go clients dial 127.0.0.1.
+func (rt *Runtime) APIEndpoint() string {
+	return "http://" + rt.APIHost() + ":" + strings.TrimPrefix(FrontAddr, "127.0.0.1:") + "/" + backend.APIStage
+}
