@@ -201,7 +201,7 @@ func (a *apiClient) follow(ctx context.Context, id string, want record.Status, s
 		}
 		for _, st := range m.Steps {
 			key := fmt.Sprintf("%s#%d#%s", st.Name, st.Attempt, st.Outcome)
-			if st.Outcome == record.Running || printed[key] {
+			if st.Outcome == record.Running || printed[key] || (st.EndedAt != nil && st.EndedAt.Before(start)) {
 				continue
 			}
 			printed[key] = true
