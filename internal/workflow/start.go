@@ -20,35 +20,50 @@ type Starter interface {
 }
 
 // TeardownName is the execution name of a MEC's teardown: fixed, so the API
-// and the sweeper can never run two; after a failed teardown the next
-// attempt gets a numbered name (names are unique for 90 days).
-func TeardownName(m *record.MEC) string {
-	name := "teardown-" + m.ID
-	if st := m.Step(StepTeardown); st != nil && st.Outcome == record.StepError {
-		name += "-" + strconv.Itoa(st.Attempt+1)
+// and the sweeper can never run two at once. Names are unique for 90 days,
+// so after a teardown that ended without deleting the MEC (failed, aborted,
+// timed out) the next attempt is numbered: teardown-<id>-2, -3, ...
+func TeardownName(m *record.MEC, attempt int) string {
+	if attempt <= 1 {
+		return "teardown-" + m.ID
 	}
-	return name
+	return "teardown-" + m.ID + "-" + strconv.Itoa(attempt)
 }
 
-// StartTeardown starts (or finds running) the teardown of m and returns the
-// execution ARN. started is false when a teardown was already running.
+// maxTeardownAttempts bounds the numbered names tried.
+const maxTeardownAttempts = 20
+
+// StartTeardown starts the teardown of m, or finds the one running, and
+// returns the execution ARN; started is false when one was already running
+// (or had already succeeded).
 func StartTeardown(ctx context.Context, c Starter, stateMachineArn string, m *record.MEC) (arn string, started bool, err error) {
-	name := TeardownName(m)
-	out, err := c.StartExecution(ctx, &sfn.StartExecutionInput{
-		StateMachineArn: aws.String(stateMachineArn),
-		Name:            aws.String(name),
-		Input:           aws.String(fmt.Sprintf(`{"clusterId":%q}`, m.ID)),
-	})
-	if err == nil {
-		return aws.ToString(out.ExecutionArn), true, nil
+	for attempt := 1; attempt <= maxTeardownAttempts; attempt++ {
+		name := TeardownName(m, attempt)
+		out, err := c.StartExecution(ctx, &sfn.StartExecutionInput{
+			StateMachineArn: aws.String(stateMachineArn),
+			Name:            aws.String(name),
+			Input:           aws.String(fmt.Sprintf(`{"clusterId":%q}`, m.ID)),
+		})
+		if err == nil {
+			return aws.ToString(out.ExecutionArn), true, nil
+		}
+		var exists *sfntypes.ExecutionAlreadyExists
+		if !errors.As(err, &exists) {
+			return "", false, fmt.Errorf("start teardown %s: %w", name, err)
+		}
+		arn = executionArn(stateMachineArn, name)
+		d, err := c.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
+		if err != nil {
+			return "", false, fmt.Errorf("describe teardown %s: %w", name, err)
+		}
+		switch d.Status {
+		case sfntypes.ExecutionStatusRunning, sfntypes.ExecutionStatusPendingRedrive, sfntypes.ExecutionStatusSucceeded:
+			// The running (or finished) one answers this request.
+			return arn, false, nil
+		}
+		// That attempt ended without deleting the MEC: try the next name.
 	}
-	var exists *sfntypes.ExecutionAlreadyExists
-	if !errors.As(err, &exists) {
-		return "", false, fmt.Errorf("start teardown %s: %w", name, err)
-	}
-	// The same name ran before: the running one answers this request.
-	arn = executionArn(stateMachineArn, name)
-	return arn, false, nil
+	return "", false, fmt.Errorf("start teardown of %s: %d attempts already ended without deleting it", m.ID, maxTeardownAttempts)
 }
 
 // StartProvision starts the provisioning of a record the API created. The
