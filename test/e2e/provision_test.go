@@ -515,3 +515,62 @@ func scanTable(t *testing.T, rt *localrt.Runtime) []string {
 	}
 	return out
 }
+
+func TestPublicEndpoint(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := uniqueName("public")
+	r := provision(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":1,"publicEndpoint":true,"apiAccessCidrs":["198.51.100.0/24"]}`, name))
+	m := findByName(t, rt, name)
+	if r.out.Status != "SUCCEEDED" || m.Status != record.Ready {
+		t.Fatalf("status %s: %s %s", r.out.Status, m.FailedStep, m.FailureCause)
+	}
+	n0 := m.Nodes[0]
+	if n0.PublicIP == "" || m.Endpoint != "https://"+n0.PublicIP+":16443" {
+		t.Fatalf("endpoint %s, node 0 public IP %q", m.Endpoint, n0.PublicIP)
+	}
+	h, _ := rt.Sim.SSMSim.Host(n0.InstanceID)
+	if !slices.Contains(h.CertSANs, n0.PublicIP) {
+		t.Fatalf("API server SANs %v lack the public IP %s", h.CertSANs, n0.PublicIP)
+	}
+	p, err := rt.Clients("").SSM.GetParameter(context.Background(), &ssm.GetParameterInput{Name: aws.String(workflow.KubeconfigParam(m.ID)), WithDecryption: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(aws.ToString(p.Parameter.Value), "server: https://"+n0.PublicIP+":16443") {
+		t.Fatal("kubeconfig does not point at the public endpoint")
+	}
+}
+
+// TestProvisionUnderThrottling: AWS answers some calls with throttling
+// errors; the SDK's retryer and the state machine's Retry absorb them.
+func TestProvisionUnderThrottling(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	for _, f := range []fault.API{
+		{Service: "ec2", Action: "RunInstances", Rate: 1, Code: "RequestLimitExceeded", Times: 2},
+		{Service: "ec2", Action: "DescribeInstances", Rate: 0.3, Code: "RequestLimitExceeded", Times: 6},
+		{Service: "ssm", Action: "SendCommand", Rate: 0.3, Code: "ThrottlingException", Times: 3},
+		{Service: "dynamodb", Action: "PutItem", Rate: 0.2, Code: "ThrottlingException", Times: 6},
+	} {
+		rt.Sim.Faults.FailAPI(f)
+	}
+	name := uniqueName("throttled")
+	r := provision(t, rt, fmt.Sprintf(`{"name":%q}`, name))
+	m := findByName(t, rt, name)
+	if r.out.Status != "SUCCEEDED" || m.Status != record.Ready {
+		t.Fatalf("status %s / %s: %s %s", r.out.Status, m.Status, m.FailedStep, m.FailureCause)
+	}
+	if got := len(rt.Sim.EC2Sim.Instances()); got == 0 {
+		t.Fatal("no instances")
+	}
+	n := 0
+	for _, in := range rt.Sim.EC2Sim.Instances() {
+		if in.Tags[workflow.TagClusterID] == m.ID {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d instances for the MEC, want exactly 3 (a retried RunInstances must not launch more)", n)
+	}
+}
