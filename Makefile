@@ -59,3 +59,37 @@ fmt:
 
 clean:
 	rm -rf build bin cdk.out
+
+# --- Deploying to AWS (README "Deploying to AWS") ---------------------------
+# synth needs Go only. deploy, destroy and bootstrap use the CDK CLI pinned in
+# package.json (installed here with npm ci), credentials from AWS_PROFILE and
+# the home region from cdk.json (override: make deploy REGION=... REGIONS=a,b).
+CDK_CLI     := node_modules/.bin/cdk
+CDK_CONTEXT  = $(if $(REGION),-c mecd:region=$(REGION)) $(if $(REGIONS),-c mecd:regions=$(REGIONS))
+
+.PHONY: synth deploy destroy bootstrap
+
+## synth: build, then write cdk.out/*.template.json with the Go app alone (a cdk-nag finding fails it)
+synth: build
+	$(GO) run ./cmd/cdk $(CDK_CONTEXT)
+
+$(CDK_CLI): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+## bootstrap: once per account and region, the CDK's deployment resources (every region the app deploys to)
+bootstrap: build $(CDK_CLI)
+	$(CDK_CLI) bootstrap $(CDK_CONTEXT)
+
+## deploy: build, then deploy the backend stack and its event forwarders (asks before widening IAM)
+deploy: build $(CDK_CLI)
+	$(CDK_CLI) deploy --all $(CDK_CONTEXT)
+
+## destroy: delete the stacks (the table is kept unless mecd:retainTable is false; tear MECs down first)
+destroy: build $(CDK_CLI)
+	$(CDK_CLI) destroy --all $(CDK_CONTEXT)
+
+## fuzz: fuzz the API's request handling for a bounded time (seeds also run in `make test`)
+.PHONY: fuzz
+fuzz:
+	$(GO) test -run=^$$ -fuzz=FuzzHandleRequest -fuzztime=30s ./internal/api/

@@ -1,0 +1,360 @@
+package stack
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+)
+
+// The tag every mecd resource carries (internal/workflow sets it on create);
+// mutating EC2 permissions are conditioned on it.
+const (
+	managedTag   = "mecd:managed"
+	managedValue = "true"
+)
+
+// ARN patterns, written as Fn::Sub bodies: the same text renders the
+// resource and, flattened, the cdk-nag finding it may cause (see nagID).
+// MECs live in any allowed region, so region is "*" and every regional
+// statement carries an aws:RequestedRegion condition instead. AWS-owned
+// documents and public parameters are written with account "*", which also
+// matches the empty account their ARNs have; the AWS- and /aws/ prefixes are
+// reserved to AWS.
+const (
+	arnInstance   = "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:instance/*"
+	arnVolume     = "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:volume/*"
+	arnGroup      = "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:security-group/*"
+	arnENI        = "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:network-interface/*"
+	arnSubnet     = "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:subnet/*"
+	arnVPC        = "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:vpc/*"
+	arnImage      = "arn:${AWS::Partition}:ec2:*::image/*"
+	arnRunShell   = "arn:${AWS::Partition}:ssm:*:*:document/AWS-RunShellScript"
+	arnCanonical  = "arn:${AWS::Partition}:ssm:*:*:parameter/aws/service/canonical/*"
+	arnParams     = "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/mecd/*"
+	arnJoinToken  = "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/mecd/*/join-token"
+	arnKubeconfig = "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/mecd/*/kubeconfig"
+	anyResource   = "*"
+)
+
+// access is one statement of a role's policy. Resources are ARN patterns
+// (above), "*", or tokens of the stack's own resources.
+type access struct {
+	deny      bool
+	actions   []string
+	resources []string
+	// conditions: operator -> key -> value(s).
+	conditions map[string]map[string]any
+	// regional adds aws:RequestedRegion = the allowed regions.
+	regional bool
+	// why a resource needs a wildcard: required for every wildcard, it
+	// becomes the cdk-nag suppression's reason, next to what it excuses.
+	why string
+}
+
+// tagged is the condition that a resource already carries the mecd tag.
+func tagged(key string) map[string]map[string]any {
+	return map[string]map[string]any{"StringEquals": {key: managedValue}}
+}
+
+// refs are the stack's own resources the policies point at.
+type refs struct {
+	table    string   // table ARN
+	indexes  []string // GSI ARNs
+	nodeRole string   // node role ARN
+	// stateMachines are the deployed names by backend name.
+	stateMachines map[string]string
+}
+
+// stateMachineArn and executionsArn are ARN patterns of the stack's own
+// workflows, built from their names (see NewMecdStack for why).
+func stateMachineArn(name string) string {
+	return "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:" + name
+}
+
+func executionsArn(name string) string {
+	return "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:" + name + ":*"
+}
+
+// Reasons shared by several statements.
+const (
+	whyNoResourceLevel = "the Service Authorization Reference lists no resource type for these actions, so IAM accepts only \"*\"; they are read-only and limited to the allowed regions"
+	whyTaskToken       = "SendTaskSuccess/SendTaskFailure accept no resource (Service Authorization Reference); the task token in the request is the capability, and only the workflow that parked it hands it out"
+	whyAnyRegion       = "the MEC's region is chosen per request among the allowed regions: the ARN's region is \"*\" and aws:RequestedRegion narrows it"
+)
+
+func dynamo(r refs, actions ...string) access {
+	full := make([]string, len(actions))
+	for i, a := range actions {
+		full[i] = "dynamodb:" + a
+	}
+	return access{actions: full, resources: []string{r.table}}
+}
+
+// functionAccess is, per backend function, exactly what its code calls
+// (internal/workflow, internal/record, internal/spec). TransactWriteItems is
+// no IAM action: a transaction needs the Put/Delete/ConditionCheck of its items.
+func functionAccess(name string, r refs) ([]access, bool) {
+	describe := func(actions ...string) access {
+		return access{actions: actions, resources: []string{anyResource}, regional: true, why: whyNoResourceLevel}
+	}
+	switch name {
+	case "prepare":
+		// Reads and creates the record (a transaction with the name claim),
+		// then resolves architecture, AMI and network.
+		return []access{
+			dynamo(r, "GetItem", "PutItem"),
+			describe("ec2:DescribeInstanceTypes", "ec2:DescribeImages", "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeRouteTables"),
+			{actions: []string{"ssm:GetParameter"}, resources: []string{arnCanonical}, regional: true,
+				why: "Canonical publishes the Ubuntu AMI ids as public parameters under /aws/service/canonical/ (one per release and architecture); public parameters have no account and are read-only"},
+		}, true
+	case "launch-nodes":
+		return []access{
+			dynamo(r, "GetItem", "PutItem"),
+			describe("ec2:DescribeSecurityGroups"),
+			// The new group must be tagged at creation...
+			{actions: []string{"ec2:CreateSecurityGroup"}, resources: []string{arnGroup}, regional: true,
+				conditions: tagged("aws:RequestTag/" + managedTag), why: whyAnyRegion + "; the group does not exist before the call, so only the request's tags can be checked"},
+			// ...in the user's VPC (default or given), which carries no mecd tag.
+			{actions: []string{"ec2:CreateSecurityGroup"}, resources: []string{arnVPC}, regional: true,
+				why: "CreateSecurityGroup also authorises the VPC it goes into: the user's (default or given), which mecd neither creates nor tags; the group itself must carry the mecd tag (statement above)"},
+			{actions: []string{"ec2:AuthorizeSecurityGroupIngress"}, resources: []string{arnGroup}, regional: true,
+				conditions: tagged("ec2:ResourceTag/" + managedTag), why: whyAnyRegion + "; only groups tagged by mecd"},
+			// Instances and volumes are created tagged, IMDSv2-only and encrypted.
+			{actions: []string{"ec2:RunInstances"}, resources: []string{arnInstance}, regional: true,
+				conditions: map[string]map[string]any{"StringEquals": {"aws:RequestTag/" + managedTag: managedValue, "ec2:MetadataHttpTokens": "required"}},
+				why:        whyAnyRegion + "; instances do not exist before the call, so the request's tags (and IMDSv2) are checked"},
+			{actions: []string{"ec2:RunInstances"}, resources: []string{arnVolume}, regional: true,
+				conditions: map[string]map[string]any{"StringEquals": {"aws:RequestTag/" + managedTag: managedValue}, "Bool": {"ec2:Encrypted": "true"}},
+				why:        whyAnyRegion + "; volumes do not exist before the call, so the request's tags (and encryption) are checked"},
+			{actions: []string{"ec2:RunInstances"}, resources: []string{arnGroup}, regional: true,
+				conditions: tagged("ec2:ResourceTag/" + managedTag), why: whyAnyRegion + "; only the group mecd created and tagged"},
+			{actions: []string{"ec2:RunInstances"}, resources: []string{arnSubnet, arnENI, arnImage}, regional: true,
+				why: "RunInstances also authorises the user's subnet, the AMI (Canonical's or the user's) and the network interface it creates: none can carry the mecd tag at that point; what is created is covered by the tagged statements"},
+			{actions: []string{"ec2:CreateTags"}, resources: []string{arnInstance, arnVolume, arnGroup}, regional: true,
+				conditions: map[string]map[string]any{"StringEquals": {"ec2:CreateAction": []string{"RunInstances", "CreateSecurityGroup"}}},
+				why:        whyAnyRegion + "; tagging only as part of the creating call (ec2:CreateAction), never of existing resources"},
+			{actions: []string{"iam:PassRole"}, resources: []string{r.nodeRole},
+				conditions: map[string]map[string]any{"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
+		}, true
+	case "check-nodes":
+		return []access{
+			dynamo(r, "GetItem", "PutItem"),
+			describe("ec2:DescribeInstances", "ssm:DescribeInstanceInformation"),
+		}, true
+	case "node-command":
+		return []access{
+			dynamo(r, "GetItem", "PutItem", "UpdateItem"),
+			{actions: []string{"ssm:SendCommand"}, resources: []string{arnRunShell}, regional: true,
+				why: "AWS-RunShellScript is an AWS-owned document with the same name in every region; the target instances are limited by tag (next statement)"},
+			{actions: []string{"ssm:SendCommand"}, resources: []string{arnInstance}, regional: true,
+				conditions: tagged("ssm:resourceTag/" + managedTag), why: whyAnyRegion + "; only instances tagged by mecd"},
+			describe("ssm:ListCommandInvocations", "ssm:GetCommandInvocation"),
+			// The join token: made here, read back to redact outputs, deleted once every node joined.
+			{actions: []string{"ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"}, resources: []string{arnJoinToken}, regional: true,
+				why: whyAnyRegion + "; a MEC's parameters are /mecd/<clusterId>/..., and the cluster id is known only at run time"},
+			{actions: []string{"states:SendTaskSuccess", "states:SendTaskFailure"}, resources: []string{anyResource}, why: whyTaskToken},
+		}, true
+	case "command-events":
+		return []access{
+			dynamo(r, "GetItem", "PutItem", "UpdateItem"),
+			describe("ssm:GetCommandInvocation"),
+			{actions: []string{"ssm:GetParameter", "ssm:DeleteParameter"}, resources: []string{arnJoinToken}, regional: true,
+				why: whyAnyRegion + "; a MEC's parameters are /mecd/<clusterId>/..., and the cluster id is known only at run time"},
+			{actions: []string{"states:SendTaskSuccess", "states:SendTaskFailure"}, resources: []string{anyResource}, why: whyTaskToken},
+		}, true
+	case "cleanup":
+		return []access{
+			dynamo(r, "GetItem", "PutItem"),
+			describe("ec2:DescribeInstances", "ec2:DescribeSecurityGroups"),
+			{actions: []string{"ec2:TerminateInstances"}, resources: []string{arnInstance}, regional: true,
+				conditions: tagged("ec2:ResourceTag/" + managedTag), why: whyAnyRegion + "; only instances tagged by mecd"},
+			{actions: []string{"ec2:DeleteSecurityGroup"}, resources: []string{arnGroup}, regional: true,
+				conditions: tagged("ec2:ResourceTag/" + managedTag), why: whyAnyRegion + "; only groups tagged by mecd"},
+			{actions: []string{"ssm:GetParametersByPath", "ssm:DeleteParameters"}, resources: []string{arnParams}, regional: true,
+				why: whyAnyRegion + "; it removes every parameter under /mecd/<clusterId>/, whose id is known only at run time"},
+		}, true
+	case "record-status":
+		// Moving to DELETED releases the name claim in the same transaction;
+		// moving a CREATING MEC to DELETING stops its provisioning.
+		acc := []access{dynamo(r, "GetItem", "PutItem", "DeleteItem")}
+		if name, ok := r.stateMachines[ProvisionMachine]; ok {
+			acc = append(acc, access{actions: []string{"states:StopExecution"}, resources: []string{executionsArn(name)},
+				why: "executions of the provision workflow only; each is named by its cluster id, known only at run time"})
+		}
+		return acc, true
+	case APIFunction:
+		// Create (record, name claim and idempotency item in one
+		// transaction), get, list (GSIs), delete (start the teardown, or
+		// look at the one already running), kubeconfig (in the MEC's region).
+		acc := []access{
+			dynamo(r, "GetItem", "PutItem"),
+			{actions: []string{"dynamodb:Query"}, resources: r.indexes},
+			{actions: []string{"ssm:GetParameter"}, resources: []string{arnKubeconfig}, regional: true,
+				why: whyAnyRegion + "; it reads a READY MEC's /mecd/<clusterId>/kubeconfig, whose id is known only at run time"},
+		}
+		return append(append(acc, startExecution(r, ProvisionMachine, TeardownMachine)...), describeTeardowns(r)...), true
+	case SweeperFunction:
+		// MECs past their expiry (byExpiry index), then their teardown,
+		// whose execution ARN goes into the record.
+		acc := []access{
+			dynamo(r, "GetItem", "PutItem"),
+			{actions: []string{"dynamodb:Query"}, resources: r.indexes},
+		}
+		return append(append(acc, startExecution(r, TeardownMachine)...), describeTeardowns(r)...), true
+	}
+	return nil, false
+}
+
+// describeTeardowns: starting a teardown whose name is taken looks at that
+// execution to decide between answering with it and the next name.
+func describeTeardowns(r refs) []access {
+	name, ok := r.stateMachines[TeardownMachine]
+	if !ok {
+		return nil
+	}
+	return []access{{actions: []string{"states:DescribeExecution"}, resources: []string{executionsArn(name)},
+		why: "executions of the teardown workflow only; each is named after its cluster id, known only at run time"}}
+}
+
+func startExecution(r refs, machines ...string) []access {
+	var arns []string
+	for _, m := range machines {
+		if name, ok := r.stateMachines[m]; ok {
+			arns = append(arns, stateMachineArn(name))
+		}
+	}
+	if len(arns) == 0 {
+		return nil
+	}
+	return []access{{actions: []string{"states:StartExecution"}, resources: arns}}
+}
+
+// nodeAccess is the node role's own policy, next to AmazonSSMManagedInstanceCore.
+// Node scripts read the join token (install, join) and write the kubeconfig
+// (finalize) themselves, so those secrets never pass through Run Command.
+//
+// Limitation: DESIGN wants each node limited to its own cluster's
+// parameters. IAM cannot express that with one role: nothing in a request
+// made with instance credentials carries the instance's tags, so no
+// condition can match /mecd/<clusterId>/ to the caller. This role therefore
+// reaches every cluster's token (read) and kubeconfig (write); reading
+// kubeconfigs, which the core policy's ssm:GetParameter on "*" would allow,
+// is denied. Exact scoping needs a role per cluster made by launch-nodes
+// (iam:CreateRole under a permissions boundary): future work.
+func nodeAccess() []access {
+	return []access{
+		{actions: []string{"ssm:GetParameter"}, resources: []string{arnJoinToken}, regional: true,
+			why: "nodes of any MEC read their cluster's join token, /mecd/<clusterId>/join-token; one role serves every MEC (per-cluster roles are future work)"},
+		{actions: []string{"ssm:PutParameter"}, resources: []string{arnKubeconfig}, regional: true,
+			why: "node 0 of any MEC writes its cluster's kubeconfig, /mecd/<clusterId>/kubeconfig; one role serves every MEC (per-cluster roles are future work)"},
+		{deny: true, actions: []string{"ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath", "ssm:GetParameterHistory"},
+			resources: []string{arnKubeconfig}},
+	}
+}
+
+// statement renders one access; regions is the aws:RequestedRegion list.
+func (a access) statement(regions []string) awsiam.PolicyStatement {
+	conds := map[string]any{}
+	for op, kv := range a.conditions {
+		m := map[string]any{}
+		for k, v := range kv {
+			m[k] = v
+		}
+		conds[op] = m
+	}
+	if a.regional {
+		eq, _ := conds["StringEquals"].(map[string]any)
+		if eq == nil {
+			eq = map[string]any{}
+			conds["StringEquals"] = eq
+		}
+		eq["aws:RequestedRegion"] = regions
+	}
+	effect := awsiam.Effect_ALLOW
+	if a.deny {
+		effect = awsiam.Effect_DENY
+	}
+	props := &awsiam.PolicyStatementProps{
+		Effect:    effect,
+		Actions:   jsii.Strings(a.actions...),
+		Resources: renderResources(a.resources),
+	}
+	if len(conds) > 0 {
+		props.Conditions = &conds
+	}
+	return awsiam.NewPolicyStatement(props)
+}
+
+func renderResources(rs []string) *[]*string {
+	out := make([]*string, len(rs))
+	for i, r := range rs {
+		if strings.HasPrefix(r, "arn:${") {
+			out[i] = awscdk.Fn_Sub(jsii.String(r), nil)
+		} else {
+			out[i] = jsii.String(r)
+		}
+	}
+	return &out
+}
+
+// nagID is how cdk-nag names a wildcard resource finding (it flattens
+// Fn::Sub's ${X} to <X>).
+func nagID(resource string) string {
+	return "Resource::" + strings.NewReplacer("${", "<", "}", ">").Replace(resource)
+}
+
+// grantTo attaches accesses to a role and suppresses AwsSolutions-IAM5 for
+// exactly the wildcard resources they name, each with its statement's
+// reason. extraWildcards are "*" resources CDK adds itself (X-Ray, log
+// delivery), with their reason.
+func grantTo(role awsiam.Role, accesses []access, regions []string, extraWildcards map[string]string) {
+	reasons := map[string][]string{} // nag finding -> reasons
+	for _, a := range accesses {
+		role.AddToPrincipalPolicy(a.statement(regions))
+		if a.deny {
+			continue
+		}
+		for _, r := range a.resources {
+			if !strings.Contains(r, "*") || strings.Contains(r, "${Token[") {
+				continue
+			}
+			id := nagID(r)
+			why := a.why
+			if why == "" {
+				panic(fmt.Sprintf("stack: %v on %s needs a reason for its wildcard", a.actions, r))
+			}
+			reasons[id] = appendUnique(reasons[id], strings.Join(a.actions, ", ")+": "+why)
+		}
+	}
+	for _, actions := range sortedKeys(extraWildcards) {
+		reasons[nagID(anyResource)] = appendUnique(reasons[nagID(anyResource)], actions+": "+extraWildcards[actions])
+	}
+	ids := make([]string, 0, len(reasons))
+	for id := range reasons {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var sup []*cdknag.NagPackSuppression
+	for _, id := range ids {
+		sup = append(sup, &cdknag.NagPackSuppression{
+			Id:        jsii.String("AwsSolutions-IAM5"),
+			Reason:    jsii.String(strings.Join(reasons[id], " | ")),
+			AppliesTo: &[]any{id},
+		})
+	}
+	if len(sup) > 0 {
+		cdknag.NagSuppressions_AddResourceSuppressions(role, &sup, jsii.Bool(true))
+	}
+}
+
+func appendUnique(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}

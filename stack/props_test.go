@@ -1,0 +1,121 @@
+package stack
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+
+	"github.com/mecd/mecd/internal/backend"
+)
+
+func TestConfigFromContext(t *testing.T) {
+	t.Setenv("CDK_DEFAULT_REGION", "")
+	t.Setenv("CDK_DEFAULT_ACCOUNT", "123456789012")
+	ctx := map[string]any{
+		CtxRegion:           "eu-central-1",
+		CtxRegions:          []any{"us-east-1", "eu-west-1"}, // as cdk.json has it
+		CtxRecordRetention:  "240h",
+		CtxSweepRate:        "10m",
+		CtxLogRetentionDays: float64(90),
+		CtxFunctionsDir:     "build",
+		CtxRetainTable:      false,
+		CtxAPIAccountRole:   false,
+	}
+	c, err := ConfigFromContext(func(k string) any { return ctx[k] }, "/repo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Props
+	if c.StackName != "mecd" || *p.Env.Region != "eu-central-1" || *p.Env.Account != "123456789012" {
+		t.Errorf("stack %s env %v/%v", c.StackName, *p.Env.Account, *p.Env.Region)
+	}
+	// The home region always serves MECs: it is the spec's default region.
+	if !slices.Equal(p.AllowedRegions, []string{"eu-central-1", "us-east-1", "eu-west-1"}) {
+		t.Errorf("regions %v", p.AllowedRegions)
+	}
+	if p.RecordRetention != 240*time.Hour || p.SweepRate != 10*time.Minute || p.LogRetention != awslogs.RetentionDays_THREE_MONTHS {
+		t.Errorf("retention %v sweep %v logs %v", p.RecordRetention, p.SweepRate, p.LogRetention)
+	}
+	if p.FunctionsDir != filepath.Join("/repo", "build") || p.TableRemovalPolicy != awscdk.RemovalPolicy_DESTROY || !p.KeepAPIAccountSettings {
+		t.Errorf("functions %s removal %v keep API account settings %v", p.FunctionsDir, p.TableRemovalPolicy, p.KeepAPIAccountSettings)
+	}
+
+	// `-c` overrides arrive as strings.
+	ctx = map[string]any{CtxRegions: "us-east-1,eu-west-1", CtxLogRetentionDays: "7"}
+	if c, err = ConfigFromContext(func(k string) any { return ctx[k] }, "/repo"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Props.AllowedRegions, []string{"us-east-1", "eu-west-1"}) || c.Props.Env.Region != nil ||
+		c.Props.LogRetention != awslogs.RetentionDays_ONE_WEEK {
+		t.Errorf("regions %v region %v logs %v", c.Props.AllowedRegions, c.Props.Env.Region, c.Props.LogRetention)
+	}
+
+	for _, bad := range []map[string]any{
+		{CtxRecordRetention: "30 days"}, {CtxSweepRate: "often"}, {CtxLogRetentionDays: "31"}, {CtxRetainTable: "maybe"}, {CtxAPIAccountRole: "yes please"},
+	} {
+		if _, err := ConfigFromContext(func(k string) any { return bad[k] }, "/repo"); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := &MecdStackProps{FunctionsDir: functionsDir, Definitions: ptr(withLifecycle(BackendDefinitions()))}
+	if err := Validate(ok); err != nil {
+		t.Fatalf("valid props: %v", err)
+	}
+	empty := t.TempDir()
+	cases := map[string]*MecdStackProps{
+		"make build":                 {FunctionsDir: empty},
+		"FunctionsDir":               {},
+		"whole minutes":              {FunctionsDir: functionsDir, SweepRate: 90 * time.Second},
+		"has no IAM policy":          {FunctionsDir: functionsDir, Definitions: &Definitions{Functions: []backend.Function{{Name: "mystery"}}}},
+		"unknown function":           {FunctionsDir: functionsDir, Definitions: &Definitions{EventRules: []backend.EventRule{{Name: "r", Function: "nope", Pattern: `{}`}}}},
+		"state machine \"x\"":        {FunctionsDir: functionsDir, Definitions: &Definitions{StateMachines: []backend.StateMachine{{Name: "x", File: "statemachine/none.asl.json"}}}},
+		"no deployed function fills": {FunctionsDir: functionsDir, Definitions: &Definitions{StateMachines: []backend.StateMachine{{Name: "p", File: "statemachine/provision.asl.json"}}}},
+	}
+	for want, p := range cases {
+		err := Validate(p)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v", want, err)
+		}
+	}
+}
+
+func TestEventPatternRejectsWhatCDKCannotExpress(t *testing.T) {
+	for _, r := range backend.EventRules {
+		if _, err := eventPattern(r.Pattern); err != nil {
+			t.Errorf("%s: %v", r.Name, err)
+		}
+	}
+	if _, err := eventPattern(`{"source":["aws.ssm"],"replay-name":["x"]}`); err == nil {
+		t.Error("an unknown top-level key was accepted")
+	}
+}
+
+func TestHelpers(t *testing.T) {
+	for d, want := range map[time.Duration]string{720 * time.Hour: "720h", 5 * time.Minute: "5m", 10 * time.Second: "10s", 90 * time.Minute: "1h30m"} {
+		if got := goDuration(d); got != want {
+			t.Errorf("goDuration(%v) = %s, want %s", d, got, want)
+		}
+		if back, err := time.ParseDuration(goDuration(d)); err != nil || back != d {
+			t.Errorf("%s does not parse back to %v", goDuration(d), d)
+		}
+	}
+	if pascal("launch-nodes") != "LaunchNodes" || pascal("api") != "Api" {
+		t.Error("pascal")
+	}
+	if _, err := RetentionDays(31); err == nil {
+		t.Error("31 days accepted")
+	}
+	if got := nagID(arnJoinToken); got != "Resource::arn:<AWS::Partition>:ssm:*:<AWS::AccountId>:parameter/mecd/*/join-token" {
+		t.Errorf("nagID %s", got)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

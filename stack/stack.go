@@ -1,0 +1,198 @@
+// Package stack is mecd's AWS deployment as a CDK stack in Go. It builds
+// every resource from internal/backend, the definitions the local runtime
+// uses too, so a deployment and a local run cannot drift apart: the table
+// and its indexes, one Lambda per backend function with exactly the
+// environment it declares, the state machines from statemachine/*.asl.json,
+// the EventBridge rules, and, once the backend has them, the REST API and
+// the sweeper's schedule.
+package stack
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/mecd/mecd/internal/backend"
+)
+
+// Names the stack gives special roles to, once the backend defines them.
+const (
+	APIFunction      = "api"
+	SweeperFunction  = "sweeper"
+	ProvisionMachine = "provision"
+	TeardownMachine  = "teardown"
+)
+
+// Validate checks props before anything is built: the app calls it to fail
+// with a readable message instead of a construct panic.
+func Validate(props *MecdStackProps) error {
+	if props == nil {
+		return fmt.Errorf("stack: props are required")
+	}
+	p, err := props.withDefaults()
+	if err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	var missing []string
+	for _, f := range p.Definitions.Functions {
+		if _, err := os.Stat(filepath.Join(p.FunctionsDir, f.Name, "bootstrap")); err != nil {
+			missing = append(missing, f.Name)
+		}
+		if _, ok := functionAccess(f.Name, refs{}); !ok {
+			return fmt.Errorf("stack: function %q has no IAM policy: add what it calls to functionAccess in stack/iam.go", f.Name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("stack: no bootstrap for %s in %s: run `make build` first", strings.Join(missing, ", "), p.FunctionsDir)
+	}
+	names := map[string]bool{}
+	for _, f := range p.Definitions.Functions {
+		names[f.Name] = true
+	}
+	for _, r := range p.Definitions.EventRules {
+		if !names[r.Function] {
+			return fmt.Errorf("stack: event rule %q targets unknown function %q", r.Name, r.Function)
+		}
+		if _, err := eventPattern(r.Pattern); err != nil {
+			return fmt.Errorf("stack: event rule %q: %w", r.Name, err)
+		}
+	}
+	placeholders := map[string]bool{}
+	for _, f := range p.Definitions.Functions {
+		if f.Placeholder != "" {
+			placeholders[f.Placeholder] = true
+		}
+	}
+	for _, sm := range p.Definitions.StateMachines {
+		asl, err := os.ReadFile(aslPath(p.RepoRoot, sm))
+		if err != nil {
+			return fmt.Errorf("stack: state machine %q: %w", sm.Name, err)
+		}
+		for _, ph := range backend.Placeholders(asl) {
+			if !placeholders[ph] {
+				return fmt.Errorf("stack: state machine %q uses ${%s}, which no deployed function fills", sm.Name, ph)
+			}
+		}
+	}
+	return nil
+}
+
+// NewMecdStack builds the backend. It panics on invalid props (see Validate).
+func NewMecdStack(scope constructs.Construct, id string, props *MecdStackProps) awscdk.Stack {
+	if err := Validate(props); err != nil {
+		panic(err)
+	}
+	p, _ := props.withDefaults()
+	sprops := p.StackProps
+	if sprops.Description == nil {
+		sprops.Description = jsii.String("mecd: provisions MicroK8s edge clusters (MECs) on EC2 through Step Functions, Lambda and SSM Run Command")
+	}
+	stack := awscdk.NewStack(scope, jsii.String(id), &sprops)
+	defs := *p.Definitions
+
+	regions := p.AllowedRegions
+	if len(regions) == 0 {
+		regions = []string{*stack.Region()}
+	}
+
+	table := newTable(stack, "Table", p.TableRemovalPolicy)
+	node := newNodeRole(stack, "Node", regions)
+
+	// State machine ARNs come from their names, not from the resources: the
+	// machines reference the functions (substitutions), and functions that
+	// read a machine's ARN (prepare, record-status, api) would otherwise
+	// close a dependency cycle.
+	smArns := map[string]string{}
+	smNames := map[string]string{}
+	for _, sm := range defs.StateMachines {
+		smNames[sm.Name] = *stack.StackName() + "-" + sm.Name
+		smArns[sm.Name] = *awscdk.Fn_Sub(jsii.String(stateMachineArn(smNames[sm.Name])), nil)
+	}
+	res := backend.Resources{
+		TableName:           *table.Table.TableName(),
+		ProvisionSMArn:      smArns[ProvisionMachine],
+		TeardownSMArn:       smArns[TeardownMachine],
+		NodeInstanceProfile: *node.Profile.InstanceProfileArn(),
+		AllowedRegions:      strings.Join(regions, ","),
+		LogLevel:            p.LogLevel,
+		RecordRetention:     goDuration(p.RecordRetention),
+		SweepBatch:          fmt.Sprint(p.SweepBatch),
+		NodeOnlineTimeout:   goDuration(p.NodeOnlineTimeout),
+		CommandTimeout:      goDuration(p.CommandTimeout),
+		PollInterval:        goDuration(p.PollInterval),
+	}
+	r := refs{table: *table.Table.TableArn(), indexes: table.IndexArns, nodeRole: *node.Role.RoleArn(), stateMachines: smNames}
+	fns := newFunctions(stack, "Functions", functionsConfig{
+		defs: defs.Functions, dir: p.FunctionsDir, resources: res, refs: r, regions: regions, logRetention: p.LogRetention,
+	})
+
+	wf := newWorkflows(stack, "Workflows", workflowsConfig{
+		defs: defs.StateMachines, root: p.RepoRoot, names: smNames, functions: fns, logRetention: p.LogRetention,
+	})
+	newRules(stack, "Rules", defs.EventRules, fns)
+	if sweeper, ok := fns.byName[SweeperFunction]; ok {
+		newSweepSchedule(stack, "SweepSchedule", sweeper, p.SweepRate)
+	}
+	if apiFn, ok := fns.byName[APIFunction]; ok {
+		api := newAPI(stack, "Api", apiFn, apiConfig{rate: p.APIRateLimit, burst: p.APIBurstLimit, logRetention: p.LogRetention,
+			accountRole: !p.KeepAPIAccountSettings})
+		output(stack, "ApiUrl", api.Api.Url(), "the MEC API (IAM auth: SigV4-sign every call, e.g. with mecctl)")
+	}
+
+	output(stack, "TableName", table.Table.TableName(), "the MEC records")
+	output(stack, "NodeInstanceProfileArn", node.Profile.InstanceProfileArn(), "the instance profile every node runs with")
+	for _, sm := range defs.StateMachines {
+		output(stack, pascal(sm.Name)+"StateMachineArn", wf.byName[sm.Name].StateMachineArn(), "the "+sm.Name+" workflow")
+	}
+	return stack
+}
+
+func output(scope constructs.Construct, id string, value *string, description string) {
+	awscdk.NewCfnOutput(scope, jsii.String(id), &awscdk.CfnOutputProps{Value: value, Description: jsii.String(description)})
+}
+
+// pascal turns "launch-nodes" into "LaunchNodes" for construct ids.
+func pascal(name string) string {
+	var b strings.Builder
+	for _, part := range strings.FieldsFunc(name, func(r rune) bool { return r == '-' || r == '_' }) {
+		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+	}
+	return b.String()
+}
+
+// goDuration prints d as time.ParseDuration reads it, without zero units
+// ("720h", "5m", "10s").
+func goDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+func aslPath(root string, sm backend.StateMachine) string {
+	if filepath.IsAbs(sm.File) {
+		return sm.File
+	}
+	return filepath.Join(root, sm.File)
+}
+
+// sortedKeys returns m's keys in order, for stable templates.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
