@@ -46,14 +46,17 @@ var MecTable = Table{
 
 // Environment variable names read by the functions.
 const (
-	EnvTableName           = "TABLE_NAME"
-	EnvProvisionSMArn      = "PROVISION_STATE_MACHINE_ARN"
-	EnvTeardownSMArn       = "TEARDOWN_STATE_MACHINE_ARN"
-	EnvNodeInstanceProfile = "NODE_INSTANCE_PROFILE_ARN"
-	EnvAllowedRegions      = "ALLOWED_REGIONS"
-	EnvLogLevel            = "LOG_LEVEL"
-	EnvRecordRetention     = "RECORD_RETENTION"
-	EnvSweepBatch          = "SWEEP_BATCH"
+	EnvTableName      = "TABLE_NAME"
+	EnvProvisionSMArn = "PROVISION_STATE_MACHINE_ARN"
+	EnvTeardownSMArn  = "TEARDOWN_STATE_MACHINE_ARN"
+	// Each MEC's nodes get their own role, created under this permissions
+	// boundary with this managed policy (the SSM agent's) attached.
+	EnvNodeBoundaryArn   = "NODE_BOUNDARY_ARN"
+	EnvNodeCorePolicyArn = "NODE_CORE_POLICY_ARN"
+	EnvAllowedRegions    = "ALLOWED_REGIONS"
+	EnvLogLevel          = "LOG_LEVEL"
+	EnvRecordRetention   = "RECORD_RETENTION"
+	EnvSweepBatch        = "SWEEP_BATCH"
 	// Durations (Go syntax). Production uses the defaults; the local runtime
 	// scales them with its latency model so waits stay proportionate.
 	EnvNodeOnlineTimeout = "NODE_ONLINE_TIMEOUT"
@@ -84,8 +87,8 @@ var Functions = []Function{
 		MemoryMB: 256, TimeoutSeconds: 60, Placeholder: "PrepareFunctionArn",
 	},
 	{
-		Name: "launch-nodes", Description: "Creates the security group and launches every node in one idempotent RunInstances",
-		Env:      []string{EnvTableName, EnvNodeInstanceProfile, EnvLogLevel},
+		Name: "launch-nodes", Description: "Creates the security group and the MEC's node role, and launches every node in one idempotent RunInstances",
+		Env:      []string{EnvTableName, EnvNodeBoundaryArn, EnvNodeCorePolicyArn, EnvLogLevel},
 		MemoryMB: 256, TimeoutSeconds: 60, Placeholder: "LaunchNodesFunctionArn",
 	},
 	{
@@ -104,8 +107,8 @@ var Functions = []Function{
 		MemoryMB: 256, TimeoutSeconds: 30,
 	},
 	{
-		Name: "cleanup", Description: "Terminates a MEC's instances, then deletes its security group and parameters (rollback and teardown)",
-		Env:      []string{EnvTableName, EnvPollInterval, EnvLogLevel},
+		Name: "cleanup", Description: "Terminates a MEC's instances, then deletes its security group, node role and parameters (rollback and teardown)",
+		Env:      []string{EnvTableName, EnvPollInterval, EnvNodeCorePolicyArn, EnvLogLevel},
 		MemoryMB: 256, TimeoutSeconds: 60, Placeholder: "CleanupFunctionArn",
 	},
 	{
@@ -143,7 +146,8 @@ type Resources struct {
 	TableName            string
 	ProvisionSMArn       string
 	TeardownSMArn        string
-	NodeInstanceProfile  string
+	NodeBoundaryArn      string
+	NodeCorePolicyArn    string
 	AllowedRegions       string
 	LogLevel             string
 	RecordRetention      string
@@ -158,17 +162,18 @@ type Resources struct {
 // EnvFrom returns the environment for f from r: exactly the variables f declares.
 func (f Function) EnvFrom(r Resources) map[string]string {
 	all := map[string]string{
-		EnvTableName:           r.TableName,
-		EnvProvisionSMArn:      r.ProvisionSMArn,
-		EnvTeardownSMArn:       r.TeardownSMArn,
-		EnvNodeInstanceProfile: r.NodeInstanceProfile,
-		EnvAllowedRegions:      r.AllowedRegions,
-		EnvLogLevel:            r.LogLevel,
-		EnvRecordRetention:     r.RecordRetention,
-		EnvSweepBatch:          r.SweepBatch,
-		EnvNodeOnlineTimeout:   r.NodeOnlineTimeout,
-		EnvCommandTimeout:      r.CommandTimeout,
-		EnvPollInterval:        r.PollInterval,
+		EnvTableName:         r.TableName,
+		EnvProvisionSMArn:    r.ProvisionSMArn,
+		EnvTeardownSMArn:     r.TeardownSMArn,
+		EnvNodeBoundaryArn:   r.NodeBoundaryArn,
+		EnvNodeCorePolicyArn: r.NodeCorePolicyArn,
+		EnvAllowedRegions:    r.AllowedRegions,
+		EnvLogLevel:          r.LogLevel,
+		EnvRecordRetention:   r.RecordRetention,
+		EnvSweepBatch:        r.SweepBatch,
+		EnvNodeOnlineTimeout: r.NodeOnlineTimeout,
+		EnvCommandTimeout:    r.CommandTimeout,
+		EnvPollInterval:      r.PollInterval,
 	}
 	env := make(map[string]string, len(f.Env))
 	for _, k := range f.Env {

@@ -18,6 +18,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
@@ -30,7 +31,8 @@ type Env struct {
 	TableName         string
 	ProvisionSMArn    string
 	TeardownSMArn     string
-	NodeProfileArn    string
+	NodeBoundaryArn   string
+	NodeCorePolicyArn string
 	AllowedRegions    []string
 	RecordRetention   time.Duration
 	NodeOnlineTimeout time.Duration
@@ -42,11 +44,12 @@ type Env struct {
 // FromEnv reads the environment, with production defaults.
 func FromEnv() (Env, error) {
 	e := Env{
-		Region:         firstNonEmpty(os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION")),
-		TableName:      os.Getenv(backend.EnvTableName),
-		ProvisionSMArn: os.Getenv(backend.EnvProvisionSMArn),
-		TeardownSMArn:  os.Getenv(backend.EnvTeardownSMArn),
-		NodeProfileArn: os.Getenv(backend.EnvNodeInstanceProfile),
+		Region:            firstNonEmpty(os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION")),
+		TableName:         os.Getenv(backend.EnvTableName),
+		ProvisionSMArn:    os.Getenv(backend.EnvProvisionSMArn),
+		TeardownSMArn:     os.Getenv(backend.EnvTeardownSMArn),
+		NodeBoundaryArn:   os.Getenv(backend.EnvNodeBoundaryArn),
+		NodeCorePolicyArn: os.Getenv(backend.EnvNodeCorePolicyArn),
 	}
 	for _, r := range strings.Split(os.Getenv(backend.EnvAllowedRegions), ",") {
 		if r = strings.TrimSpace(r); r != "" {
@@ -135,12 +138,13 @@ type Clients struct {
 	ssm  map[string]*ssm.Client
 	DDB  *dynamodb.Client
 	SFN  *sfn.Client
+	IAM  *iam.Client // IAM is global
 }
 
 // NewClients builds the home-region clients.
 func NewClients(cfg aws.Config) *Clients {
 	return &Clients{base: cfg, ec2: map[string]*ec2.Client{}, ssm: map[string]*ssm.Client{},
-		DDB: dynamodb.NewFromConfig(cfg), SFN: sfn.NewFromConfig(cfg)}
+		DDB: dynamodb.NewFromConfig(cfg), SFN: sfn.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg)}
 }
 
 // EC2 is the EC2 client for region.

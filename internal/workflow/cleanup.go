@@ -70,11 +70,18 @@ func (s *Steps) Cleanup(ctx context.Context, in CleanupInput) (CleanupResult, er
 		}
 		return CleanupResult{}, err
 	}
+	if err := s.deleteNodeRole(ctx, m); err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Name == "DependencyViolation" {
+			return s.notYet(waited, 1, e.Msg)
+		}
+		return CleanupResult{}, err
+	}
 	if err := s.deleteParameters(ctx, m); err != nil {
 		return CleanupResult{}, err
 	}
 	if _, err := s.Store.Update(ctx, id, func(r *record.MEC) error {
-		r.EndStep(step, record.Succeeded, "instances terminated, security group and parameters deleted", s.now())
+		r.EndStep(step, record.Succeeded, "instances terminated; security group, node role and parameters deleted", s.now())
 		return nil
 	}); err != nil {
 		return CleanupResult{}, err

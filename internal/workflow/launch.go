@@ -47,6 +47,24 @@ func (s *Steps) LaunchNodes(ctx context.Context, st State) (*struct{}, error) {
 	return nil, nil
 }
 
+// nodeProfile makes the MEC's node role, recording it as a step.
+func (s *Steps) nodeProfile(ctx context.Context, m *record.MEC) (string, error) {
+	if _, err := s.Store.Update(ctx, m.ID, func(r *record.MEC) error { r.StartStep(StepNodeRole, s.now()); return nil }); err != nil {
+		return "", err
+	}
+	arn, err := s.ensureNodeRole(ctx, m)
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.Store.Update(ctx, m.ID, func(r *record.MEC) error {
+		r.EndStep(StepNodeRole, record.Succeeded, arn, s.now())
+		return nil
+	}); err != nil {
+		return "", err
+	}
+	return arn, nil
+}
+
 // live loads a record that is still being provisioned; a MEC someone asked
 // to delete stops here.
 func (s *Steps) live(ctx context.Context, id string) (*record.MEC, error) {
@@ -162,6 +180,10 @@ func (s *Steps) authorize(ctx context.Context, c EC2API, m *record.MEC, groupID 
 // launch runs every node in one RunInstances. The ClientToken is the
 // cluster id: a retried call returns the same instances instead of new ones.
 func (s *Steps) launch(ctx context.Context, m *record.MEC) (*record.MEC, error) {
+	profile, err := s.nodeProfile(ctx, m)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := s.Store.Update(ctx, m.ID, func(r *record.MEC) error { r.StartStep(StepLaunch, s.now()); return nil }); err != nil {
 		return nil, err
 	}
@@ -175,7 +197,7 @@ func (s *Steps) launch(ctx context.Context, m *record.MEC) (*record.MEC, error) 
 		MaxCount:           aws.Int32(n),
 		SubnetId:           aws.String(m.Resolved.SubnetID),
 		SecurityGroupIds:   []string{m.SecurityGroupID},
-		IamInstanceProfile: &types.IamInstanceProfileSpecification{Arn: aws.String(s.Env.NodeProfileArn)},
+		IamInstanceProfile: &types.IamInstanceProfileSpecification{Arn: aws.String(profile)},
 		MetadataOptions: &types.InstanceMetadataOptionsRequest{
 			HttpTokens:              types.HttpTokensStateRequired,
 			HttpEndpoint:            types.InstanceMetadataEndpointStateEnabled,
@@ -194,6 +216,11 @@ func (s *Steps) launch(ctx context.Context, m *record.MEC) (*record.MEC, error) 
 		},
 	}
 	out, err := s.AWS.EC2(m.Region).RunInstances(ctx, in)
+	if isProfilePropagation(err) {
+		// A new instance profile takes seconds to reach EC2: the state
+		// machine retries TransientError with backoff.
+		return nil, stepErr(ErrTransient, "the node instance profile is not visible to EC2 yet: %v", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("run instances: %w", err)
 	}

@@ -18,6 +18,7 @@ const (
 	StepRecord      = "record"
 	StepResolve     = "resolve"
 	StepSecurityGrp = "securityGroup"
+	StepNodeRole    = "nodeRole"
 	StepLaunch      = "launch"
 	StepNodesOnline = "nodesOnline"
 	StepInstall     = "install"

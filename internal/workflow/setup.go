@@ -29,6 +29,7 @@ func FromEnvironment(ctx context.Context) (*Steps, error) {
 	return &Steps{
 		Store: &record.Store{DB: clients.DDB, Table: env.TableName, Retention: env.RecordRetention},
 		AWS:   regional{clients},
+		IAM:   clients.IAM,
 		SFN:   clients.SFN,
 		Env:   env,
 		Log:   log,

@@ -67,6 +67,7 @@ type Regional interface {
 type Steps struct {
 	Store *record.Store
 	AWS   Regional
+	IAM   IAMAPI
 	SFN   SFNAPI
 	Env   config.Env
 	Log   *slog.Logger

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -231,6 +233,36 @@ func TestProvisionThreeNodeMEC(t *testing.T) {
 		}
 	})
 
+	t.Run("node role reaches only its own cluster's parameters", func(t *testing.T) {
+		ic := iam.NewFromConfig(rt.AWSConfig(""))
+		p, err := ic.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(workflow.NodeRoleName(m.ID)), PolicyName: aws.String("own-cluster-parameters")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, _ := url.QueryUnescape(aws.ToString(p.PolicyDocument))
+		var pol struct {
+			Statement []struct {
+				Effect      string
+				Action      any
+				Resource    any
+				NotResource any
+			}
+		}
+		if err := json.Unmarshal([]byte(doc), &pol); err != nil {
+			t.Fatalf("policy %s: %v", doc, err)
+		}
+		own := "parameter/mecd/" + m.ID + "/"
+		for _, st := range pol.Statement {
+			res := fmt.Sprint(st.Resource, st.NotResource)
+			if !strings.Contains(res, own) || strings.Contains(strings.ReplaceAll(res, own, ""), "parameter/mecd/") {
+				t.Errorf("statement %+v reaches beyond %s", st, own)
+			}
+			if st.Effect == "Deny" && st.NotResource == nil {
+				t.Errorf("the deny must cover every other parameter: %+v", st)
+			}
+		}
+	})
+
 	t.Run("security group", func(t *testing.T) {
 		var found bool
 		for _, sg := range rt.Sim.EC2Sim.SecurityGroups() {
@@ -276,8 +308,8 @@ func TestProvisionThreeNodeMEC(t *testing.T) {
 			if len(in.Volumes) > 0 && in.Volumes[0].Tags[workflow.TagClusterID] != m.ID {
 				t.Errorf("%s volume tags %v", in.ID, in.Volumes[0].Tags)
 			}
-			if in.IamInstanceProfileArn != rt.Deployed.NodeProfileArn {
-				t.Errorf("%s profile %s", in.ID, in.IamInstanceProfileArn)
+			if !strings.HasSuffix(in.IamInstanceProfileArn, ":instance-profile/mecd/"+workflow.NodeRoleName(m.ID)) {
+				t.Errorf("%s profile %s is not the MEC's own", in.ID, in.IamInstanceProfileArn)
 			}
 		}
 	})

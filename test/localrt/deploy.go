@@ -30,8 +30,11 @@ import (
 
 // Local resource names. On AWS the stack lets CloudFormation name them.
 const (
-	TableName          = "mecd"
-	NodeProfileName    = "mecd-node"
+	TableName = "mecd"
+	// NodeCorePolicyName stands in for AWS's AmazonSSMManagedInstanceCore,
+	// which kumo cannot attach (it has no AWS-managed policies).
+	NodeCorePolicyName = "AmazonSSMManagedInstanceCore"
+	NodeBoundaryName   = "mecd-node-boundary"
 	functionNamePrefix = "mecd-"
 )
 
@@ -44,13 +47,14 @@ type FunctionSource struct {
 
 // Deployed names what the runtime created.
 type Deployed struct {
-	TableName        string
-	FunctionNames    map[string]string // by backend name
-	FunctionArns     map[string]string
-	StateMachineArns map[string]string // by backend.StateMachine.Name
-	NodeProfileArn   string
-	APIID            string
-	Resources        backend.Resources
+	TableName         string
+	FunctionNames     map[string]string // by backend name
+	FunctionArns      map[string]string
+	StateMachineArns  map[string]string // by backend.StateMachine.Name
+	NodeCorePolicyArn string
+	NodeBoundaryArn   string
+	APIID             string
+	Resources         backend.Resources
 }
 
 // FunctionName is the deployed (kumo) name of a function.
@@ -96,20 +100,21 @@ func (rt *Runtime) deploy(ctx context.Context) error {
 		d.StateMachineArns[sm.Name] = fmt.Sprintf("arn:aws:states:%s:%s:stateMachine:%s", rt.Region, Account, functionNamePrefix+sm.Name)
 	}
 	cfg := rt.AWSConfig(rt.Region)
-	if d.NodeProfileArn, err = createNodeProfile(ctx, iam.NewFromConfig(cfg)); err != nil {
+	if d.NodeCorePolicyArn, d.NodeBoundaryArn, err = createNodePolicies(ctx, iam.NewFromConfig(cfg)); err != nil {
 		return err
 	}
 	regions := append([]string(nil), rt.opts.Regions...)
 	sort.Strings(regions)
 	d.Resources = backend.Resources{
-		TableName:           TableName,
-		ProvisionSMArn:      d.StateMachineArns["provision"],
-		TeardownSMArn:       d.StateMachineArns["teardown"],
-		NodeInstanceProfile: d.NodeProfileArn,
-		AllowedRegions:      strings.Join(regions, ","),
-		LogLevel:            "debug",
-		RecordRetention:     "720h",
-		SweepBatch:          "25",
+		TableName:         TableName,
+		ProvisionSMArn:    d.StateMachineArns["provision"],
+		TeardownSMArn:     d.StateMachineArns["teardown"],
+		NodeBoundaryArn:   d.NodeBoundaryArn,
+		NodeCorePolicyArn: d.NodeCorePolicyArn,
+		AllowedRegions:    strings.Join(regions, ","),
+		LogLevel:          "debug",
+		RecordRetention:   "720h",
+		SweepBatch:        "25",
 		// Waits scale with the latency model so a local run keeps AWS's proportions.
 		NodeOnlineTimeout: rt.scaled(15*time.Minute, 5*time.Second).String(),
 		CommandTimeout:    rt.scaled(30*time.Minute, 10*time.Second).String(),
@@ -229,20 +234,22 @@ func CreateTable(ctx context.Context, c *dynamodb.Client, name string) error {
 	return nil
 }
 
-func createNodeProfile(ctx context.Context, c *iam.Client) (string, error) {
-	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
-	if _, err := c.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(NodeProfileName), AssumeRolePolicyDocument: aws.String(trust)}); err != nil {
-		return "", fmt.Errorf("node role: %w", err)
-	}
-	out, err := c.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(NodeProfileName)})
+// createNodePolicies makes what the stack makes for node roles: the SSM
+// agent's policy and the permissions boundary every node role is created under.
+func createNodePolicies(ctx context.Context, c *iam.Client) (core, boundary string, err error) {
+	agent := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ssm:UpdateInstanceInformation","ssm:GetParameter","ssm:GetParameters",` +
+		`"ssmmessages:*","ec2messages:*"],"Resource":"*"}]}`
+	out, err := c.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String(NodeCorePolicyName), PolicyDocument: aws.String(agent)})
 	if err != nil {
-		return "", fmt.Errorf("node instance profile: %w", err)
+		return "", "", fmt.Errorf("node core policy: %w", err)
 	}
-	if _, err := c.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{
-		InstanceProfileName: aws.String(NodeProfileName), RoleName: aws.String(NodeProfileName)}); err != nil {
-		return "", fmt.Errorf("node instance profile: %w", err)
+	limit := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ssm:UpdateInstanceInformation","ssm:GetParameter","ssm:GetParameters",` +
+		`"ssm:PutParameter","ssmmessages:*","ec2messages:*"],"Resource":"*"}]}`
+	b, err := c.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String(NodeBoundaryName), PolicyDocument: aws.String(limit)})
+	if err != nil {
+		return "", "", fmt.Errorf("node boundary policy: %w", err)
 	}
-	return aws.ToString(out.InstanceProfile.Arn), nil
+	return aws.ToString(out.Policy.Arn), aws.ToString(b.Policy.Arn), nil
 }
 
 // seedRegions publishes what AWS provides in every region: Canonical's Ubuntu

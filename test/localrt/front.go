@@ -51,8 +51,9 @@ type Front struct {
 	faults *fault.Injector
 	log    *slog.Logger
 
-	Calls *CallCounter
-	Polls *PollTracker
+	Calls   *CallCounter
+	Polls   *PollTracker
+	Invokes *InvokeTracker
 
 	srv *http.Server
 	ln  net.Listener
@@ -67,7 +68,7 @@ func NewFront(kumoURL string, sim SimHandlers, faults *fault.Injector, log *slog
 	if log == nil {
 		log = slog.Default()
 	}
-	f := &Front{kumo: u, sim: sim, faults: faults, log: log, Calls: NewCallCounter(), Polls: NewPollTracker()}
+	f := &Front{kumo: u, sim: sim, faults: faults, log: log, Calls: NewCallCounter(), Polls: NewPollTracker(), Invokes: NewInvokeTracker()}
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(u)
 		pr.Out.Host = pr.In.Host // keep <apiId>.execute-api.localhost for kumo's API Gateway
@@ -119,6 +120,8 @@ func (f *Front) Close() error {
 var (
 	invokePath = regexp.MustCompile(`^/2015-03-31/functions/([^/]+)/invocations$`)
 	credScope  = regexp.MustCompile(`Credential=([^/]+)/[0-9]+/([^/]+)/([^/]+)/aws4_request`)
+	// A Lambda process posting an invocation's result to the Runtime API.
+	runtimeResult = regexp.MustCompile(`/runtime/invocation/([^/]+)/(response|error)$`)
 )
 
 // ServeHTTP routes one request.
@@ -171,6 +174,8 @@ func (f *Front) serveRuntime(w http.ResponseWriter, r *http.Request) {
 	if strings.HasSuffix(r.URL.Path, "/runtime/invocation/next") {
 		f.Polls.begin(fn)
 		defer f.Polls.end(fn)
+	} else if m := runtimeResult.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodPost {
+		f.Invokes.finish(fn, m[1], m[2] == "error")
 	}
 	f.proxy.ServeHTTP(w, r)
 }
@@ -294,6 +299,12 @@ func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
 // modifyResponse fixes kumo answers that differ from AWS in ways the product depends on.
 func (f *Front) modifyResponse(resp *http.Response) error {
 	req := resp.Request
+	// The event is about to reach the process: its handler starts now.
+	if strings.HasSuffix(req.URL.Path, "/runtime/invocation/next") {
+		if id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id"); id != "" {
+			f.Invokes.start(id)
+		}
+	}
 	// kumo's Step Functions and API Gateway ignore X-Amz-Function-Error, so a
 	// failing Lambda would look like a success: make it a failed invoke, which
 	// kumo reports as States.TaskFailed (reaching Catch on States.ALL). Only
@@ -391,4 +402,61 @@ func (p *PollTracker) WaitFor(fn string, n int, timeout time.Duration) bool {
 			return false
 		}
 	}
+}
+
+// InvokeTracker times every Lambda invocation at the Runtime API, from the
+// event reaching a process to the process posting its result: the duration
+// AWS bills. It sees synchronous invokes (Step Functions, API Gateway) and
+// EventBridge's asynchronous ones alike (benchmarks read it).
+type InvokeTracker struct {
+	mu      sync.Mutex
+	started map[string]time.Time // by request id
+	stats   map[string]*InvokeStats
+}
+
+// InvokeStats are one function's finished invocations.
+type InvokeStats struct {
+	Count, Errors int
+	Durations     []time.Duration // in the order they finished
+}
+
+// NewInvokeTracker returns an empty tracker.
+func NewInvokeTracker() *InvokeTracker {
+	return &InvokeTracker{started: map[string]time.Time{}, stats: map[string]*InvokeStats{}}
+}
+
+func (t *InvokeTracker) start(requestID string) {
+	t.mu.Lock()
+	t.started[requestID] = time.Now()
+	t.mu.Unlock()
+}
+
+func (t *InvokeTracker) finish(fn, requestID string, failed bool) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.stats[fn]
+	if st == nil {
+		st = &InvokeStats{}
+		t.stats[fn] = st
+	}
+	st.Count++
+	if failed {
+		st.Errors++
+	}
+	if at, ok := t.started[requestID]; ok {
+		st.Durations = append(st.Durations, now.Sub(at))
+		delete(t.started, requestID)
+	}
+}
+
+// Snapshot returns a copy of the stats by function name.
+func (t *InvokeTracker) Snapshot() map[string]InvokeStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]InvokeStats, len(t.stats))
+	for fn, st := range t.stats {
+		out[fn] = InvokeStats{Count: st.Count, Errors: st.Errors, Durations: append([]time.Duration(nil), st.Durations...)}
+	}
+	return out
 }

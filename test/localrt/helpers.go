@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
@@ -170,6 +172,25 @@ func (rt *Runtime) LeakAudit(ctx context.Context, clusterID string) ([]string, e
 	for _, sg := range rt.Sim.EC2Sim.SecurityGroups() {
 		if match(sg.Tags) {
 			leaks = append(leaks, fmt.Sprintf("security group %s (%s) in %s", sg.ID, sg.Name, sg.Region))
+		}
+	}
+	ic := iam.NewFromConfig(rt.kumoConfig(""))
+	roles, err := ic.ListRoles(ctx, &iam.ListRolesInput{PathPrefix: aws.String("/mecd/")})
+	if err != nil {
+		return nil, fmt.Errorf("leak audit: roles: %w", err)
+	}
+	for _, r := range roles.Roles {
+		if clusterID == "" || strings.HasSuffix(aws.ToString(r.RoleName), clusterID) {
+			leaks = append(leaks, "node role "+aws.ToString(r.RoleName))
+		}
+	}
+	profiles, err := ic.ListInstanceProfiles(ctx, &iam.ListInstanceProfilesInput{PathPrefix: aws.String("/mecd/")})
+	if err != nil {
+		return nil, fmt.Errorf("leak audit: instance profiles: %w", err)
+	}
+	for _, p := range profiles.InstanceProfiles {
+		if clusterID == "" || strings.HasSuffix(aws.ToString(p.InstanceProfileName), clusterID) {
+			leaks = append(leaks, "instance profile "+aws.ToString(p.InstanceProfileName))
 		}
 	}
 	path := "/mecd/"

@@ -19,6 +19,7 @@ import (
 	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -179,10 +180,22 @@ func launch(t *testing.T, rt *localrt.Runtime, clusterID string, n int32) []stri
 	if err != nil {
 		t.Fatal(err)
 	}
+	ic := iam.NewFromConfig(rt.AWSConfig(""))
+	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+	if _, err := ic.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("test-" + clusterID), AssumeRolePolicyDocument: aws.String(trust)}); err != nil {
+		t.Fatal(err)
+	}
+	prof, err := ic.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String("test-" + clusterID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ic.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String("test-" + clusterID), RoleName: aws.String("test-" + clusterID)}); err != nil {
+		t.Fatal(err)
+	}
 	out, err := c.EC2.RunInstances(ctx, &ec2.RunInstancesInput{
 		ImageId: ami.Parameter.Value, InstanceType: ec2types.InstanceTypeT4gMedium, MinCount: aws.Int32(n), MaxCount: aws.Int32(n),
 		ClientToken:        aws.String(clusterID),
-		IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Arn: aws.String(rt.Deployed.NodeProfileArn)},
+		IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Arn: prof.InstanceProfile.Arn},
 		MetadataOptions:    &ec2types.InstanceMetadataOptionsRequest{HttpTokens: ec2types.HttpTokensStateRequired},
 		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: []ec2types.Tag{
 			{Key: aws.String("mecd:cluster-id"), Value: aws.String(clusterID)}, {Key: aws.String("mecd:managed"), Value: aws.String("true")}}}},

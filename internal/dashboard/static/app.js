@@ -1,0 +1,529 @@
+// mecd dashboard: lists MECs from every region through the local proxy
+// (/api/... is the API, signed by mecctl), creates, deletes and downloads
+// kubeconfigs. Plain JavaScript, no build step, no dependencies.
+"use strict";
+
+const HEADER = { "X-Mecd-Dashboard": "1" };
+// The provisioning steps in order (internal/workflow), for the progress
+// bar; a one-node MEC registers no join token.
+const STEPS = ["record", "resolve", "securityGroup", "launch", "nodesOnline", "install", "joinToken", "join", "finalize",
+  "addons", "verify", "kubeconfig", "ready"];
+const stepsOf = (m) => (m.spec.nodeCount === 1 ? STEPS.filter((s) => s !== "joinToken") : STEPS);
+const MAX_ITEMS = 1000; // pages read per refresh stop here
+const params = new URLSearchParams(location.search);
+const REFRESH_MS = Math.max(500, Number(params.get("refresh")) || 3000);
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const state = {
+  mecs: new Map(),      // id -> record last rendered
+  statuses: new Map(),  // id -> status last seen (for announcements)
+  regions: new Set(),
+  timer: null,
+  loading: false,
+  first: true,
+};
+
+// --- API through the proxy --------------------------------------------------
+
+async function api(method, path, { body, headers } = {}) {
+  const init = { method, headers: { ...HEADER, ...(headers || {}) } };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers["Content-Type"] = "application/json";
+  }
+  let resp;
+  try {
+    resp = await fetch("/api" + path, init);
+  } catch (e) {
+    throw Object.assign(new Error("The dashboard server does not answer (is mecctl dashboard still running?)"), { status: 0 });
+  }
+  const type = resp.headers.get("Content-Type") || "";
+  if (!resp.ok) {
+    let err = { code: "HTTP" + resp.status, message: resp.statusText };
+    if (type.includes("json")) {
+      const j = await resp.json().catch(() => null);
+      if (j && j.error) err = j.error;
+      else if (j && j.message) err.message = j.message;
+    }
+    throw Object.assign(new Error(err.message), { status: resp.status, code: err.code, fields: err.fields || {} });
+  }
+  if (type.includes("json")) return resp.json();
+  return resp.text();
+}
+
+async function listAll(status, region) {
+  const items = [];
+  let token = "";
+  do {
+    const q = new URLSearchParams({ limit: "100" });
+    if (status) q.set("status", status);
+    if (region) q.set("region", region);
+    if (token) q.set("nextToken", token);
+    const page = await api("GET", "/mecs?" + q);
+    items.push(...page.items);
+    token = page.nextToken || "";
+  } while (token && items.length < MAX_ITEMS);
+  return { items, truncated: Boolean(token) };
+}
+
+// --- time -------------------------------------------------------------------
+
+function span(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return s + "s";
+  const m = Math.floor(s / 60);
+  if (m < 60) return m + "m";
+  const h = Math.floor(m / 60);
+  if (h < 48) return h + "h " + (m % 60) + "m";
+  return Math.floor(h / 24) + "d " + (h % 24) + "h";
+}
+const age = (m) => span(Date.now() - Date.parse(m.createdAt));
+function expiry(m) {
+  if (!m.expiresAt) return "never";
+  const left = Date.parse(m.expiresAt) - Date.now();
+  return left > 0 ? "in " + span(left) : "expired";
+}
+
+// --- rendering ----------------------------------------------------------------
+
+function el(tag, props = {}, ...children) {
+  const n = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") n.className = v;
+    else if (k === "text") n.textContent = v;
+    else if (k in n && typeof v !== "string") n[k] = v;
+    else n.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined && c !== false) n.append(c);
+  return n;
+}
+
+function fact(label, value, cls) {
+  const dd = el("dd", {}, value);
+  return el("div", { class: cls }, el("dt", { text: label }), dd);
+}
+
+function roles(m) {
+  let cp = 0, w = 0;
+  if (m.nodes && m.nodes.length) {
+    for (const n of m.nodes) n.role === "worker" ? w++ : cp++;
+  } else {
+    const count = m.spec.nodeCount || 0;
+    cp = count >= 3 && m.spec.haControlPlane !== false ? 3 : Math.min(count, 1);
+    w = count - cp;
+  }
+  return `${cp + w} (${cp} control-plane${w ? `, ${w} worker${w > 1 ? "s" : ""}` : ""})`;
+}
+
+function done(m) {
+  return stepsOf(m).filter((s) => {
+    const st = [...(m.steps || [])].reverse().find((x) => x.name === s);
+    return st && st.outcome === "succeeded";
+  }).length;
+}
+
+function running(m) {
+  const st = [...(m.steps || [])].reverse().find((x) => x.outcome === "running");
+  return st ? st.name : "";
+}
+
+function stepsList(m) {
+  const ol = el("ol");
+  for (const s of m.steps || []) {
+    const secs = s.endedAt ? ` ${(s.seconds || 0).toFixed(1)}s` : "";
+    const attempt = s.attempt > 1 ? ` (attempt ${s.attempt})` : "";
+    ol.append(el("li", { class: "outcome-" + s.outcome },
+      el("strong", { text: s.name + attempt }), ` ${s.outcome}${secs}`, s.detail ? ` — ${s.detail}` : ""));
+  }
+  return ol;
+}
+
+function nodesTable(m) {
+  const t = el("table", { class: "nodes" });
+  t.append(el("caption", { class: "sr-only", text: `Nodes of ${m.name}` }));
+  t.append(el("thead", {}, el("tr", {}, ...["#", "Instance", "Role", "IP"].map((h) => el("th", { scope: "col", text: h })))));
+  const tb = el("tbody");
+  for (const n of m.nodes) {
+    tb.append(el("tr", {}, el("td", { text: String(n.index) }), el("td", { text: n.instanceId }),
+      el("td", { text: n.role }), el("td", { text: (n.privateIp || "") + (n.publicIp ? ` / ${n.publicIp}` : "") })));
+  }
+  t.append(tb);
+  return t;
+}
+
+// body renders the part of a card that changes with the record; the
+// header's actions stay, so focus on them survives a refresh.
+function cardBody(m, openSteps) {
+  const b = el("div", { class: "body" });
+  b.append(el("dl", { class: "facts" },
+    fact("Region", m.region),
+    fact("Nodes", roles(m)),
+    fact("Age", el("span", { class: "age", text: age(m) })),
+    fact("Expires", el("span", { class: "expiry", text: expiry(m) })),
+    m.endpoint ? fact("Endpoint", m.endpoint, "wide") : null,
+    fact("ID", el("code", { text: m.id }), "wide"),
+  ));
+  if (m.status === "CREATING") {
+    const n = done(m);
+    const total = stepsOf(m).length;
+    const cur = running(m);
+    const label = `step ${Math.min(n + 1, total)} of ${total}${cur ? ": " + cur : ""}`;
+    b.append(el("div", { class: "progress" },
+      el("progress", { max: total, value: n, "aria-label": `Provisioning progress of ${m.name}` }),
+      el("span", { text: label })));
+  } else if (m.status === "DELETING") {
+    b.append(el("div", { class: "progress" },
+      el("progress", { "aria-label": `Teardown of ${m.name}` }), el("span", { text: "tearing down" + (running(m) ? ": " + running(m) : "") })));
+  }
+  if (m.status === "FAILED") {
+    b.append(el("p", { class: "failure", text: `Failed at ${m.failedStep || "?"}: ${m.failureCause || "no cause recorded"}` }));
+  }
+  if (m.nodes && m.nodes.length) b.append(nodesTable(m));
+  if (m.steps && m.steps.length) {
+    const d = el("details", { class: "steps" }, el("summary", { text: `Steps (${m.steps.length})` }), stepsList(m));
+    d.open = openSteps;
+    b.append(d);
+  }
+  return b;
+}
+
+function card(m) {
+  const li = el("li", { class: "mec", id: "mec-" + m.id, "data-status": m.status, "aria-labelledby": "t-" + m.id });
+  const badge = el("span", { class: "badge " + m.status, text: m.status });
+  li.append(el("div", { class: "mec-head" }, el("h3", { id: "t-" + m.id, text: m.name }), badge));
+  li.append(cardBody(m, false));
+  const kube = el("button", { type: "button", class: "kubeconfig", "aria-label": `Download kubeconfig of ${m.name}`, text: "Download kubeconfig" });
+  const del = el("button", { type: "button", class: "danger delete", "aria-label": `Delete ${m.name}`, text: "Delete" });
+  kube.addEventListener("click", () => downloadKubeconfig(li.record, kube));
+  del.addEventListener("click", () => confirmDelete(li.record, del));
+  li.append(el("div", { class: "actions" }, kube, del));
+  return li;
+}
+
+function updateCard(li, m) {
+  const prev = li.record;
+  li.record = m;
+  li.dataset.status = m.status;
+  const badge = $(".badge", li);
+  badge.className = "badge " + m.status;
+  badge.textContent = m.status;
+  if (!prev || prev.version !== m.version || prev.updatedAt !== m.updatedAt) {
+    const open = Boolean($("details.steps", li) && $("details.steps", li).open);
+    $(".body", li).replaceWith(cardBody(m, open));
+  } else {
+    $(".age", li).textContent = age(m);
+    $(".expiry", li).textContent = expiry(m);
+  }
+  $(".kubeconfig", li).hidden = m.status !== "READY";
+  $(".delete", li).hidden = m.status === "DELETED";
+}
+
+function render(items, truncated) {
+  const ul = $("#mecs");
+  const seen = new Set();
+  let prevNode = null;
+  for (const m of items) {
+    seen.add(m.id);
+    let li = document.getElementById("mec-" + m.id);
+    if (!li) li = card(m);
+    updateCard(li, m);
+    // Keep the API's order (newest first) without moving focused nodes needlessly.
+    const want = prevNode ? prevNode.nextSibling : ul.firstChild;
+    if (want !== li) ul.insertBefore(li, want);
+    prevNode = li;
+  }
+  for (const li of [...ul.children]) if (!seen.has(li.id.slice(4))) li.remove();
+  const counts = {};
+  for (const m of items) counts[m.status] = (counts[m.status] || 0) + 1;
+  const summary = Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(", ");
+  $("#list-info").textContent = items.length
+    ? `${items.length} MEC${items.length > 1 ? "s" : ""}${summary ? " — " + summary : ""}. Updated ${new Date().toLocaleTimeString()}.` + (truncated ? ` Showing the newest ${MAX_ITEMS}.` : "")
+    : `No MECs here yet. Updated ${new Date().toLocaleTimeString()}.`;
+}
+
+function announce(msg) {
+  const a = $("#announcer");
+  a.textContent = "";
+  // A fresh node change makes screen readers read the same text twice too.
+  setTimeout(() => { a.textContent = msg; }, 30);
+}
+
+function updateRegions(items) {
+  let changed = false;
+  for (const m of items) if (!state.regions.has(m.region)) { state.regions.add(m.region); changed = true; }
+  if (!changed) return;
+  const sel = $("#filter-region");
+  const cur = sel.value;
+  const sorted = [...state.regions].sort();
+  sel.replaceChildren(el("option", { value: "", text: "All regions" }), ...sorted.map((r) => el("option", { value: r, text: r })));
+  sel.value = cur;
+  $("#regions").replaceChildren(...sorted.map((r) => el("option", { value: r })));
+}
+
+async function refresh() {
+  if (state.loading) return;
+  state.loading = true;
+  const status = $("#filter-status").value;
+  const region = $("#filter-region").value;
+  try {
+    let { items, truncated } = await listAll(status, region);
+    if (!status) items = items.filter((m) => m.status !== "DELETED");
+    updateRegions(items);
+    const changes = [];
+    for (const m of items) {
+      const before = state.statuses.get(m.id);
+      if (!state.first && before && before !== m.status) changes.push(`${m.name} is now ${m.status}`);
+      state.statuses.set(m.id, m.status);
+    }
+    state.first = false;
+    render(items, truncated);
+    if (changes.length) announce(changes.join(". ") + ".");
+    $("#list-error").hidden = true;
+  } catch (e) {
+    $("#list-error").textContent = "Could not load the MECs: " + e.message;
+    $("#list-error").hidden = false;
+  } finally {
+    state.loading = false;
+  }
+}
+
+function schedule() {
+  clearInterval(state.timer);
+  state.timer = null;
+  if ($("#auto-refresh").checked) state.timer = setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
+}
+
+// --- actions ----------------------------------------------------------------
+
+async function downloadKubeconfig(m, btn) {
+  btn.disabled = true;
+  try {
+    const yaml = await api("GET", `/mecs/${m.id}/kubeconfig`);
+    const url = URL.createObjectURL(new Blob([yaml], { type: "application/yaml" }));
+    const a = el("a", { href: url, download: `${m.name}.kubeconfig.yaml` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    announce(`Kubeconfig of ${m.name} downloaded as ${m.name}.kubeconfig.yaml.`);
+  } catch (e) {
+    announce(`Kubeconfig of ${m.name}: ${e.message}`);
+    $("#list-error").textContent = `Kubeconfig of ${m.name}: ${e.message}`;
+    $("#list-error").hidden = false;
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+function confirmDelete(m, btn) {
+  const dlg = $("#confirm-delete");
+  $("#cd-name").textContent = m.name;
+  $("#cd-confirm").setAttribute("aria-label", `Delete ${m.name} now`);
+  dlg.returnValue = "";
+  dlg.onclose = async () => {
+    dlg.onclose = null;
+    if (dlg.returnValue !== "delete") { btn.focus(); return; }
+    btn.disabled = true;
+    try {
+      await api("DELETE", `/mecs/${m.id}`);
+      announce(`Deleting ${m.name}.`);
+      await refresh();
+    } catch (e) {
+      announce(`Could not delete ${m.name}: ${e.message}`);
+      $("#list-error").textContent = `Could not delete ${m.name}: ${e.message}`;
+      $("#list-error").hidden = false;
+    } finally {
+      btn.disabled = false;
+    }
+  };
+  dlg.showModal();
+  $("#cd-cancel").focus(); // the safe choice first
+}
+
+// --- create form --------------------------------------------------------------
+
+const form = () => $("#create-form");
+const touched = new Set();
+
+function lines(v) {
+  return v.split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
+}
+
+// specFromForm returns the spec JSON for the API (only fields given) and
+// the problems found before sending (fields the API could not parse).
+function specFromForm() {
+  const f = form().elements;
+  const s = {};
+  const local = {};
+  const str = (k) => { const v = f[k].value.trim(); if (v) s[k] = v; };
+  const num = (k) => {
+    const v = f[k].value.trim();
+    if (v === "") { if (f[k].validity && f[k].validity.badInput) local[k] = "must be a whole number"; return; }
+    s[k] = Number(v);
+  };
+  str("name"); str("region"); num("nodeCount"); str("instanceType"); str("microk8sChannel"); str("ttl");
+  str("amiId"); str("vpcId"); str("subnetId"); num("rootVolumeGiB");
+  s.addons = [...document.querySelectorAll("#addons input:checked")].map((i) => i.value);
+  const apiCidrs = lines(f.apiAccessCidrs.value); if (apiCidrs.length) s.apiAccessCidrs = apiCidrs;
+  const np = lines(f.nodePortCidrs.value); if (np.length) s.nodePortCidrs = np;
+  if (f.publicEndpoint.checked) s.publicEndpoint = true;
+  if (f.haControlPlane.value) s.haControlPlane = f.haControlPlane.value === "true";
+  if (f.expiresAt.value) {
+    const t = new Date(f.expiresAt.value);
+    if (isNaN(t)) local.expiresAt = "must be a date and time"; else s.expiresAt = t.toISOString().replace(/\.\d{3}Z$/, "Z");
+  }
+  const tagLines = f.tags.value.split("\n").map((l) => l.trim()).filter(Boolean);
+  if (tagLines.length) {
+    s.tags = {};
+    for (const l of tagLines) {
+      const i = l.indexOf("=");
+      if (i < 1) { local.tags = `"${l}" is not KEY=VALUE; write one tag per line as KEY=VALUE`; continue; }
+      s.tags[l.slice(0, i).trim()] = l.slice(i + 1).trim();
+    }
+  }
+  return { spec: s, local };
+}
+
+// fieldOf maps an API field key ("addons[1]", "tags.team") to a form field.
+function fieldOf(key) {
+  const base = key.split(/[.[]/)[0];
+  return document.querySelector(`.field[data-field="${CSS.escape(base)}"]`) ? base : null;
+}
+
+function clearErrors(only) {
+  for (const box of document.querySelectorAll(".field[data-field]")) {
+    const name = box.dataset.field;
+    if (only && !only.has(name)) continue;
+    const e = $("#e-" + name);
+    e.hidden = true;
+    e.textContent = "";
+    const input = $("#f-" + name);
+    if (input) input.removeAttribute("aria-invalid");
+  }
+}
+
+// showErrors puts each message next to its field; returns the fields shown
+// and the messages that belong to no field.
+function showErrors(fields, only) {
+  const grouped = {};
+  const rest = [];
+  for (const [k, msg] of Object.entries(fields || {})) {
+    const f = fieldOf(k);
+    if (!f) { rest.push(`${k}: ${msg}`); continue; }
+    if (only && !only.has(f)) continue;
+    (grouped[f] = grouped[f] || []).push(k === f ? msg : `${k}: ${msg}`);
+  }
+  for (const [f, msgs] of Object.entries(grouped)) {
+    const e = $("#e-" + f);
+    e.textContent = msgs.join(" · ");
+    e.hidden = false;
+    const input = $("#f-" + f);
+    if (input) input.setAttribute("aria-invalid", "true");
+    if (f !== "name" && f !== "region" && f !== "nodeCount" && f !== "instanceType" && f !== "microk8sChannel" && f !== "ttl" && f !== "addons") {
+      $(".advanced").open = true; // an error inside must be visible
+    }
+  }
+  return { shown: Object.keys(grouped), rest };
+}
+
+// Hints while typing: the same rules as the API (spec.Parse, run by
+// mecctl), shown for fields already left once. The API decides on submit.
+let validateSeq = 0;
+async function liveValidate() {
+  const seq = ++validateSeq;
+  const { spec, local } = specFromForm();
+  let fields = {};
+  try {
+    const r = await fetch("/ui/validate", { method: "POST", headers: { ...HEADER, "Content-Type": "application/json" }, body: JSON.stringify(spec) });
+    if (r.ok) fields = (await r.json()).fields || {};
+  } catch (e) { /* hints only */ }
+  if (seq !== validateSeq) return;
+  delete fields.region; // the stack's regions are the API's to check
+  clearErrors(touched);
+  showErrors({ ...fields, ...local }, touched);
+}
+
+async function submitCreate(ev) {
+  ev.preventDefault();
+  const btn = $("#create-submit");
+  const status = $("#form-status");
+  const ferr = $("#form-error");
+  clearErrors();
+  ferr.hidden = true;
+  const { spec, local } = specFromForm();
+  if (Object.keys(local).length) {
+    showErrors(local);
+    focusFirstError();
+    return;
+  }
+  btn.disabled = true;
+  status.textContent = "Creating…";
+  const key = (crypto.randomUUID && crypto.randomUUID()) || String(Date.now()) + Math.random().toString(16).slice(2);
+  try {
+    const m = await api("POST", "/mecs", { body: spec, headers: { "Idempotency-Key": key } });
+    status.textContent = `MEC ${m.name} is ${m.status}: follow its progress in the list.`;
+    announce(`Creating ${m.name} in ${m.region}.`);
+    form().reset();
+    touched.clear();
+    setDefaults();
+    await refresh();
+  } catch (e) {
+    status.textContent = "";
+    const fields = { ...(e.fields || {}) };
+    if (e.code === "NameTaken") fields.name = e.message;
+    const { shown, rest } = showErrors(fields);
+    const msg = [e.message, ...rest].join(" ");
+    ferr.textContent = shown.length ? `${msg} See the fields marked below.` : msg;
+    ferr.hidden = false;
+    focusFirstError();
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+function focusFirstError() {
+  const bad = document.querySelector("[aria-invalid='true']");
+  if (bad) bad.focus();
+  else $("#form-error").hidden || $("#create-title").focus();
+}
+
+let meta = { addons: [], defaults: { addons: ["dns"] } };
+function setDefaults() {
+  for (const i of document.querySelectorAll("#addons input")) i.checked = (meta.defaults.addons || []).includes(i.value);
+}
+
+async function init() {
+  try {
+    const r = await fetch("/ui/meta", { headers: HEADER });
+    meta = await r.json();
+    $("#api-info").textContent = `API ${meta.endpoint} (${meta.region}), signed by mecctl with your AWS credentials`;
+  } catch (e) {
+    $("#api-info").textContent = "mecctl dashboard";
+  }
+  const box = $("#addons");
+  for (const a of meta.addons || []) {
+    const id = "f-addon-" + a;
+    box.append(el("label", { for: id }, el("input", { type: "checkbox", id, value: a, name: "addons" }), a));
+  }
+  setDefaults();
+  const f = form();
+  f.addEventListener("submit", submitCreate);
+  f.addEventListener("focusout", (ev) => {
+    const box = ev.target.closest && ev.target.closest(".field[data-field]");
+    if (box && ev.target.value !== "") { touched.add(box.dataset.field); liveValidate(); }
+  });
+  f.addEventListener("input", (ev) => {
+    const box = ev.target.closest && ev.target.closest(".field[data-field]");
+    if (box && touched.has(box.dataset.field)) liveValidate();
+  });
+  $("#refresh").addEventListener("click", refresh);
+  $("#filter-status").addEventListener("change", refresh);
+  $("#filter-region").addEventListener("change", refresh);
+  $("#auto-refresh").addEventListener("change", schedule);
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
+  await refresh();
+  schedule();
+}
+
+document.addEventListener("DOMContentLoaded", init);

@@ -1,0 +1,174 @@
+// Package browser runs the dashboard on the local runtime for people
+// (`make dashboard`, through ./serve) and for a real browser
+// (dashboard.test.mjs, driven by the Go test in this package): a signing
+// client for the runtime's API, the dashboard server, and MECs seeded in
+// different states.
+package browser
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/mecd/mecd/internal/client"
+	"github.com/mecd/mecd/internal/dashboard"
+	"github.com/mecd/mecd/internal/record"
+	"github.com/mecd/mecd/internal/workflow"
+	"github.com/mecd/mecd/test/localrt"
+	"github.com/mecd/mecd/test/nodesim/fault"
+)
+
+// Client is an API client for the runtime's API, signing with the
+// runtime's credentials as mecctl does with a user's.
+func Client(rt *localrt.Runtime) (*client.Client, error) {
+	u, err := client.ParseEndpoint(rt.APIEndpoint())
+	if err != nil {
+		return nil, err
+	}
+	return &client.Client{
+		Endpoint:    u,
+		Region:      rt.Region,
+		Credentials: credentials.NewStaticCredentialsProvider(localrt.AccessKey, localrt.SecretKey, ""),
+		HTTP:        client.NewHTTPClient(),
+		UserAgent:   "mecd-dashboard-local",
+		Retries:     2,
+	}, nil
+}
+
+// Serve runs the dashboard on addr (a 127.0.0.1 address; port 0 picks
+// one) until stop is called, and returns its URL.
+func Serve(c *client.Client, addr string, log *slog.Logger) (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("dashboard: %w", err)
+	}
+	srv := &http.Server{Handler: dashboard.New(c, log).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	stop = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}
+	return "http://" + ln.Addr().String() + "/", stop, nil
+}
+
+// Seeded names the MECs Seed made.
+type Seeded struct {
+	Ready  []string // READY, in two regions
+	Failed string   // FAILED at install: snap install fails on node 0
+	Slow   string   // CREATING: a node's SSM agent never comes online
+}
+
+// Seed creates MECs in different states through the API, with faults
+// injected for the FAILED and the slow one, and returns once the READY
+// and FAILED ones got there. The slow one stays CREATING until the
+// runtime's node-online timeout (15 min scaled) fails it; KeepCreating
+// replaces it then.
+func Seed(ctx context.Context, rt *localrt.Runtime, c *client.Client, prefix string) (*Seeded, error) {
+	s := &Seeded{
+		Ready:  []string{prefix + "-factory", prefix + "-store-eu"},
+		Failed: prefix + "-broken",
+		Slow:   prefix + "-slow-1",
+	}
+	rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: workflow.TagName, TagValue: s.Failed, Index: 0},
+		Prefix: "snap install", ExitCode: 1, Stderr: "error: cannot install \"microk8s\": Get https://api.snapcraft.io/v2/snaps/refresh: dial tcp: i/o timeout (injected)"})
+	specs := []struct {
+		name, spec string
+		want       record.Status
+	}{
+		{s.Ready[0], `{"name":%q,"nodeCount":3,"addons":["dns","hostpath-storage"],"ttl":"8h","tags":{"site":"factory"}}`, record.Ready},
+		{s.Ready[1], `{"name":%q,"region":"eu-central-1","nodeCount":5,"addons":["dns","ingress"]}`, record.Ready},
+		{s.Failed, `{"name":%q,"region":"us-west-2","nodeCount":1,"ttl":"2h"}`, record.Failed},
+	}
+	ids := map[string]record.Status{}
+	for _, sp := range specs {
+		m, err := c.Create(ctx, fmt.Appendf(nil, sp.spec, sp.name), "seed-"+sp.name)
+		if err != nil {
+			return nil, fmt.Errorf("seed %s: %w", sp.name, err)
+		}
+		ids[m.ID] = sp.want
+	}
+	if _, err := createSlow(ctx, rt, c, s.Slow); err != nil {
+		return nil, err
+	}
+	for id, want := range ids {
+		if _, err := WaitStatus(ctx, c, id, want); err != nil {
+			return nil, fmt.Errorf("seed: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func createSlow(ctx context.Context, rt *localrt.Runtime, c *client.Client, name string) (*record.MEC, error) {
+	rt.Sim.Faults.NeverOnline(fault.Host{TagKey: workflow.TagName, TagValue: name, Index: 2})
+	m, err := c.Create(ctx, fmt.Appendf(nil, `{"name":%q,"region":"ap-northeast-1","nodeCount":3,"ttl":"24h"}`, name), "seed-"+name)
+	if err != nil {
+		return nil, fmt.Errorf("seed %s: %w", name, err)
+	}
+	return m, nil
+}
+
+// KeepCreating keeps one MEC CREATING until ctx ends: when the slow one
+// fails (its node never came online), it is deleted and another started.
+func KeepCreating(ctx context.Context, rt *localrt.Runtime, c *client.Client, prefix string, log *slog.Logger) {
+	name := prefix + "-slow-1"
+	for n := 2; ; n++ {
+		m, err := c.Resolve(ctx, name)
+		for err == nil && m.Status == record.Creating {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(2 * time.Second):
+			}
+			m, err = c.Get(ctx, m.ID)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			log.Warn("keep a MEC creating", "name", name, "error", err)
+		} else {
+			rt.Sim.Faults.ClearHosts(workflow.TagName, name)
+			if _, err := c.Delete(ctx, m.ID); err != nil {
+				log.Warn("delete the slow MEC", "name", name, "error", err)
+			}
+		}
+		name = fmt.Sprintf("%s-slow-%d", prefix, n)
+		if _, err := createSlow(ctx, rt, c, name); err != nil {
+			log.Warn("keep a MEC creating", "name", name, "error", err)
+			return
+		}
+	}
+}
+
+// WaitStatus polls a MEC until it has status want (FAILED ends a wait for
+// READY early, as an error).
+func WaitStatus(ctx context.Context, c *client.Client, id string, want record.Status) (*record.MEC, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		m, err := c.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if m.Status == want {
+			return m, nil
+		}
+		if want == record.Ready && m.Status == record.Failed {
+			b, _ := json.Marshal(m.Steps)
+			return m, fmt.Errorf("%s (%s) FAILED at %s: %s; steps %s", m.Name, id, m.FailedStep, m.FailureCause, b)
+		}
+		select {
+		case <-ctx.Done():
+			return m, errors.Join(fmt.Errorf("%s (%s) is %s, not %s", m.Name, id, m.Status, want), ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
