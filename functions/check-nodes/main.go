@@ -1,29 +1,9 @@
-// Command check-nodes is a Lambda (provided.al2023): CheckNodes reports whether the nodes are running and Online in SSM.
+// Command check-nodes is a Lambda (provided.al2023). CheckNodes reports whether the nodes are running and Online in SSM.
 // The logic lives in internal/workflow; this file only wires it.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/mecd/mecd/internal/workflow"
-)
+import "github.com/mecd/mecd/internal/workflow"
 
 func main() {
-	if err := run(context.Background()); err != nil {
-		fmt.Fprintf(os.Stderr, "check-nodes: %v\n", err)
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context) error {
-	s, err := workflow.FromEnvironment(ctx)
-	if err != nil {
-		return err
-	}
-	lambda.Start(workflow.Wrap(s.CheckNodes))
-	return nil
+	workflow.Run("check-nodes", func(s *workflow.Steps) any { return workflow.Wrap(s.CheckNodes) })
 }

@@ -1,29 +1,9 @@
-// Command command-events is a Lambda (provided.al2023): CommandEvents resumes workflows when SSM reports a node command finished.
+// Command command-events is a Lambda (provided.al2023). CommandEvents resumes workflows when SSM reports a node command finished.
 // The logic lives in internal/workflow; this file only wires it.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/mecd/mecd/internal/workflow"
-)
+import "github.com/mecd/mecd/internal/workflow"
 
 func main() {
-	if err := run(context.Background()); err != nil {
-		fmt.Fprintf(os.Stderr, "command-events: %v\n", err)
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context) error {
-	s, err := workflow.FromEnvironment(ctx)
-	if err != nil {
-		return err
-	}
-	lambda.Start(s.CommandEvents)
-	return nil
+	workflow.Run("command-events", func(s *workflow.Steps) any { return s.CommandEvents })
 }

@@ -1,29 +1,9 @@
-// Command launch-nodes is a Lambda (provided.al2023): LaunchNodes creates the security group and launches the nodes.
+// Command launch-nodes is a Lambda (provided.al2023). LaunchNodes creates the security group and node role and launches the nodes.
 // The logic lives in internal/workflow; this file only wires it.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/mecd/mecd/internal/workflow"
-)
+import "github.com/mecd/mecd/internal/workflow"
 
 func main() {
-	if err := run(context.Background()); err != nil {
-		fmt.Fprintf(os.Stderr, "launch-nodes: %v\n", err)
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context) error {
-	s, err := workflow.FromEnvironment(ctx)
-	if err != nil {
-		return err
-	}
-	lambda.Start(workflow.Wrap(s.LaunchNodes))
-	return nil
+	workflow.Run("launch-nodes", func(s *workflow.Steps) any { return workflow.Wrap(s.LaunchNodes) })
 }

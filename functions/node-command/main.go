@@ -1,29 +1,9 @@
-// Command node-command is a Lambda (provided.al2023): NodeCommand sends a node script by SSM Run Command and parks the task token.
+// Command node-command is a Lambda (provided.al2023). NodeCommand sends a node script by SSM Run Command and parks the task token.
 // The logic lives in internal/workflow; this file only wires it.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/mecd/mecd/internal/workflow"
-)
+import "github.com/mecd/mecd/internal/workflow"
 
 func main() {
-	if err := run(context.Background()); err != nil {
-		fmt.Fprintf(os.Stderr, "node-command: %v\n", err)
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context) error {
-	s, err := workflow.FromEnvironment(ctx)
-	if err != nil {
-		return err
-	}
-	lambda.Start(workflow.Wrap(s.NodeCommand))
-	return nil
+	workflow.Run("node-command", func(s *workflow.Steps) any { return workflow.Wrap(s.NodeCommand) })
 }

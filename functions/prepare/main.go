@@ -1,29 +1,9 @@
-// Command prepare is a Lambda (provided.al2023): Prepare creates the MEC record (console runs) and resolves the spec.
+// Command prepare is a Lambda (provided.al2023). Prepare creates the MEC record (console runs) and resolves the spec.
 // The logic lives in internal/workflow; this file only wires it.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/mecd/mecd/internal/workflow"
-)
+import "github.com/mecd/mecd/internal/workflow"
 
 func main() {
-	if err := run(context.Background()); err != nil {
-		fmt.Fprintf(os.Stderr, "prepare: %v\n", err)
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context) error {
-	s, err := workflow.FromEnvironment(ctx)
-	if err != nil {
-		return err
-	}
-	lambda.Start(workflow.Wrap(s.Prepare))
-	return nil
+	workflow.Run("prepare", func(s *workflow.Steps) any { return workflow.Wrap(s.Prepare) })
 }

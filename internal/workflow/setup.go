@@ -2,6 +2,10 @@ package workflow
 
 import (
 	"context"
+	"fmt"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/mecd/mecd/internal/config"
 	"github.com/mecd/mecd/internal/record"
@@ -34,4 +38,16 @@ func FromEnvironment(ctx context.Context) (*Steps, error) {
 		Env:   env,
 		Log:   log,
 	}, nil
+}
+
+// Run is a step function's whole main: build Steps from the environment and
+// serve the handler pick returns on the Lambda runtime. A setup error ends
+// the process (Lambda reports it as an init error).
+func Run(name string, pick func(*Steps) any) {
+	s, err := FromEnvironment(context.Background())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+	lambda.Start(pick(s))
 }
