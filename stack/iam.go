@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 )
@@ -63,9 +64,10 @@ func tagged(key string) map[string]map[string]any {
 
 // refs are the stack's own resources the policies point at.
 type refs struct {
-	table    string   // table ARN
-	indexes  []string // GSI ARNs
-	nodeRole string   // node role ARN
+	table   string   // table ARN
+	indexes []string // GSI ARNs
+	// nodeBoundary is the node roles' permissions boundary (policy ARN).
+	nodeBoundary string
 	// stateMachines are the deployed names by backend name.
 	stateMachines map[string]string
 }
@@ -85,7 +87,57 @@ const (
 	whyNoResourceLevel = "the Service Authorization Reference lists no resource type for these actions, so IAM accepts only \"*\"; they are read-only and limited to the allowed regions"
 	whyTaskToken       = "SendTaskSuccess/SendTaskFailure accept no resource (Service Authorization Reference); the task token in the request is the capability, and only the workflow that parked it hands it out"
 	whyAnyRegion       = "the MEC's region is chosen per request among the allowed regions: the ARN's region is \"*\" and aws:RequestedRegion narrows it"
+	whyNodeRoles       = "each MEC's nodes get a role and instance profile of their own, /mecd/mecd-node-<clusterId>, and the cluster id is known only at run time"
 )
+
+// boundTo is the condition that the role acted on has the node boundary as
+// its permissions boundary (for CreateRole: is created with it).
+func boundTo(r refs) map[string]map[string]any {
+	return map[string]map[string]any{"StringEquals": {"iam:PermissionsBoundary": r.nodeBoundary}}
+}
+
+// nodeRoleAccess is what launch-nodes needs to give a MEC its node role and
+// instance profile (internal/workflow ensureNodeRole): a role only under the
+// boundary, with no managed policy but the SSM agent's, and passed to EC2
+// only. Nothing here may change a boundary or a managed policy.
+func nodeRoleAccess(r refs) []access {
+	return []access{
+		{actions: []string{"iam:CreateRole", "iam:PutRolePolicy"}, resources: []string{arnNodeRoles},
+			conditions: boundTo(r), why: whyNodeRoles + "; only created and given inline policies under the node boundary (iam:PermissionsBoundary)"},
+		{actions: []string{"iam:AttachRolePolicy"}, resources: []string{arnNodeRoles},
+			conditions: map[string]map[string]any{
+				"StringEquals": {"iam:PermissionsBoundary": r.nodeBoundary},
+				"ArnEquals":    {"iam:PolicyARN": arnCorePolicy},
+			},
+			why: whyNodeRoles + "; only roles under the node boundary, and only " + ssmCorePolicy + " (iam:PolicyARN)"},
+		// CreateRole with tags also authorises TagRole. The Service
+		// Authorization Reference lists iam:PermissionsBoundary for the role
+		// mutations above but not for TagRole: IfExists keeps the boundary
+		// check where IAM supplies the key without denying where it does not
+		// (a tag grants no permission; the name and path still bind it).
+		{actions: []string{"iam:TagRole"}, resources: []string{arnNodeRoles},
+			conditions: map[string]map[string]any{"StringEqualsIfExists": {"iam:PermissionsBoundary": r.nodeBoundary}},
+			why:        whyNodeRoles + "; tags of node roles only"},
+		{actions: []string{"iam:CreateInstanceProfile", "iam:GetInstanceProfile", "iam:AddRoleToInstanceProfile", "iam:TagInstanceProfile"},
+			resources: []string{arnNodeProfiles}, why: whyNodeRoles},
+		// RunInstances with the profile, and AddRoleToInstanceProfile, pass the role.
+		{actions: []string{"iam:PassRole"}, resources: []string{arnNodeRoles},
+			conditions: map[string]map[string]any{"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+			why:        whyNodeRoles + "; passed to EC2 only (iam:PassedToService)"},
+	}
+}
+
+// nodeRoleCleanup removes a MEC's node role and instance profile
+// (internal/workflow deleteNodeRole).
+func nodeRoleCleanup(r refs) []access {
+	return []access{
+		{actions: []string{"iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile"}, resources: []string{arnNodeProfiles}, why: whyNodeRoles},
+		{actions: []string{"iam:DeleteRolePolicy", "iam:DetachRolePolicy"}, resources: []string{arnNodeRoles},
+			conditions: boundTo(r), why: whyNodeRoles + "; only roles under the node boundary (iam:PermissionsBoundary)"},
+		{actions: []string{"iam:DeleteRole"}, resources: []string{arnNodeRoles},
+			why: whyNodeRoles + "; DeleteRole takes no iam:PermissionsBoundary condition (Service Authorization Reference), and IAM refuses it while the role has policies or a profile"},
+	}
+}
 
 func dynamo(r refs, actions ...string) access {
 	full := make([]string, len(actions))
@@ -113,7 +165,7 @@ func functionAccess(name string, r refs) ([]access, bool) {
 				why: "Canonical publishes the Ubuntu AMI ids as public parameters under /aws/service/canonical/ (one per release and architecture); public parameters have no account and are read-only"},
 		}, true
 	case "launch-nodes":
-		return []access{
+		return append([]access{
 			dynamo(r, "GetItem", "PutItem"),
 			describe("ec2:DescribeSecurityGroups"),
 			// The new group must be tagged at creation...
@@ -138,9 +190,7 @@ func functionAccess(name string, r refs) ([]access, bool) {
 			{actions: []string{"ec2:CreateTags"}, resources: []string{arnInstance, arnVolume, arnGroup}, regional: true,
 				conditions: map[string]map[string]any{"StringEquals": {"ec2:CreateAction": []string{"RunInstances", "CreateSecurityGroup"}}},
 				why:        whyAnyRegion + "; tagging only as part of the creating call (ec2:CreateAction), never of existing resources"},
-			{actions: []string{"iam:PassRole"}, resources: []string{r.nodeRole},
-				conditions: map[string]map[string]any{"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
-		}, true
+		}, nodeRoleAccess(r)...), true
 	case "check-nodes":
 		return []access{
 			dynamo(r, "GetItem", "PutItem"),
@@ -168,7 +218,7 @@ func functionAccess(name string, r refs) ([]access, bool) {
 			{actions: []string{"states:SendTaskSuccess", "states:SendTaskFailure"}, resources: []string{anyResource}, why: whyTaskToken},
 		}, true
 	case "cleanup":
-		return []access{
+		return append([]access{
 			dynamo(r, "GetItem", "PutItem"),
 			describe("ec2:DescribeInstances", "ec2:DescribeSecurityGroups"),
 			{actions: []string{"ec2:TerminateInstances"}, resources: []string{arnInstance}, regional: true,
@@ -177,7 +227,7 @@ func functionAccess(name string, r refs) ([]access, bool) {
 				conditions: tagged("ec2:ResourceTag/" + managedTag), why: whyAnyRegion + "; only groups tagged by mecd"},
 			{actions: []string{"ssm:GetParametersByPath", "ssm:DeleteParameters"}, resources: []string{arnParams}, regional: true,
 				why: whyAnyRegion + "; it removes every parameter under /mecd/<clusterId>/, whose id is known only at run time"},
-		}, true
+		}, nodeRoleCleanup(r)...), true
 	case "record-status":
 		// Moving to DELETED releases the name claim in the same transaction;
 		// moving a CREATING MEC to DELETING stops its provisioning.
@@ -234,35 +284,15 @@ func startExecution(r refs, machines ...string) []access {
 	return []access{{actions: []string{"states:StartExecution"}, resources: arns}}
 }
 
-// nodeAccess is the node role's own policy, next to AmazonSSMManagedInstanceCore.
-// Node scripts read the join token (install, join) and write the kubeconfig
-// (finalize) themselves, so those secrets never pass through Run Command.
-//
-// Limitation: DESIGN wants each node limited to its own cluster's
-// parameters. IAM cannot express that with one role: nothing in a request
-// made with instance credentials carries the instance's tags, so no
-// condition can match /mecd/<clusterId>/ to the caller. This role therefore
-// reaches every cluster's token (read) and kubeconfig (write); reading
-// kubeconfigs, which the core policy's ssm:GetParameter on "*" would allow,
-// is denied. Exact scoping needs a role per cluster made by launch-nodes
-// (iam:CreateRole under a permissions boundary): future work.
-func nodeAccess() []access {
-	return []access{
-		{actions: []string{"ssm:GetParameter"}, resources: []string{arnJoinToken}, regional: true,
-			why: "nodes of any MEC read their cluster's join token, /mecd/<clusterId>/join-token; one role serves every MEC (per-cluster roles are future work)"},
-		{actions: []string{"ssm:PutParameter"}, resources: []string{arnKubeconfig}, regional: true,
-			why: "node 0 of any MEC writes its cluster's kubeconfig, /mecd/<clusterId>/kubeconfig; one role serves every MEC (per-cluster roles are future work)"},
-		{deny: true, actions: []string{"ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath", "ssm:GetParameterHistory"},
-			resources: []string{arnKubeconfig}},
-	}
-}
-
 // statement renders one access; regions is the aws:RequestedRegion list.
 func (a access) statement(regions []string) awsiam.PolicyStatement {
 	conds := map[string]any{}
 	for op, kv := range a.conditions {
 		m := map[string]any{}
 		for k, v := range kv {
+			if arn, ok := v.(string); ok && strings.HasPrefix(arn, "arn:${") {
+				v = awscdk.Fn_Sub(jsii.String(arn), nil) // an ARN pattern (above)
+			}
 			m[k] = v
 		}
 		conds[op] = m
@@ -309,13 +339,21 @@ func nagID(resource string) string {
 }
 
 // grantTo attaches accesses to a role and suppresses AwsSolutions-IAM5 for
-// exactly the wildcard resources they name, each with its statement's
-// reason. extraWildcards are "*" resources CDK adds itself (X-Ray, log
-// delivery), with their reason.
+// exactly the wildcard resources they name (see suppressWildcards).
 func grantTo(role awsiam.Role, accesses []access, regions []string, extraWildcards map[string]string) {
-	reasons := map[string][]string{} // nag finding -> reasons
 	for _, a := range accesses {
 		role.AddToPrincipalPolicy(a.statement(regions))
+	}
+	suppressWildcards(role, accesses, extraWildcards)
+}
+
+// suppressWildcards suppresses AwsSolutions-IAM5 on a role or policy for
+// exactly the wildcard resources accesses name, each with its statement's
+// reason. extraWildcards are "*" resources CDK adds itself (X-Ray, log
+// delivery), with their reason.
+func suppressWildcards(on constructs.IConstruct, accesses []access, extraWildcards map[string]string) {
+	reasons := map[string][]string{} // nag finding -> reasons
+	for _, a := range accesses {
 		if a.deny {
 			continue
 		}
@@ -348,7 +386,7 @@ func grantTo(role awsiam.Role, accesses []access, regions []string, extraWildcar
 		})
 	}
 	if len(sup) > 0 {
-		cdknag.NagSuppressions_AddResourceSuppressions(role, &sup, jsii.Bool(true))
+		cdknag.NagSuppressions_AddResourceSuppressions(on, &sup, jsii.Bool(true))
 	}
 }
 

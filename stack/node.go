@@ -4,32 +4,65 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
-	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 )
 
-// NodeRole is the role every MEC node runs with, and its instance profile.
-type NodeRole struct {
-	constructs.Construct
-	Role    awsiam.Role
-	Profile awsiam.InstanceProfile
+// Node roles. Each MEC's nodes run with a role and instance profile of their
+// own, which launch-nodes creates (internal/workflow ensureNodeRole) and
+// cleanup deletes: the path and name prefix below are workflow.NodeRolePath
+// and workflow.NodeRoleName's (the stack tests check they agree). A node
+// role carries the SSM agent's managed policy plus an inline policy limited
+// to its own cluster's parameters, and is created under the permissions
+// boundary built here, so that whatever launch-nodes writes into a node role
+// can never exceed the agent's actions and writing parameters under /mecd/.
+const (
+	ssmCorePolicy = "AmazonSSMManagedInstanceCore"
+	// arnCorePolicy is the AWS-managed policy launch-nodes attaches
+	// (NODE_CORE_POLICY_ARN) and the only one it may attach.
+	arnCorePolicy = "arn:${AWS::Partition}:iam::aws:policy/" + ssmCorePolicy
+	// The node roles and instance profiles: <path>mecd-node-<clusterId>.
+	nodeRolePath    = "/mecd/"
+	nodeRolePrefix  = "mecd-node-"
+	arnNodeRoles    = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role" + nodeRolePath + nodeRolePrefix + "*"
+	arnNodeProfiles = "arn:${AWS::Partition}:iam::${AWS::AccountId}:instance-profile" + nodeRolePath + nodeRolePrefix + "*"
+)
+
+// ssmAgentActions are the actions of AmazonSSMManagedInstanceCore: what the
+// SSM agent on a node calls (Run Command is the only way mecd reaches a node).
+var ssmAgentActions = []string{
+	"ssm:DescribeAssociation", "ssm:GetDeployablePatchSnapshotForInstance", "ssm:GetDocument", "ssm:DescribeDocument",
+	"ssm:GetManifest", "ssm:GetParameter", "ssm:GetParameters", "ssm:ListAssociations", "ssm:ListInstanceAssociations",
+	"ssm:PutInventory", "ssm:PutComplianceItems", "ssm:PutConfigurePackageResult", "ssm:UpdateAssociationStatus",
+	"ssm:UpdateInstanceAssociationStatus", "ssm:UpdateInstanceInformation",
+	"ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
+	"ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage", "ec2messages:GetEndpoint",
+	"ec2messages:GetMessages", "ec2messages:SendReply",
 }
 
-const ssmCorePolicy = "AmazonSSMManagedInstanceCore"
+// nodeBoundaryAccess is the permissions boundary of every node role: the
+// most a node may ever do. It grants nothing by itself; a node's effective
+// permissions are what both its own policies and this allow.
+func nodeBoundaryAccess() []access {
+	return []access{
+		{actions: ssmAgentActions, resources: []string{anyResource},
+			why: "the SSM agent's actions, exactly those of AWS's " + ssmCorePolicy + ", which grants them on \"*\" (most accept no resource); " +
+				"as a permissions boundary this grants nothing, it caps node roles at the agent, and each node role's own policy denies every parameter outside its cluster's"},
+		{actions: []string{"ssm:PutParameter"}, resources: []string{arnParams},
+			why: "node 0 writes its cluster's kubeconfig, /mecd/<clusterId>/kubeconfig; node roles are per cluster but this boundary is shared, " +
+				"so it caps at /mecd/* and each node role's own policy narrows it to its cluster (internal/workflow.NodePolicy)"},
+	}
+}
 
-func newNodeRole(scope constructs.Construct, id string, regions []string) *NodeRole {
-	c := constructs.NewConstruct(scope, jsii.String(id))
-	role := awsiam.NewRole(c, jsii.String("Role"), &awsiam.RoleProps{
-		AssumedBy:       awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
-		Description:     jsii.String("mecd MEC nodes: the SSM agent, plus the join token (read) and kubeconfig (write) under /mecd/"),
-		ManagedPolicies: &[]awsiam.IManagedPolicy{awsiam.ManagedPolicy_FromAwsManagedPolicyName(jsii.String(ssmCorePolicy))},
+// newNodeBoundary creates the customer-managed policy launch-nodes must set
+// as the permissions boundary of every node role (NODE_BOUNDARY_ARN).
+func newNodeBoundary(scope constructs.Construct, id string) awsiam.ManagedPolicy {
+	accesses := nodeBoundaryAccess()
+	policy := awsiam.NewManagedPolicy(scope, jsii.String(id), &awsiam.ManagedPolicyProps{
+		Description: jsii.String("mecd: permissions boundary of every MEC node role (the SSM agent, and writing parameters under /mecd/)"),
+		Path:        jsii.String(nodeRolePath),
 	})
-	grantTo(role, nodeAccess(), regions, nil)
-	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
-		Id: jsii.String("AwsSolutions-IAM4"),
-		Reason: jsii.String("DESIGN section 7: nodes run the SSM agent, whose permissions AWS maintains in " + ssmCorePolicy +
-			" (Run Command is the only way mecd reaches a node: no SSH); its ssm:GetParameter on \"*\" is denied for kubeconfigs by this role's own policy"),
-		AppliesTo: &[]any{"Policy::arn:<AWS::Partition>:iam::aws:policy/" + ssmCorePolicy},
-	}}, jsii.Bool(true))
-	profile := awsiam.NewInstanceProfile(c, jsii.String("Profile"), &awsiam.InstanceProfileProps{Role: role})
-	return &NodeRole{Construct: c, Role: role, Profile: profile}
+	for _, a := range accesses {
+		policy.AddStatements(a.statement(nil))
+	}
+	suppressWildcards(policy, accesses, nil)
+	return policy
 }

@@ -103,7 +103,7 @@ func NewMecdStack(scope constructs.Construct, id string, props *MecdStackProps) 
 	}
 
 	table := newTable(stack, "Table", p.TableRemovalPolicy)
-	node := newNodeRole(stack, "Node", regions)
+	boundary := newNodeBoundary(stack, "NodeBoundary")
 
 	// State machine ARNs come from their names, not from the resources: the
 	// machines reference the functions (substitutions), and functions that
@@ -116,19 +116,20 @@ func NewMecdStack(scope constructs.Construct, id string, props *MecdStackProps) 
 		smArns[sm.Name] = *awscdk.Fn_Sub(jsii.String(stateMachineArn(smNames[sm.Name])), nil)
 	}
 	res := backend.Resources{
-		TableName:           *table.Table.TableName(),
-		ProvisionSMArn:      smArns[ProvisionMachine],
-		TeardownSMArn:       smArns[TeardownMachine],
-		NodeInstanceProfile: *node.Profile.InstanceProfileArn(),
-		AllowedRegions:      strings.Join(regions, ","),
-		LogLevel:            p.LogLevel,
-		RecordRetention:     goDuration(p.RecordRetention),
-		SweepBatch:          fmt.Sprint(p.SweepBatch),
-		NodeOnlineTimeout:   goDuration(p.NodeOnlineTimeout),
-		CommandTimeout:      goDuration(p.CommandTimeout),
-		PollInterval:        goDuration(p.PollInterval),
+		TableName:         *table.Table.TableName(),
+		ProvisionSMArn:    smArns[ProvisionMachine],
+		TeardownSMArn:     smArns[TeardownMachine],
+		NodeBoundaryArn:   *boundary.ManagedPolicyArn(),
+		NodeCorePolicyArn: *awscdk.Fn_Sub(jsii.String(arnCorePolicy), nil),
+		AllowedRegions:    strings.Join(regions, ","),
+		LogLevel:          p.LogLevel,
+		RecordRetention:   goDuration(p.RecordRetention),
+		SweepBatch:        fmt.Sprint(p.SweepBatch),
+		NodeOnlineTimeout: goDuration(p.NodeOnlineTimeout),
+		CommandTimeout:    goDuration(p.CommandTimeout),
+		PollInterval:      goDuration(p.PollInterval),
 	}
-	r := refs{table: *table.Table.TableArn(), indexes: table.IndexArns, nodeRole: *node.Role.RoleArn(), stateMachines: smNames}
+	r := refs{table: *table.Table.TableArn(), indexes: table.IndexArns, nodeBoundary: *boundary.ManagedPolicyArn(), stateMachines: smNames}
 	fns := newFunctions(stack, "Functions", functionsConfig{
 		defs: defs.Functions, dir: p.FunctionsDir, resources: res, refs: r, regions: regions, logRetention: p.LogRetention,
 	})
@@ -147,7 +148,6 @@ func NewMecdStack(scope constructs.Construct, id string, props *MecdStackProps) 
 	}
 
 	output(stack, "TableName", table.Table.TableName(), "the MEC records")
-	output(stack, "NodeInstanceProfileArn", node.Profile.InstanceProfileArn(), "the instance profile every node runs with")
 	for _, sm := range defs.StateMachines {
 		output(stack, pascal(sm.Name)+"StateMachineArn", wf.byName[sm.Name].StateMachineArn(), "the "+sm.Name+" workflow")
 	}

@@ -16,7 +16,7 @@ import (
 func TestFunctionsAreArm64Al2023WithTheirEnvironmentAndLogGroup(t *testing.T) {
 	s, _ := full(t)
 	table := s.one(t, "AWS::DynamoDB::Table").ID
-	profile := s.one(t, "AWS::IAM::InstanceProfile").ID
+	boundary := s.nodeBoundary(t).ID
 	if n := len(s.resources("AWS::Lambda::Function")); n != len(s.defs.Functions) {
 		t.Errorf("%d Lambda functions, want one per backend function (%d)", n, len(s.defs.Functions))
 	}
@@ -55,9 +55,13 @@ func TestFunctionsAreArm64Al2023WithTheirEnvironmentAndLogGroup(t *testing.T) {
 				if refID(v) != table {
 					t.Errorf("%s: %s = %v, want the table", f.Name, k, v)
 				}
-			case backend.EnvNodeInstanceProfile:
-				if refID(v) != profile {
-					t.Errorf("%s: %s = %v, want the node instance profile", f.Name, k, v)
+			case backend.EnvNodeBoundaryArn:
+				if refID(v) != boundary {
+					t.Errorf("%s: %s = %v, want the node boundary policy", f.Name, k, v)
+				}
+			case backend.EnvNodeCorePolicyArn:
+				if got := flat(v); got != coreARN {
+					t.Errorf("%s: %s = %s, want %s", f.Name, k, got, coreARN)
 				}
 			case backend.EnvProvisionSMArn, backend.EnvTeardownSMArn:
 				machine := map[string]string{backend.EnvProvisionSMArn: ProvisionMachine, backend.EnvTeardownSMArn: TeardownMachine}[k]
@@ -402,7 +406,7 @@ func TestWithoutTheLifecycleFunctionsThereIsNoAPIOrSchedule(t *testing.T) {
 func TestOutputs(t *testing.T) {
 	s, _ := full(t)
 	outs, _ := s.json["Outputs"].(map[string]any)
-	want := []string{"ApiUrl", "TableName", "NodeInstanceProfileArn"}
+	want := []string{"ApiUrl", "TableName"}
 	for _, sm := range s.defs.StateMachines {
 		want = append(want, pascal(sm.Name)+"StateMachineArn")
 	}
@@ -410,6 +414,10 @@ func TestOutputs(t *testing.T) {
 		if _, ok := outs[k]; !ok {
 			t.Errorf("no output %s (have %v)", k, sortedKeys(outs))
 		}
+	}
+	// Nodes have no shared instance profile any more: one per MEC.
+	if _, ok := outs["NodeInstanceProfileArn"]; ok {
+		t.Error("output NodeInstanceProfileArn: node instance profiles are per MEC now")
 	}
 }
 

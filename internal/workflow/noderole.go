@@ -49,7 +49,7 @@ const ec2Trust = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Princi
 // Deny matters: the SSM agent's managed policy allows ssm:GetParameter(s) on
 // every parameter.
 func NodePolicy(clusterID, region string) string {
-	own := fmt.Sprintf("arn:aws:ssm:%s:*:parameter%s", region, paramPrefix(clusterID))
+	own := fmt.Sprintf("arn:%s:ssm:%s:*:parameter%s", Partition(region), region, paramPrefix(clusterID))
 	doc := map[string]any{
 		"Version": "2012-10-17",
 		"Statement": []map[string]any{
@@ -154,6 +154,17 @@ func (s *Steps) deleteNodeRole(ctx context.Context, m *record.MEC) error {
 		}
 	}
 	return nil
+}
+
+// Partition is the ARN partition of a region.
+func Partition(region string) string {
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "aws-us-gov"
+	}
+	return "aws"
 }
 
 func nonEmpty(s string) *string {
