@@ -93,3 +93,31 @@ destroy: build $(CDK_CLI)
 .PHONY: fuzz
 fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzHandleRequest -fuzztime=30s ./internal/api/
+
+## bench: measure speed and cost on the local runtime (kumo as a process); writes BENCHMARKS.md (~15 min)
+.PHONY: bench
+bench: build bin/kumo
+	$(GO) run ./cmd/mecd-bench -kumo bin/kumo -build build -out BENCHMARKS.md $(BENCH_FLAGS)
+
+# --- mecctl's dashboard (README "mecctl and the dashboard") -----------------
+DASHBOARD_PORT ?= 8080
+
+## dashboard: the dashboard on the local runtime, with MECs in every state (http://127.0.0.1:8080/; Ctrl-C stops all)
+.PHONY: dashboard
+dashboard:
+	@mkdir -p bin
+	$(GO) build -o bin/mecd-dashboard ./test/browser/serve
+	@# exec, not go run: Ctrl-C reaches the runner itself, which stops everything it started.
+	@exec bin/mecd-dashboard -port $(DASHBOARD_PORT)
+
+## browser-deps: what the browser test needs beyond Go: Debian's chromium, and playwright-core (npm ci, pinned)
+.PHONY: browser-deps
+browser-deps:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@chromium --version 2>/dev/null
+	cd test/browser && npm ci --no-audit --no-fund
+
+## browser-test: the dashboard in headless chromium on the local runtime (screenshots in test/artifacts/)
+.PHONY: browser-test
+browser-test: browser-deps
+	CI=true $(GO) test -count=1 -v -run TestDashboardInBrowser ./test/browser/

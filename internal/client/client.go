@@ -371,31 +371,63 @@ func IsID(s string) bool { return reID.MatchString(s) }
 var ErrNoSuchName = errors.New("no live MEC has this name")
 
 // Resolve returns the MEC a user named by id or by name. Names are unique
-// among MECs that are not DELETED, so a name finds at most one of those.
+// among MECs that are not DELETED, so a name finds at most one of those;
+// failing that, the newest DELETED MEC of that name.
 func (c *Client) Resolve(ctx context.Context, idOrName string) (*record.MEC, error) {
 	if IsID(idOrName) {
 		return c.Get(ctx, idOrName)
 	}
-	all, err := c.ListAll(ctx, ListOptions{})
+	// One page holds every MEC of a small deployment; a large one keeps
+	// many DELETED records (for audit), so look among the live ones by
+	// status rather than read them all.
+	first, err := c.List(ctx, ListOptions{Limit: 100})
 	if err != nil {
 		return nil, err
 	}
-	var deleted *record.MEC
-	for _, m := range all {
-		if m.Name != idOrName {
+	if m, deleted := pick(first.Items, idOrName); m != nil || first.NextToken == "" {
+		return found(m, deleted, idOrName)
+	}
+	for _, st := range []record.Status{record.Creating, record.Ready, record.Failed, record.Deleting} {
+		ms, err := c.ListAll(ctx, ListOptions{Status: string(st)})
+		if err != nil {
+			return nil, err
+		}
+		if m, _ := pick(ms, idOrName); m != nil {
+			return m, nil
+		}
+	}
+	ms, err := c.ListAll(ctx, ListOptions{Status: string(record.Deleted)})
+	if err != nil {
+		return nil, err
+	}
+	_, deleted := pick(ms, idOrName)
+	return found(nil, deleted, idOrName)
+}
+
+// pick finds the live MEC named name, and the newest DELETED one.
+func pick(ms []*record.MEC, name string) (live, deleted *record.MEC) {
+	for _, m := range ms {
+		if m.Name != name {
 			continue
 		}
 		if m.Status != record.Deleted {
-			return m, nil
+			return m, deleted
 		}
 		if deleted == nil {
-			deleted = m // newest first
+			deleted = m // lists are newest first
 		}
 	}
-	if deleted != nil {
+	return nil, deleted
+}
+
+func found(live, deleted *record.MEC, name string) (*record.MEC, error) {
+	switch {
+	case live != nil:
+		return live, nil
+	case deleted != nil:
 		return deleted, nil
 	}
-	return nil, fmt.Errorf("%q: %w (give its id, or see mecctl list --all)", idOrName, ErrNoSuchName)
+	return nil, fmt.Errorf("%q: %w (give its id, or see mecctl list --all)", name, ErrNoSuchName)
 }
 
 // NewIdempotencyKey returns a random UUID (version 4).

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -253,5 +254,74 @@ func TestNewIdempotencyKey(t *testing.T) {
 	a, b := NewIdempotencyKey(), NewIdempotencyKey()
 	if a == b || len(a) != 36 || a[14] != '4' {
 		t.Errorf("%s %s", a, b)
+	}
+}
+
+func TestResolve(t *testing.T) {
+	t.Parallel()
+	mec := func(id, name, status string) string {
+		return fmt.Sprintf(`{"id":%q,"name":%q,"status":%q,"region":"us-east-1","spec":{"name":%q,"addons":null},"createdAt":"2026-01-01T00:00:00Z","updatedAt":"2026-01-01T00:00:00Z","version":1}`,
+			id, name, status, name)
+	}
+	id := func(n int) string { return fmt.Sprintf("mec-%026d", n) }
+	for _, tc := range []struct {
+		name     string
+		arg      string
+		pages    map[string]string // query -> body
+		wantID   string
+		wantErr  error
+		requests int
+	}{
+		{name: "an id is fetched", arg: id(7), wantID: id(7), requests: 1},
+		{name: "small deployment: one page", arg: "edge",
+			pages:  map[string]string{"limit=100": `{"items":[` + mec(id(2), "edge", "DELETED") + `,` + mec(id(1), "edge", "READY") + `]}`},
+			wantID: id(1), requests: 1},
+		{name: "large deployment: by status", arg: "edge",
+			pages: map[string]string{
+				"limit=100":                           `{"items":[` + mec(id(9), "other", "DELETED") + `],"nextToken":"t"}`,
+				"limit=100&status=CREATING":           `{"items":[]}`,
+				"limit=100&status=READY":              `{"items":[` + mec(id(3), "x", "READY") + `],"nextToken":"r2"}`,
+				"limit=100&nextToken=r2&status=READY": `{"items":[]}`,
+				"limit=100&status=FAILED":             `{"items":[` + mec(id(4), "edge", "FAILED") + `]}`,
+			},
+			wantID: id(4), requests: 5},
+		{name: "only a deleted one", arg: "edge",
+			pages: map[string]string{
+				"limit=100":                `{"items":[],"nextToken":"t"}`,
+				"limit=100&status=DELETED": `{"items":[` + mec(id(6), "edge", "DELETED") + `,` + mec(id(5), "edge", "DELETED") + `]}`,
+			},
+			wantID: id(6), requests: 6},
+		{name: "none", arg: "edge", pages: map[string]string{"limit=100": `{"items":[` + mec(id(1), "other", "READY") + `]}`},
+			wantErr: ErrNoSuchName, requests: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n.Add(1)
+				if strings.HasPrefix(r.URL.Path, "/mecs/") {
+					fmt.Fprint(w, mec(strings.TrimPrefix(r.URL.Path, "/mecs/"), "x", "READY"))
+					return
+				}
+				body, ok := tc.pages[r.URL.RawQuery]
+				if !ok {
+					body = `{"items":[]}`
+				}
+				fmt.Fprint(w, body)
+			}))
+			defer srv.Close()
+			u, _ := url.Parse(srv.URL)
+			c := &Client{Endpoint: u, Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", "")}
+			m, err := c.Resolve(context.Background(), tc.arg)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("error %v, want %v", err, tc.wantErr)
+				}
+			} else if err != nil || m.ID != tc.wantID {
+				t.Fatalf("got %v %v, want %s", m, err, tc.wantID)
+			}
+			if int(n.Load()) != tc.requests {
+				t.Errorf("%d requests, want %d", n.Load(), tc.requests)
+			}
+		})
 	}
 }

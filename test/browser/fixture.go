@@ -79,27 +79,38 @@ func Seed(ctx context.Context, rt *localrt.Runtime, c *client.Client, prefix str
 	}
 	rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: workflow.TagName, TagValue: s.Failed, Index: 0},
 		Prefix: "snap install", ExitCode: 1, Stderr: "error: cannot install \"microk8s\": Get https://api.snapcraft.io/v2/snaps/refresh: dial tcp: i/o timeout (injected)"})
-	specs := []struct {
-		name, spec string
-		want       record.Status
-	}{
-		{s.Ready[0], `{"name":%q,"nodeCount":3,"addons":["dns","hostpath-storage"],"ttl":"8h","tags":{"site":"factory"}}`, record.Ready},
-		{s.Ready[1], `{"name":%q,"region":"eu-central-1","nodeCount":5,"addons":["dns","ingress"]}`, record.Ready},
-		{s.Failed, `{"name":%q,"region":"us-west-2","nodeCount":1,"ttl":"2h"}`, record.Failed},
-	}
-	ids := map[string]record.Status{}
-	for _, sp := range specs {
-		m, err := c.Create(ctx, fmt.Appendf(nil, sp.spec, sp.name), "seed-"+sp.name)
+	create := func(name, spec string) (string, error) {
+		m, err := c.Create(ctx, fmt.Appendf(nil, spec, name), "seed-"+name)
 		if err != nil {
-			return nil, fmt.Errorf("seed %s: %w", sp.name, err)
+			return "", fmt.Errorf("seed %s: %w", name, err)
 		}
-		ids[m.ID] = sp.want
+		return m.ID, nil
 	}
+	// The multi-node MEC first, alone: the node simulator finds a join's
+	// leader by private IP across regions, and every region's default VPC
+	// hands out the same first addresses, so it must join before another
+	// region has a node at its leader's address.
+	id, err := create(s.Ready[0], `{"name":%q,"nodeCount":3,"addons":["dns","hostpath-storage"],"ttl":"8h","tags":{"site":"factory"}}`)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := WaitStatus(ctx, c, id, record.Ready); err != nil {
+		return nil, fmt.Errorf("seed: %w", err)
+	}
+	want := map[string]record.Status{}
+	if id, err = create(s.Ready[1], `{"name":%q,"region":"eu-central-1","nodeCount":1,"addons":["dns","ingress"]}`); err != nil {
+		return nil, err
+	}
+	want[id] = record.Ready
+	if id, err = create(s.Failed, `{"name":%q,"region":"us-west-2","nodeCount":1,"ttl":"2h"}`); err != nil {
+		return nil, err
+	}
+	want[id] = record.Failed
 	if _, err := createSlow(ctx, rt, c, s.Slow); err != nil {
 		return nil, err
 	}
-	for id, want := range ids {
-		if _, err := WaitStatus(ctx, c, id, want); err != nil {
+	for id, st := range want {
+		if _, err := WaitStatus(ctx, c, id, st); err != nil {
 			return nil, fmt.Errorf("seed: %w", err)
 		}
 	}
@@ -107,8 +118,11 @@ func Seed(ctx context.Context, rt *localrt.Runtime, c *client.Client, prefix str
 }
 
 func createSlow(ctx context.Context, rt *localrt.Runtime, c *client.Client, name string) (*record.MEC, error) {
+	// In us-east-1, where addresses are unique: in another region each
+	// replacement would take the next address of a range us-east-1's MECs
+	// use too (see Seed).
 	rt.Sim.Faults.NeverOnline(fault.Host{TagKey: workflow.TagName, TagValue: name, Index: 2})
-	m, err := c.Create(ctx, fmt.Appendf(nil, `{"name":%q,"region":"ap-northeast-1","nodeCount":3,"ttl":"24h"}`, name), "seed-"+name)
+	m, err := c.Create(ctx, fmt.Appendf(nil, `{"name":%q,"nodeCount":3,"ttl":"24h"}`, name), "seed-"+name)
 	if err != nil {
 		return nil, fmt.Errorf("seed %s: %w", name, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -604,5 +605,41 @@ func TestProvisionUnderThrottling(t *testing.T) {
 	}
 	if n != 3 {
 		t.Fatalf("%d instances for the MEC, want exactly 3 (a retried RunInstances must not launch more)", n)
+	}
+}
+
+// TestMECsInTwoRegionsAtOnce: every region's default VPC hands out the same
+// private addresses; concurrent MECs in two regions must still each form
+// their own cluster, in their own region.
+func TestMECsInTwoRegionsAtOnce(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	regions := []string{"us-east-1", "eu-central-1"}
+	var wg sync.WaitGroup
+	mecs := make([]*record.MEC, len(regions))
+	for i, region := range regions {
+		wg.Add(1)
+		go func(i int, region string) {
+			defer wg.Done()
+			name := uniqueName("r" + strconv.Itoa(i))
+			provision(t, rt, fmt.Sprintf(`{"name":%q,"region":%q}`, name, region))
+			mecs[i] = findByName(t, rt, name)
+		}(i, region)
+	}
+	wg.Wait()
+	for i, m := range mecs {
+		if m == nil || m.Status != record.Ready || m.Region != regions[i] {
+			t.Fatalf("MEC %d: %+v", i, m)
+		}
+		h, _ := rt.Sim.SSMSim.Host(m.Nodes[0].InstanceID)
+		if len(h.Members) != 3 {
+			t.Fatalf("%s has %d members", m.Region, len(h.Members))
+		}
+		for _, mem := range h.Members {
+			in, _ := rt.Sim.EC2Sim.Instance(mem.InstanceID)
+			if in.Region != m.Region || in.Tags[workflow.TagClusterID] != m.ID {
+				t.Fatalf("%s cluster has a member from %s / %s", m.Region, in.Region, in.Tags[workflow.TagClusterID])
+			}
+		}
 	}
 }

@@ -5,10 +5,16 @@
 
 const HEADER = { "X-Mecd-Dashboard": "1" };
 // The provisioning steps in order (internal/workflow), for the progress
-// bar; a one-node MEC registers no join token.
-const STEPS = ["record", "resolve", "securityGroup", "launch", "nodesOnline", "install", "joinToken", "join", "finalize",
-  "addons", "verify", "kubeconfig", "ready"];
-const stepsOf = (m) => (m.spec.nodeCount === 1 ? STEPS.filter((s) => s !== "joinToken") : STEPS);
+// bar: a one-node MEC registers no join token; steps a newer workflow
+// records count too; retries, resets and rollback do not.
+const STEPS = ["record", "resolve", "securityGroup", "nodeRole", "launch", "nodesOnline", "install", "joinToken", "join",
+  "finalize", "addons", "verify", "kubeconfig", "ready"];
+const NOT_PROGRESS = new Set(["reset", "rollback", "teardown", "start"]);
+function stepsOf(m) {
+  const names = m.spec.nodeCount === 1 ? STEPS.filter((s) => s !== "joinToken") : [...STEPS];
+  for (const s of m.steps || []) if (!NOT_PROGRESS.has(s.name) && !names.includes(s.name)) names.push(s.name);
+  return names;
+}
 const MAX_ITEMS = 1000; // pages read per refresh stop here
 const params = new URLSearchParams(location.search);
 const REFRESH_MS = Math.max(500, Number(params.get("refresh")) || 3000);
@@ -79,6 +85,7 @@ function span(ms) {
 }
 const age = (m) => span(Date.now() - Date.parse(m.createdAt));
 function expiry(m) {
+  if (m.status === "DELETED") return "-";
   if (!m.expiresAt) return "never";
   const left = Date.parse(m.expiresAt) - Date.now();
   return left > 0 ? "in " + span(left) : "expired";
@@ -145,8 +152,10 @@ function nodesTable(m) {
   t.append(el("thead", {}, el("tr", {}, ...["#", "Instance", "Role", "IP"].map((h) => el("th", { scope: "col", text: h })))));
   const tb = el("tbody");
   for (const n of m.nodes) {
-    tb.append(el("tr", {}, el("td", { text: String(n.index) }), el("td", { text: n.instanceId }),
-      el("td", { text: n.role }), el("td", { text: (n.privateIp || "") + (n.publicIp ? ` / ${n.publicIp}` : "") })));
+    const ip = el("td", { text: n.privateIp || "" });
+    if (n.publicIp) ip.append(el("br"), el("span", { class: "muted", text: `public ${n.publicIp}` }));
+    tb.append(el("tr", {}, el("td", { text: String(n.index) }), el("td", {}, el("code", { text: n.instanceId })),
+      el("td", { text: n.role }), ip));
   }
   t.append(tb);
   return t;
@@ -168,7 +177,8 @@ function cardBody(m, openSteps) {
     const n = done(m);
     const total = stepsOf(m).length;
     const cur = running(m);
-    const label = `step ${Math.min(n + 1, total)} of ${total}${cur ? ": " + cur : ""}`;
+    const label = cur === "rollback" ? "a step failed: rolling back"
+      : `step ${Math.min(n + 1, total)} of ${total}${cur ? ": " + cur : ""}`;
     b.append(el("div", { class: "progress" },
       el("progress", { max: total, value: n, "aria-label": `Provisioning progress of ${m.name}` }),
       el("span", { text: label })));
@@ -242,11 +252,19 @@ function render(items, truncated) {
     : `No MECs here yet. Updated ${new Date().toLocaleTimeString()}.`;
 }
 
+// announce reads msg out (aria-live): messages arriving together are read
+// together, and clearing first makes a repeated text read again.
+let pending = [];
+let announceTimer = null;
 function announce(msg) {
-  const a = $("#announcer");
-  a.textContent = "";
-  // A fresh node change makes screen readers read the same text twice too.
-  setTimeout(() => { a.textContent = msg; }, 30);
+  pending.push(msg);
+  if (announceTimer) return;
+  $("#announcer").textContent = "";
+  announceTimer = setTimeout(() => {
+    $("#announcer").textContent = pending.join(" ");
+    pending = [];
+    announceTimer = null;
+  }, 100);
 }
 
 function updateRegions(items) {
@@ -473,7 +491,8 @@ async function submitCreate(ev) {
     const fields = { ...(e.fields || {}) };
     if (e.code === "NameTaken") fields.name = e.message;
     const { shown, rest } = showErrors(fields);
-    const msg = [e.message, ...rest].join(" ");
+    const sentence = (t) => { t = String(t || "").trim(); t = t.charAt(0).toUpperCase() + t.slice(1); return /[.!?]$/.test(t) ? t : t + "."; };
+    const msg = [e.message, ...rest].map(sentence).join(" ");
     ferr.textContent = shown.length ? `${msg} See the fields marked below.` : msg;
     ferr.hidden = false;
     focusFirstError();

@@ -45,17 +45,18 @@ func run() error {
 
 	// Fail early rather than after the runtime's build when the port is taken.
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(*port))
-	if ln, err := net.Listen("tcp", addr); err != nil {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
 		return fmt.Errorf("port %d: %w (pick another: make dashboard DASHBOARD_PORT=8081)", *port, err)
-	} else {
-		_ = ln.Close()
 	}
+	_ = ln.Close()
 
 	fmt.Println("Starting the local runtime (kumo, node simulator, Lambdas)…")
 	t0 := time.Now()
-	rt, err := localrt.Start(ctx, localrt.Options{Scale: *scale, Logger: slog.New(slog.DiscardHandler)})
+	// Waiting is for test binaries; a person is better told at once.
+	rt, err := localrt.Start(ctx, localrt.Options{Scale: *scale, Logger: slog.New(slog.DiscardHandler), LockWait: 3 * time.Second})
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (is a test run or make demo using 127.0.0.1:4566? try again when it is done)", err)
 	}
 	defer func() {
 		rt.Close()

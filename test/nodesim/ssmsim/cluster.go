@@ -199,7 +199,7 @@ func (s *Sim) join(ctx context.Context, j *host, args []string) joinOutcome {
 	contacting := fmt.Sprintf("Contacting cluster at %s\n", ja.ip)
 
 	s.mu.Lock()
-	l := s.hostByIPLocked(ja.ip)
+	l := s.hostByIPLocked(j, ja.ip)
 	if l == nil || !l.installed || ja.port != clusterAgentPort {
 		s.mu.Unlock()
 		return joinOutcome{retryable: true, result: failOut(1, contacting+fmt.Sprintf(
@@ -293,7 +293,7 @@ func (s *Sim) joinFault(ctx context.Context, j *host, args []string) {
 		return
 	}
 	s.mu.Lock()
-	l := s.hostByIPLocked(ja.ip)
+	l := s.hostByIPLocked(j, ja.ip)
 	if l != nil && l != j && l.installed && j.installed && l.cluster != nil && !inMultiNodeLocked(j) {
 		if _, known := l.cluster.dqlite[j.ip]; !known {
 			l.cluster.dqlite[j.ip] = dqPartial

@@ -108,12 +108,19 @@ func (s *Sim) hostFor(id string) (*host, Instance, error) {
 	return h, inst, err
 }
 
-// hostByIPLocked finds the host owning a private IP (a join target). Caller holds s.mu.
-func (s *Sim) hostByIPLocked(ip string) *host {
+// hostByIPLocked finds the host owning a private IP as seen from host from
+// (a join target): private addresses repeat across regions' default VPCs and
+// are reused after termination, so only a live host of the same region counts.
+// Caller holds s.mu.
+func (s *Sim) hostByIPLocked(from *host, ip string) *host {
 	for _, h := range s.hosts {
-		if h.ip == ip {
-			return h
+		if h.ip != ip || h.region != from.region {
+			continue
 		}
+		if inst, ok := s.cfg.Instances.Instance(h.id); ok && inst.State != "running" {
+			continue
+		}
+		return h
 	}
 	return nil
 }

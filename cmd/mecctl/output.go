@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/mecd/mecd/internal/record"
+	"github.com/mecd/mecd/internal/spec"
+	"github.com/mecd/mecd/internal/workflow"
+)
+
+// Output formats.
+const (
+	fmtTable = "table"
+	fmtJSON  = "json"
+	fmtYAML  = "yaml"
+)
+
+func checkFormat(cmd, f string) error {
+	switch f {
+	case fmtTable, fmtJSON, fmtYAML:
+		return nil
+	}
+	return usagef(cmd, "-o %q: want table, json or yaml", f)
+}
+
+// writeData prints v as indented JSON or as YAML with the JSON field names
+// in the JSON order (converted from the JSON, so both say the same).
+func writeData(w io.Writer, format string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode output: %w", err)
+	}
+	if format == fmtJSON {
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	y, err := jsonToYAML(b)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(y)
+	return err
+}
+
+// jsonToYAML re-encodes JSON as block-style YAML. JSON is YAML, so parsing
+// it keeps key order and types; only the flow style has to go.
+func jsonToYAML(j []byte) ([]byte, error) {
+	var n yaml.Node
+	if err := yaml.Unmarshal(j, &n); err != nil {
+		return nil, fmt.Errorf("convert to yaml: %w", err)
+	}
+	var clear func(*yaml.Node)
+	clear = func(n *yaml.Node) {
+		n.Style = 0 // the encoder still quotes strings that would read as another type
+		for _, c := range n.Content {
+			clear(c)
+		}
+	}
+	clear(&n)
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(&n); err != nil {
+		return nil, fmt.Errorf("convert to yaml: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("convert to yaml: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// writeTable prints MECs one per line.
+func writeTable(w io.Writer, ms []*record.MEC, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tID\tSTATUS\tREGION\tNODES\tAGE\tEXPIRES\tDETAIL")
+	for _, m := range ms {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.ID, m.Status, m.Region, nodesSummary(m),
+			age(now.Sub(m.CreatedAt)), expiryOf(m, now), detail(m))
+	}
+	return tw.Flush()
+}
+
+// nodesSummary is "count (roles)": the launched nodes, else what the spec will launch.
+func nodesSummary(m *record.MEC) string {
+	var cp, w int
+	if len(m.Nodes) > 0 {
+		for _, n := range m.Nodes {
+			if n.Role == string(spec.RoleWorker) {
+				w++
+			} else {
+				cp++
+			}
+		}
+	} else {
+		cp = m.Spec.ControlPlaneCount()
+		w = m.Spec.NodeCount - cp
+	}
+	s := fmt.Sprintf("%d (%dcp", cp+w, cp)
+	if w > 0 {
+		s += fmt.Sprintf(",%dw", w)
+	}
+	return s + ")"
+}
+
+// detail is the one thing worth knowing about a MEC in a listing.
+func detail(m *record.MEC) string {
+	switch m.Status {
+	case record.Creating:
+		steps := expectedSteps(m)
+		if s := m.RunningStep(); s != "" {
+			return fmt.Sprintf("step %d/%d: %s", min(progress(m)+1, len(steps)), len(steps), s)
+		}
+		return fmt.Sprintf("step %d/%d", progress(m), len(steps))
+	case record.Failed:
+		return "failed at " + m.FailedStep + ": " + clip(m.FailureCause, 60)
+	case record.Ready:
+		return m.Endpoint
+	case record.Deleting:
+		if s := m.RunningStep(); s != "" {
+			return "step: " + s
+		}
+	}
+	return ""
+}
+
+// expectedSteps are the steps a provisioning records, in order: a
+// one-node MEC registers no join token. Steps the record shows that this
+// list lacks (a newer workflow's) count too; retries and rollback do not.
+func expectedSteps(m *record.MEC) []string {
+	steps := []string{workflow.StepRecord, workflow.StepResolve, workflow.StepSecurityGrp, workflow.StepNodeRole,
+		workflow.StepLaunch, workflow.StepNodesOnline, workflow.CmdInstall, workflow.StepJoinToken, workflow.CmdJoin,
+		workflow.CmdFinalize, workflow.StepAddons, workflow.StepVerify, workflow.StepKubeconfig, workflow.StepReady}
+	if m.Spec.NodeCount == 1 {
+		steps = slices.DeleteFunc(steps, func(s string) bool { return s == workflow.StepJoinToken })
+	}
+	for _, s := range m.Steps {
+		switch s.Name {
+		case workflow.StepReset, workflow.StepRollback, workflow.StepTeardown, "start":
+			continue
+		}
+		if !slices.Contains(steps, s.Name) {
+			steps = append(steps, s.Name)
+		}
+	}
+	return steps
+}
+
+// progress counts the expected steps whose latest attempt succeeded.
+func progress(m *record.MEC) int {
+	n := 0
+	for _, s := range expectedSteps(m) {
+		if st := m.Step(s); st != nil && st.Outcome == record.Succeeded {
+			n++
+		}
+	}
+	return n
+}
+
+// age is a short duration: 45s, 12m, 3h, 2d.
+func age(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	default:
+		return fmt.Sprintf("%dd", int(d.Hours()/24))
+	}
+}
+
+// expiryOf is when the sweeper deletes m ("-" once it is gone).
+func expiryOf(m *record.MEC, now time.Time) string {
+	if m.Status == record.Deleted {
+		return "-"
+	}
+	return expiry(m.ExpiresAt, now)
+}
+
+func expiry(t *time.Time, now time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	if d := t.Sub(now); d > 0 {
+		return "in " + age(d)
+	}
+	return "expired"
+}
+
+func clip(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len([]rune(s)) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}
+
+// writeMEC prints one MEC for people: what it is, its nodes and its steps.
+func writeMEC(w io.Writer, m *record.MEC, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "Name:\t%s\n", m.Name)
+	fmt.Fprintf(tw, "ID:\t%s\n", m.ID)
+	fmt.Fprintf(tw, "Status:\t%s\n", m.Status)
+	fmt.Fprintf(tw, "Region:\t%s\n", m.Region)
+	fmt.Fprintf(tw, "Spec:\t%d nodes %s, MicroK8s %s, addons %s, root %d GiB\n", m.Spec.NodeCount, m.Spec.InstanceType,
+		m.Spec.Microk8sChannel, strings.Join(m.Spec.Addons, ","), m.Spec.RootVolumeGiB)
+	fmt.Fprintf(tw, "Created:\t%s (%s ago)\n", m.CreatedAt.Format(time.RFC3339), age(now.Sub(m.CreatedAt)))
+	fmt.Fprintf(tw, "Expires:\t%s\n", expiresLong(m.ExpiresAt, now))
+	if m.Endpoint != "" {
+		fmt.Fprintf(tw, "Endpoint:\t%s\n", m.Endpoint)
+	}
+	if m.Status == record.Failed {
+		fmt.Fprintf(tw, "Failed step:\t%s\n", m.FailedStep)
+		fmt.Fprintf(tw, "Cause:\t%s\n", m.FailureCause)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(m.Nodes) > 0 {
+		fmt.Fprintln(w, "Nodes:")
+		writeNodes(w, m.Nodes)
+	}
+	if len(m.Steps) > 0 {
+		fmt.Fprintln(w, "Steps:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, s := range m.Steps {
+			secs := ""
+			if s.EndedAt != nil {
+				secs = fmt.Sprintf("%.1fs", s.Seconds)
+			}
+			att := ""
+			if s.Attempt > 1 {
+				att = fmt.Sprintf(" (attempt %d)", s.Attempt)
+			}
+			fmt.Fprintf(tw, "  %s%s\t%s\t%s\t%s\n", s.Name, att, s.Outcome, secs, clip(s.Detail, 80))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeNodes(w io.Writer, nodes []record.Node) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, n := range nodes {
+		ip := n.PrivateIP
+		if n.PublicIP != "" {
+			ip += " (public " + n.PublicIP + ")"
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\n", n.Index, n.InstanceID, n.Role, ip)
+	}
+	_ = tw.Flush()
+}
+
+func expiresLong(t *time.Time, now time.Time) string {
+	if t == nil {
+		return "never (delete it when done)"
+	}
+	return t.Format(time.RFC3339) + " (" + expiry(t, now) + ")"
+}
