@@ -143,6 +143,7 @@ func run() error {
 	if len(leaks) > 0 {
 		return fmt.Errorf("leaked: %v", leaks)
 	}
+	fmt.Println("\nNext: `make dashboard` opens the dashboard on this local runtime with a few MECs; `mecctl --help` drives the same API from a shell.")
 	return nil
 }
 

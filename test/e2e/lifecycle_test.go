@@ -260,7 +260,8 @@ func TestTeardownIsIdempotent(t *testing.T) {
 	name := uniqueName("thrice")
 	r := provision(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":1}`, name))
 	if r.out.Status != "SUCCEEDED" {
-		t.Fatalf("provision %s", r.out.Status)
+		m := findByName(t, rt, name)
+		t.Fatalf("provision %s at step %s: %s", r.out.Status, m.FailedStep, m.FailureCause)
 	}
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
@@ -302,10 +303,11 @@ func TestSweeperTearsDownExactlyTheExpired(t *testing.T) {
 		if fail {
 			want = "FAILED"
 		}
+		m := findByName(t, rt, name)
 		if string(r.out.Status) != want {
-			t.Fatalf("%s: %s", name, r.out.Status)
+			t.Fatalf("%s: %s at step %s: %s", name, r.out.Status, m.FailedStep, m.FailureCause)
 		}
-		return findByName(t, rt, name)
+		return m
 	}
 	expiredReady := mk("exp-ready", `,"ttl":"10m"`, false)
 	expiredFailed := mk("exp-failed", `,"ttl":"10m"`, true)
