@@ -110,11 +110,15 @@ func (s *Steps) CheckNodes(ctx context.Context, st State) (CheckResult, error) {
 	return res, nil
 }
 
-// nextInterval: the poll interval at first, then a third of the time already
-// waited (at most twelve intervals), so the number of checks grows with the
-// log of the wait rather than with the wait.
+// nextInterval: nothing is online before a typical boot, so the first look
+// again comes at 4.5 poll intervals (45 s on AWS); after that half the time
+// already waited, at most nine intervals. The number of checks then grows
+// with the log of the wait, not with the wait (BENCHMARKS.md).
 func nextInterval(waited, poll time.Duration) time.Duration {
-	return min(max(waited/3, poll), 12*poll)
+	if first := poll * 9 / 2; waited < first {
+		return first - waited
+	}
+	return min(max(waited/2, poll), 9*poll)
 }
 
 func orUnknown(s string) string {

@@ -20,11 +20,11 @@ import (
 func TestNextIntervalGrowsWithTheWait(t *testing.T) {
 	poll := 10 * time.Second
 	tests := []struct{ waited, want time.Duration }{
-		{0, poll},
-		{20 * time.Second, poll},
-		{60 * time.Second, 20 * time.Second},
-		{10 * time.Minute, 120 * time.Second},
-		{time.Hour, 120 * time.Second},
+		{0, 45 * time.Second},
+		{20 * time.Second, 25 * time.Second},
+		{60 * time.Second, 30 * time.Second},
+		{10 * time.Minute, 90 * time.Second},
+		{time.Hour, 90 * time.Second},
 	}
 	for _, tc := range tests {
 		if got := nextInterval(tc.waited, poll); got != tc.want {
