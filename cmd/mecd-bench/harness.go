@@ -7,15 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -50,10 +45,11 @@ type env struct {
 // startEnv starts kumo as a process and a local runtime on it; close stops
 // both (every process by its pid) whatever happens next.
 func startEnv(ctx context.Context, kumoBin string, scale float64, processes int) (*env, error) {
-	url, pid, stopKumo, err := startKumo(ctx, kumoBin)
+	kumo, err := localrt.StartKumoProcess(ctx, kumoBin)
 	if err != nil {
 		return nil, err
 	}
+	url, pid, stopKumo := kumo.URL, kumo.PID, kumo.Stop
 	t0 := time.Now()
 	rt, err := localrt.Start(ctx, localrt.Options{
 		KumoURL: url, Scale: scale, Processes: processes,
@@ -90,41 +86,6 @@ func (e *env) close() {
 	if e != nil && e.stop != nil {
 		e.stop()
 		e.stop = nil
-	}
-}
-
-// startKumo runs kumo on a free loopback port (as cmd/mecd-local does) and
-// returns a function that kills its process group by pid.
-func startKumo(ctx context.Context, bin string) (string, int, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", 0, nil, fmt.Errorf("find a port for kumo: %w", err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	cmd := exec.Command(bin, "--host", "127.0.0.1", "--port", strconv.Itoa(port))
-	cmd.Env = append(os.Environ(), "KUMO_LOG_LEVEL=error")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return "", 0, nil, fmt.Errorf("start kumo (%s; `make bench` builds it): %w", bin, err)
-	}
-	stop := func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-	}
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(url + "/")
-		if err == nil {
-			_ = resp.Body.Close()
-			return url, cmd.Process.Pid, stop, nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			stop()
-			return "", 0, nil, fmt.Errorf("kumo did not answer on %s: %w", url, err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -17,12 +17,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -53,12 +50,13 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	kumoURL, kumoStop, err := startKumo(ctx, *kumoBin)
+	kumo, err := localrt.StartKumoProcess(ctx, *kumoBin)
 	if err != nil {
 		return err
 	}
-	defer kumoStop()
-	fmt.Printf("mecd demo: kumo %s started (pid %d)\n", kumoURL, kumoPID)
+	defer kumo.Stop()
+	kumoURL := kumo.URL
+	fmt.Printf("mecd demo: kumo %s started (pid %d)\n", kumoURL, kumo.PID)
 
 	t0 := time.Now()
 	rt, err := localrt.Start(ctx, localrt.Options{
@@ -214,44 +212,6 @@ func (a *apiClient) follow(ctx context.Context, id string, want record.Status, s
 		time.Sleep(25 * time.Millisecond)
 	}
 	return nil, fmt.Errorf("MEC %s not %s after 150s", id, want)
-}
-
-var kumoPID int
-
-// startKumo runs kumo as a process on a free loopback port and returns a
-// function that stops it by its pid.
-func startKumo(ctx context.Context, bin string) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, fmt.Errorf("find a port for kumo: %w", err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	cmd := exec.Command(bin, "--host", "127.0.0.1", "--port", strconv.Itoa(port))
-	cmd.Env = append(os.Environ(), "KUMO_LOG_LEVEL=error")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start kumo (%s; run `make demo`, which builds it): %w", bin, err)
-	}
-	kumoPID = cmd.Process.Pid
-	stop := func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-	}
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(url + "/")
-		if err == nil {
-			_ = resp.Body.Close()
-			return url, stop, nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			stop()
-			return "", nil, fmt.Errorf("kumo did not answer on %s: %w", url, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func short(s string) string {
