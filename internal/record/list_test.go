@@ -15,28 +15,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/sivchari/kumo"
-
 	"github.com/mecd/mecd/internal/spec"
 	"github.com/mecd/mecd/test/localrt"
 )
 
 func listStore(t testing.TB) *Store {
 	t.Helper()
-	srv := kumo.NewServer()
-	t.Cleanup(srv.Close)
-	c := dynamodb.New(dynamodb.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
-		Credentials:                     credentials.NewStaticCredentialsProvider("a", "b", ""),
-		DisableValidateResponseChecksum: true,
-	})
-	table := fmt.Sprintf("list-%d", time.Now().UnixNano())
-	if err := localrt.CreateTable(context.Background(), c, table); err != nil {
-		t.Fatal(err)
-	}
+	c, table := localrt.NewTestTable(t, "list")
 	return &Store{DB: c, Table: table}
 }
 

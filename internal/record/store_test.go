@@ -9,11 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/sivchari/kumo"
-
 	"github.com/mecd/mecd/internal/record"
 	"github.com/mecd/mecd/internal/spec"
 	"github.com/mecd/mecd/test/localrt"
@@ -23,17 +18,7 @@ import (
 // kumo sends no CRC32, so this local client skips checking it).
 func newStore(t *testing.T) *record.Store {
 	t.Helper()
-	srv := kumo.NewServer()
-	t.Cleanup(srv.Close)
-	c := dynamodb.New(dynamodb.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
-		Credentials:                     credentials.NewStaticCredentialsProvider("a", "b", ""),
-		DisableValidateResponseChecksum: true,
-	})
-	table := fmt.Sprintf("records-%d", time.Now().UnixNano())
-	if err := localrt.CreateTable(context.Background(), c, table); err != nil {
-		t.Fatal(err)
-	}
+	c, table := localrt.NewTestTable(t, "records")
 	return &record.Store{DB: c, Table: table, Retention: time.Hour}
 }
 
