@@ -215,7 +215,8 @@ func classify(r *http.Request) (Call, error) {
 		}
 		return c, nil
 	}
-	if c.Service == "ec2" || strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") && c.Service == "" {
+	// The query protocol (EC2, IAM, STS, ...) names the action in the form body.
+	if c.Service == "ec2" || strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		body, err := readBody(r)
 		if err != nil {
 			return c, err
@@ -271,12 +272,17 @@ func writeFault(w http.ResponseWriter, c Call, code string) {
 		msg = "Request limit exceeded."
 	}
 	switch c.Protocol {
-	case "ec2", "query":
+	case "ec2":
 		status := http.StatusBadRequest
 		if code == "RequestLimitExceeded" || code == "InternalError" || code == "Unavailable" {
 			status = http.StatusServiceUnavailable
 		}
 		ec2sim.WriteError(w, status, code, msg)
+	case "query":
+		// The other query-protocol services (IAM, STS) use ErrorResponse.
+		w.Header().Set("Content-Type", "text/xml")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, "<ErrorResponse><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>local</RequestId></ErrorResponse>", code, msg)
 	case "rest-json":
 		w.Header().Set("X-Amzn-ErrorType", code)
 		writeJSONError(w, http.StatusTooManyRequests, code, msg)

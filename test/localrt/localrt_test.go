@@ -333,6 +333,7 @@ func TestFrontInjectsAPIFaults(t *testing.T) {
 	}
 	noRetry := ssm.NewFromConfig(rt.AWSConfig(""), func(o *ssm.Options) { o.Retryer = aws.NopRetryer{} })
 	noRetryEC2 := ec2.NewFromConfig(rt.AWSConfig(""), func(o *ec2.Options) { o.Retryer = aws.NopRetryer{} })
+	noRetryIAM := iam.NewFromConfig(rt.AWSConfig(""), func(o *iam.Options) { o.Retryer = aws.NopRetryer{} })
 	tests := []struct {
 		name  string
 		fault fault.API
@@ -344,6 +345,8 @@ func TestFrontInjectsAPIFaults(t *testing.T) {
 				_, err := noRetry.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
 				return err
 			}, "ThrottlingException"},
+		{"iam throttling (query protocol)", fault.API{Service: "iam", Action: "ListRoles", Rate: 1, Code: "Throttling", Times: 1},
+			func() error { _, err := noRetryIAM.ListRoles(ctx, &iam.ListRolesInput{}); return err }, "Throttling"},
 		{"ec2 request limit", fault.API{Service: "ec2", Action: "DescribeInstances", Rate: 1, Code: "RequestLimitExceeded", Times: 1},
 			func() error { _, err := noRetryEC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{}); return err }, "RequestLimitExceeded"},
 	}
