@@ -47,7 +47,7 @@ lint: tools
 
 ## demo: provision a MEC on the local runtime (kumo + node simulator + the real Lambdas), then stop everything
 demo: bin/kumo
-	$(GO) run ./cmd/mecd-local demo -kumo bin/kumo
+	$(GO) run ./test/demo demo -kumo bin/kumo
 
 # kumo, pinned in go.mod (tool directive), run as a process by the demo.
 bin/kumo: go.mod go.sum
@@ -97,7 +97,7 @@ fuzz:
 ## bench: measure speed and cost on the local runtime (kumo as a process); writes BENCHMARKS.md (~15 min)
 .PHONY: bench
 bench: build bin/kumo
-	$(GO) run ./cmd/mecd-bench -kumo bin/kumo -build build -out BENCHMARKS.md $(BENCH_FLAGS)
+	$(GO) run ./test/bench -kumo bin/kumo -build build -out BENCHMARKS.md $(BENCH_FLAGS)
 
 # --- mecctl's dashboard (README "mecctl and the dashboard") -----------------
 DASHBOARD_PORT ?= 8080

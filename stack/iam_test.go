@@ -8,7 +8,8 @@ import (
 	"testing"
 
 	"github.com/mecd/mecd/internal/backend"
-	"github.com/mecd/mecd/internal/workflow"
+	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/nodepolicy"
 )
 
 // statement is one IAM statement of the template, resources flattened the
@@ -234,7 +235,7 @@ func TestPoliciesAreLeastPrivilege(t *testing.T) {
 // reach its own cluster's parameters and no other's. (a) The stack grants
 // nodes nothing itself; (b) launch-nodes can make a node role only under the
 // boundary, attach only the SSM agent's policy and pass it only to EC2; (c)
-// the inline policy it writes (internal/workflow.NodePolicy) limits the
+// the inline policy it writes (internal/nodepolicy.Inline) limits the
 // role to its own cluster, which the evaluation below shows together with
 // the boundary and the agent's policy.
 func TestNodeRoleCannotReadAnotherClustersParameters(t *testing.T) {
@@ -290,7 +291,7 @@ func TestNodeRoleCannotReadAnotherClustersParameters(t *testing.T) {
 	param := func(reg, cluster, name string) string {
 		return "arn:aws:ssm:" + reg + ":" + account + ":parameter/mecd/" + cluster + "/" + name
 	}
-	inline := parsePolicy(t, workflow.NodePolicy(own, region))
+	inline := parsePolicy(t, nodepolicy.Inline(own, region))
 	wantInline := []string{
 		"Allow ssm:GetParameter " + "arn:aws:ssm:" + region + ":*:parameter/mecd/" + own + "/join-token",
 		"Allow ssm:PutParameter " + "arn:aws:ssm:" + region + ":*:parameter/mecd/" + own + "/kubeconfig",
@@ -356,8 +357,8 @@ func TestNodeRoleCannotReadAnotherClustersParameters(t *testing.T) {
 func TestNodeBoundaryAllowsOnlyTheAgentAndMecdParameters(t *testing.T) {
 	s, _ := full(t)
 	b := s.nodeBoundary(t)
-	if b.Props["Path"] != workflow.NodeRolePath {
-		t.Errorf("boundary path %v, want %s", b.Props["Path"], workflow.NodeRolePath)
+	if b.Props["Path"] != mec.NodeRolePath {
+		t.Errorf("boundary path %v, want %s", b.Props["Path"], mec.NodeRolePath)
 	}
 	for _, k := range []string{"Roles", "Users", "Groups"} {
 		if v := b.Props[k]; v != nil {
@@ -393,16 +394,16 @@ func TestNodeBoundaryAllowsOnlyTheAgentAndMecdParameters(t *testing.T) {
 // TestNodeRoleNamesMatchTheWorkflow: the ARN patterns of the IAM statements
 // cover exactly the names internal/workflow gives node roles and profiles.
 func TestNodeRoleNamesMatchTheWorkflow(t *testing.T) {
-	name := workflow.NodeRoleName("0123abcd")
+	name := mec.NodeRoleName("0123abcd")
 	for _, pattern := range []string{nodeRolesARN, nodeProfilesARN} {
 		kind := strings.TrimPrefix(pattern, "arn:<AWS::Partition>:iam::<AWS::AccountId>:")
 		kind = kind[:strings.Index(kind, "/")]
-		arn := "arn:<AWS::Partition>:iam::<AWS::AccountId>:" + kind + workflow.NodeRolePath + name
+		arn := "arn:<AWS::Partition>:iam::<AWS::AccountId>:" + kind + mec.NodeRolePath + name
 		if !globMatch(pattern, arn) {
 			t.Errorf("%s does not cover the workflow's %s", pattern, arn)
 		}
 		if globMatch(pattern, "arn:<AWS::Partition>:iam::<AWS::AccountId>:"+kind+"/"+name) {
-			t.Errorf("%s covers %s outside %s", pattern, kind, workflow.NodeRolePath)
+			t.Errorf("%s covers %s outside %s", pattern, kind, mec.NodeRolePath)
 		}
 	}
 }

@@ -8,8 +8,8 @@ import (
 
 // Node roles. Each MEC's nodes run with a role and instance profile of their
 // own, which launch-nodes creates (internal/workflow ensureNodeRole) and
-// cleanup deletes: the path and name prefix below are workflow.NodeRolePath
-// and workflow.NodeRoleName's (the stack tests check they agree). A node
+// cleanup deletes: the path and name prefix below are mec.NodeRolePath
+// and mec.NodeRoleName's (the stack tests check they agree). A node
 // role carries the SSM agent's managed policy plus an inline policy limited
 // to its own cluster's parameters, and is created under the permissions
 // boundary built here, so that whatever launch-nodes writes into a node role
@@ -48,7 +48,7 @@ func nodeBoundaryAccess() []access {
 				"as a permissions boundary this grants nothing, it caps node roles at the agent, and each node role's own policy denies every parameter outside its cluster's"},
 		{actions: []string{"ssm:PutParameter"}, resources: []string{arnParams},
 			why: "node 0 writes its cluster's kubeconfig, /mecd/<clusterId>/kubeconfig; node roles are per cluster but this boundary is shared, " +
-				"so it caps at /mecd/* and each node role's own policy narrows it to its cluster (internal/workflow.NodePolicy)"},
+				"so it caps at /mecd/* and each node role's own policy narrows it to its cluster (internal/nodepolicy.Inline)"},
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/mecd/mecd/internal/client"
-	"github.com/mecd/mecd/internal/record"
+	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/spec"
 )
 
@@ -137,7 +137,7 @@ API's own rules before anything is sent.
 			w := &follower{out: progressOut, start: start, now: a.now, poll: a.pollInterval(c, *poll)}
 			wctx, cancel := context.WithTimeout(ctx, *timeout)
 			defer cancel()
-			final, err := w.follow(wctx, c, m.ID, func(m *record.MEC) bool { return m.Status != record.Creating })
+			final, err := w.follow(wctx, c, m.ID, func(m *mec.MEC) bool { return m.Status != mec.Creating })
 			if err != nil {
 				return waitError(err, ctx, m, "READY")
 			}
@@ -146,7 +146,7 @@ API's own rules before anything is sent.
 					return err
 				}
 			}
-			if final.Status != record.Ready {
+			if final.Status != mec.Ready {
 				return fmt.Errorf("MEC %s is %s at step %s: %s (delete it with: mecctl delete %s)", final.Name, final.Status,
 					final.FailedStep, final.FailureCause, final.ID)
 			}
@@ -272,7 +272,7 @@ func (a *app) pollInterval(c *client.Client, flagValue time.Duration) time.Durat
 	return 2 * time.Second
 }
 
-func readySummary(w io.Writer, m *record.MEC, took time.Duration, now time.Time) {
+func readySummary(w io.Writer, m *mec.MEC, took time.Duration, now time.Time) {
 	fmt.Fprintf(w, "\nMEC %s is READY (%s).\n", m.Name, took.Round(100*time.Millisecond))
 	fmt.Fprintf(w, "  Endpoint: %s\n", m.Endpoint)
 	fmt.Fprintf(w, "  Expires:  %s\n", expiresLong(m.ExpiresAt, now))
@@ -286,7 +286,7 @@ func readySummary(w io.Writer, m *record.MEC, took time.Duration, now time.Time)
 }
 
 // waitError explains a wait that ended early: the MEC itself goes on.
-func waitError(err error, parent context.Context, m *record.MEC, want string) error {
+func waitError(err error, parent context.Context, m *mec.MEC, want string) error {
 	switch {
 	case parent.Err() != nil:
 		return fmt.Errorf("stopped waiting for %s to be %s; it goes on without us (mecctl get %s): %w", m.Name, want, m.ID, parent.Err())
@@ -305,7 +305,7 @@ type follower struct {
 	printed map[string]string // step#attempt -> outcome printed
 }
 
-func (f *follower) follow(ctx context.Context, c *client.Client, id string, done func(*record.MEC) bool) (*record.MEC, error) {
+func (f *follower) follow(ctx context.Context, c *client.Client, id string, done func(*mec.MEC) bool) (*mec.MEC, error) {
 	if f.printed == nil {
 		f.printed = map[string]string{}
 	}
@@ -328,20 +328,20 @@ func (f *follower) follow(ctx context.Context, c *client.Client, id string, done
 	}
 }
 
-func (f *follower) print(m *record.MEC) {
+func (f *follower) print(m *mec.MEC) {
 	elapsed := f.now().Sub(f.start).Seconds()
 	for _, s := range m.Steps {
 		key := s.Name + "#" + strconv.Itoa(s.Attempt)
 		if f.printed[key] == s.Outcome {
 			continue
 		}
-		if s.Outcome != record.Running && f.printed[key] == "" {
+		if s.Outcome != mec.OutcomeRunning && f.printed[key] == "" {
 			// Started and ended between two looks: the start line still helps reading.
-			fmt.Fprintf(f.out, "[%6.1fs] %-14s %s\n", elapsed, stepLabel(s), record.Running)
+			fmt.Fprintf(f.out, "[%6.1fs] %-14s %s\n", elapsed, stepLabel(s), mec.OutcomeRunning)
 		}
 		f.printed[key] = s.Outcome
 		line := fmt.Sprintf("[%6.1fs] %-14s %s", elapsed, stepLabel(s), s.Outcome)
-		if s.Outcome != record.Running {
+		if s.Outcome != mec.OutcomeRunning {
 			line += fmt.Sprintf(" in %.1fs", s.Seconds)
 			if s.Detail != "" {
 				line += "  " + clip(s.Detail, 90)
@@ -351,7 +351,7 @@ func (f *follower) print(m *record.MEC) {
 	}
 }
 
-func stepLabel(s record.Step) string {
+func stepLabel(s mec.Step) string {
 	if s.Attempt > 1 {
 		return fmt.Sprintf("%s (#%d)", s.Name, s.Attempt)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/mecd/mecd/internal/record"
+	"github.com/mecd/mecd/internal/mec"
 )
 
 var kubeconfigCmd = &command{
@@ -52,7 +52,7 @@ another name with --context).
 			if err != nil {
 				return err
 			}
-			if m.Status != record.Ready {
+			if m.Status != mec.Ready {
 				return fmt.Errorf("MEC %s is %s: its kubeconfig exists once it is READY", m.Name, m.Status)
 			}
 			raw, err := c.Kubeconfig(ctx, m.ID)

@@ -11,8 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mecd/mecd/internal/client"
-	"github.com/mecd/mecd/internal/record"
-	"github.com/mecd/mecd/internal/workflow"
+	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/test/localrt"
 	"github.com/mecd/mecd/test/nodesim/fault"
 )
@@ -31,7 +30,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("create --wait: %s", r)
 	}
 	// One line per step as it starts and ends, with the elapsed time.
-	for _, step := range []string{workflow.StepResolve, workflow.StepLaunch, workflow.StepNodesOnline, workflow.StepInstall, workflow.StepKubeconfig, workflow.StepReady} {
+	for _, step := range []string{mec.StepResolve, mec.StepLaunch, mec.StepNodesOnline, mec.StepInstall, mec.StepKubeconfig, mec.StepReady} {
 		if !regexp.MustCompile(`(?m)^\[\s*\d+\.\ds\] ` + step + `\s+succeeded in \d+\.\ds`).MatchString(r.stdout) {
 			t.Errorf("create --wait printed no completed %s step:\n%s", step, r.stdout)
 		}
@@ -58,11 +57,11 @@ func TestLifecycle(t *testing.T) {
 				if err := json.Unmarshal([]byte(out), &p); err != nil {
 					t.Fatalf("json: %v\n%s", err, out)
 				}
-				if m := find(p.Items, name); m == nil || m.Status != record.Ready || m.Spec.Tags["team"] != "edge" || len(m.Nodes) != 1 {
+				if m := find(p.Items, name); m == nil || m.Status != mec.Ready || m.Spec.Tags["team"] != "edge" || len(m.Nodes) != 1 {
 					t.Errorf("json has no READY %s with its tag and node: %s", name, out)
 				}
 				for _, m := range p.Items {
-					if m.Status != record.Ready {
+					if m.Status != mec.Ready {
 						t.Errorf("--status READY listed %s %s", m.Name, m.Status)
 					}
 				}
@@ -205,7 +204,7 @@ func TestCreateFailed(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
 	name := uniqueName("cli-fail")
-	rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: workflow.TagName, TagValue: name, Index: 0},
+	rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: mec.TagName, TagValue: name, Index: 0},
 		Prefix: "snap install", ExitCode: 1, Stderr: "error: snap store unreachable (injected)"})
 	r := mecctl(t, nil, "create", name, "--nodes", "1", "--wait", "--endpoint", rt.APIEndpoint())
 	if r.code != exitError || !strings.Contains(r.stdout, "failed in") || !strings.Contains(r.stderr, "is FAILED at step") {
@@ -259,7 +258,7 @@ func TestAPIErrors(t *testing.T) {
 	})
 }
 
-func find(ms []*record.MEC, name string) *record.MEC {
+func find(ms []*mec.MEC, name string) *mec.MEC {
 	for _, m := range ms {
 		if m.Name == name {
 			return m
@@ -272,7 +271,7 @@ func find(ms []*record.MEC, name string) *record.MEC {
 func find2(t *testing.T, rt *localrt.Runtime, name string) string {
 	t.Helper()
 	r := mecctl(t, nil, "--endpoint", rt.APIEndpoint(), "get", name, "-o", "json")
-	var m record.MEC
+	var m mec.MEC
 	if err := json.Unmarshal([]byte(r.stdout), &m); err != nil {
 		t.Fatalf("get -o json: %v %s", err, r)
 	}

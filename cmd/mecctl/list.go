@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/mecd/mecd/internal/client"
-	"github.com/mecd/mecd/internal/record"
+	"github.com/mecd/mecd/internal/mec"
 )
 
 var listCmd = &command{
@@ -30,7 +30,7 @@ var listCmd = &command{
 				return usagef("list", "no arguments expected, got %q", strings.Join(args, " "))
 			}
 			st := strings.ToUpper(*status)
-			if st != "" && !slices.Contains(record.Statuses, record.Status(st)) {
+			if st != "" && !slices.Contains(mec.Statuses, mec.Status(st)) {
 				return usagef("list", "--status %q: want CREATING, READY, FAILED, DELETING or DELETED", *status)
 			}
 			c, err := a.client(ctx)
@@ -42,7 +42,7 @@ var listCmd = &command{
 				return err
 			}
 			if !*all && st == "" {
-				ms = slices.DeleteFunc(ms, func(m *record.MEC) bool { return m.Status == record.Deleted })
+				ms = slices.DeleteFunc(ms, func(m *mec.MEC) bool { return m.Status == mec.Deleted })
 			}
 			switch *out {
 			case fmtTable:
@@ -53,7 +53,7 @@ var listCmd = &command{
 				return writeTable(a.stdout, ms, a.now())
 			default:
 				if ms == nil {
-					ms = []*record.MEC{}
+					ms = []*mec.MEC{}
 				}
 				return writeData(a.stdout, *out, client.ListPage{Items: ms})
 			}
@@ -115,7 +115,7 @@ var deleteCmd = &command{
 			if err != nil {
 				return err
 			}
-			if m.Status == record.Deleted {
+			if m.Status == mec.Deleted {
 				fmt.Fprintf(a.stdout, "MEC %s (%s) is already DELETED.\n", m.Name, m.ID)
 				return nil
 			}
@@ -131,7 +131,7 @@ var deleteCmd = &command{
 			}
 			wctx, cancel := context.WithTimeout(ctx, *timeout)
 			defer cancel()
-			final, err := f.follow(wctx, c, m.ID, func(m *record.MEC) bool { return m.Status == record.Deleted })
+			final, err := f.follow(wctx, c, m.ID, func(m *mec.MEC) bool { return m.Status == mec.Deleted })
 			if err != nil {
 				return waitError(err, ctx, m, "DELETED")
 			}
@@ -143,7 +143,7 @@ var deleteCmd = &command{
 }
 
 // markPrinted keeps an old step out of the progress lines.
-func (f *follower) markPrinted(s record.Step) {
+func (f *follower) markPrinted(s mec.Step) {
 	if f.printed == nil {
 		f.printed = map[string]string{}
 	}

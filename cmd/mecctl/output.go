@@ -5,16 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/mecd/mecd/internal/record"
+	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/spec"
-	"github.com/mecd/mecd/internal/workflow"
 )
 
 // Output formats.
@@ -79,7 +77,7 @@ func jsonToYAML(j []byte) ([]byte, error) {
 }
 
 // writeTable prints MECs one per line.
-func writeTable(w io.Writer, ms []*record.MEC, now time.Time) error {
+func writeTable(w io.Writer, ms []*mec.MEC, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tID\tSTATUS\tREGION\tNODES\tAGE\tEXPIRES\tDETAIL")
 	for _, m := range ms {
@@ -90,7 +88,7 @@ func writeTable(w io.Writer, ms []*record.MEC, now time.Time) error {
 }
 
 // nodesSummary is "count (roles)": the launched nodes, else what the spec will launch.
-func nodesSummary(m *record.MEC) string {
+func nodesSummary(m *mec.MEC) string {
 	var cp, w int
 	if len(m.Nodes) > 0 {
 		for _, n := range m.Nodes {
@@ -112,57 +110,24 @@ func nodesSummary(m *record.MEC) string {
 }
 
 // detail is the one thing worth knowing about a MEC in a listing.
-func detail(m *record.MEC) string {
+func detail(m *mec.MEC) string {
 	switch m.Status {
-	case record.Creating:
-		steps := expectedSteps(m)
-		if s := m.RunningStep(); s != "" {
-			return fmt.Sprintf("step %d/%d: %s", min(progress(m)+1, len(steps)), len(steps), s)
+	case mec.Creating:
+		p := m.ComputeProgress()
+		if p.Running != "" {
+			return fmt.Sprintf("step %d/%d: %s", min(p.Done+1, len(p.Steps)), len(p.Steps), p.Running)
 		}
-		return fmt.Sprintf("step %d/%d", progress(m), len(steps))
-	case record.Failed:
+		return fmt.Sprintf("step %d/%d", p.Done, len(p.Steps))
+	case mec.Failed:
 		return "failed at " + m.FailedStep + ": " + clip(m.FailureCause, 60)
-	case record.Ready:
+	case mec.Ready:
 		return m.Endpoint
-	case record.Deleting:
+	case mec.Deleting:
 		if s := m.RunningStep(); s != "" {
 			return "step: " + s
 		}
 	}
 	return ""
-}
-
-// expectedSteps are the steps a provisioning records, in order: a
-// one-node MEC registers no join token. Steps the record shows that this
-// list lacks (a newer workflow's) count too; retries and rollback do not.
-func expectedSteps(m *record.MEC) []string {
-	steps := []string{workflow.StepRecord, workflow.StepResolve, workflow.StepSecurityGrp, workflow.StepNodeRole,
-		workflow.StepLaunch, workflow.StepNodesOnline, workflow.CmdInstall, workflow.StepJoinToken, workflow.CmdJoin,
-		workflow.CmdFinalize, workflow.StepAddons, workflow.StepVerify, workflow.StepKubeconfig, workflow.StepReady}
-	if m.Spec.NodeCount == 1 {
-		steps = slices.DeleteFunc(steps, func(s string) bool { return s == workflow.StepJoinToken })
-	}
-	for _, s := range m.Steps {
-		switch s.Name {
-		case workflow.StepReset, workflow.StepRollback, workflow.StepTeardown, "start":
-			continue
-		}
-		if !slices.Contains(steps, s.Name) {
-			steps = append(steps, s.Name)
-		}
-	}
-	return steps
-}
-
-// progress counts the expected steps whose latest attempt succeeded.
-func progress(m *record.MEC) int {
-	n := 0
-	for _, s := range expectedSteps(m) {
-		if st := m.Step(s); st != nil && st.Outcome == record.Succeeded {
-			n++
-		}
-	}
-	return n
 }
 
 // age is a short duration: 45s, 12m, 3h, 2d.
@@ -182,8 +147,8 @@ func age(d time.Duration) string {
 }
 
 // expiryOf is when the sweeper deletes m ("-" once it is gone).
-func expiryOf(m *record.MEC, now time.Time) string {
-	if m.Status == record.Deleted {
+func expiryOf(m *mec.MEC, now time.Time) string {
+	if m.Status == mec.Deleted {
 		return "-"
 	}
 	return expiry(m.ExpiresAt, now)
@@ -208,7 +173,7 @@ func clip(s string, n int) string {
 }
 
 // writeMEC prints one MEC for people: what it is, its nodes and its steps.
-func writeMEC(w io.Writer, m *record.MEC, now time.Time) error {
+func writeMEC(w io.Writer, m *mec.MEC, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "Name:\t%s\n", m.Name)
 	fmt.Fprintf(tw, "ID:\t%s\n", m.ID)
@@ -221,7 +186,7 @@ func writeMEC(w io.Writer, m *record.MEC, now time.Time) error {
 	if m.Endpoint != "" {
 		fmt.Fprintf(tw, "Endpoint:\t%s\n", m.Endpoint)
 	}
-	if m.Status == record.Failed {
+	if m.Status == mec.Failed {
 		fmt.Fprintf(tw, "Failed step:\t%s\n", m.FailedStep)
 		fmt.Fprintf(tw, "Cause:\t%s\n", m.FailureCause)
 	}
@@ -253,7 +218,7 @@ func writeMEC(w io.Writer, m *record.MEC, now time.Time) error {
 	return nil
 }
 
-func writeNodes(w io.Writer, nodes []record.Node) {
+func writeNodes(w io.Writer, nodes []mec.Node) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, n := range nodes {
 		ip := n.PrivateIP

@@ -6,21 +6,22 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
+	"log"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/mecd/mecd/internal/api"
 	"github.com/mecd/mecd/internal/backend"
 	"github.com/mecd/mecd/internal/config"
-	"github.com/mecd/mecd/internal/record"
+	"github.com/mecd/mecd/internal/store"
 )
 
 func main() {
 	if err := run(context.Background()); err != nil {
-		fmt.Fprintf(os.Stderr, "api: %v\n", err)
-		os.Exit(1)
+		log.Fatalf("api: %v", err)
 	}
 }
 
@@ -37,15 +38,14 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	clients := config.NewClients(cfg)
 	h := &api.Handler{
-		Store: &record.Store{DB: clients.DDB, Table: env.TableName, Retention: env.RecordRetention},
-		SFN:   clients.SFN,
+		Store: &store.Store{DB: dynamodb.NewFromConfig(cfg), Table: env.TableName, Retention: env.RecordRetention},
+		SFN:   sfn.NewFromConfig(cfg),
 		// One client: each kubeconfig read is pointed at its MEC's region.
 		SSM: ssm.NewFromConfig(cfg),
 		Env: env,
 		Log: config.Logger(),
 	}
-	lambda.Start(h.Handle)
+	lambda.StartWithOptions(h.Handle, lambda.WithContext(ctx))
 	return nil
 }

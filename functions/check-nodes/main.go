@@ -1,9 +1,16 @@
 // Command check-nodes is a Lambda (provided.al2023). CheckNodes reports whether the nodes are running and Online in SSM.
-// The logic lives in internal/workflow; this file only wires it.
+// The logic lives in internal/steps; this file only wires it.
 package main
 
-import "github.com/mecd/mecd/internal/workflow"
+import (
+	"context"
+	"log"
+
+	"github.com/mecd/mecd/internal/steps"
+)
 
 func main() {
-	workflow.Run("check-nodes", func(s *workflow.Steps) any { return workflow.Wrap(s.CheckNodes) })
+	if err := steps.Serve(context.Background(), func(s *steps.Steps) any { return steps.Wrap(s.CheckNodes) }); err != nil {
+		log.Fatalf("check-nodes: %v", err)
+	}
 }

@@ -1,9 +1,16 @@
 // Command cleanup is a Lambda (provided.al2023). Cleanup terminates a MEC's instances and deletes its security group, node role and parameters.
-// The logic lives in internal/workflow; this file only wires it.
+// The logic lives in internal/steps; this file only wires it.
 package main
 
-import "github.com/mecd/mecd/internal/workflow"
+import (
+	"context"
+	"log"
+
+	"github.com/mecd/mecd/internal/steps"
+)
 
 func main() {
-	workflow.Run("cleanup", func(s *workflow.Steps) any { return workflow.Wrap(s.Cleanup) })
+	if err := steps.Serve(context.Background(), func(s *steps.Steps) any { return steps.Wrap(s.Cleanup) }); err != nil {
+		log.Fatalf("cleanup: %v", err)
+	}
 }

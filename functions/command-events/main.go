@@ -1,9 +1,16 @@
 // Command command-events is a Lambda (provided.al2023). CommandEvents resumes workflows when SSM reports a node command finished.
-// The logic lives in internal/workflow; this file only wires it.
+// The logic lives in internal/steps; this file only wires it.
 package main
 
-import "github.com/mecd/mecd/internal/workflow"
+import (
+	"context"
+	"log"
+
+	"github.com/mecd/mecd/internal/steps"
+)
 
 func main() {
-	workflow.Run("command-events", func(s *workflow.Steps) any { return s.CommandEvents })
+	if err := steps.Serve(context.Background(), func(s *steps.Steps) any { return s.CommandEvents }); err != nil {
+		log.Fatalf("command-events: %v", err)
+	}
 }

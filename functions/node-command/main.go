@@ -1,9 +1,16 @@
 // Command node-command is a Lambda (provided.al2023). NodeCommand sends a node script by SSM Run Command and parks the task token.
-// The logic lives in internal/workflow; this file only wires it.
+// The logic lives in internal/steps; this file only wires it.
 package main
 
-import "github.com/mecd/mecd/internal/workflow"
+import (
+	"context"
+	"log"
+
+	"github.com/mecd/mecd/internal/steps"
+)
 
 func main() {
-	workflow.Run("node-command", func(s *workflow.Steps) any { return workflow.Wrap(s.NodeCommand) })
+	if err := steps.Serve(context.Background(), func(s *steps.Steps) any { return steps.Wrap(s.NodeCommand) }); err != nil {
+		log.Fatalf("node-command: %v", err)
+	}
 }

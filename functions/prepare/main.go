@@ -1,9 +1,16 @@
 // Command prepare is a Lambda (provided.al2023). Prepare creates the MEC record (console runs) and resolves the spec.
-// The logic lives in internal/workflow; this file only wires it.
+// The logic lives in internal/steps; this file only wires it.
 package main
 
-import "github.com/mecd/mecd/internal/workflow"
+import (
+	"context"
+	"log"
+
+	"github.com/mecd/mecd/internal/steps"
+)
 
 func main() {
-	workflow.Run("prepare", func(s *workflow.Steps) any { return workflow.Wrap(s.Prepare) })
+	if err := steps.Serve(context.Background(), func(s *steps.Steps) any { return steps.Wrap(s.Prepare) }); err != nil {
+		log.Fatalf("prepare: %v", err)
+	}
 }

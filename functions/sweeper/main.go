@@ -5,20 +5,20 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
+	"log"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/mecd/mecd/internal/config"
-	"github.com/mecd/mecd/internal/record"
+	"github.com/mecd/mecd/internal/store"
 	"github.com/mecd/mecd/internal/sweep"
 )
 
 func main() {
 	if err := run(context.Background()); err != nil {
-		fmt.Fprintf(os.Stderr, "sweeper: %v\n", err)
-		os.Exit(1)
+		log.Fatalf("sweeper: %v", err)
 	}
 }
 
@@ -31,14 +31,13 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c := config.NewClients(cfg)
 	s := &sweep.Sweeper{
-		Store:       &record.Store{DB: c.DDB, Table: env.TableName, Retention: env.RecordRetention},
-		SFN:         c.SFN,
+		Store:       &store.Store{DB: dynamodb.NewFromConfig(cfg), Table: env.TableName, Retention: env.RecordRetention},
+		SFN:         sfn.NewFromConfig(cfg),
 		TeardownArn: env.TeardownSMArn,
 		Batch:       env.SweepBatch,
 		Log:         config.Logger(),
 	}
-	lambda.Start(s.Run)
+	lambda.StartWithOptions(s.Run, lambda.WithContext(ctx))
 	return nil
 }

@@ -12,19 +12,18 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/mecd/mecd/internal/config"
-	"github.com/mecd/mecd/internal/record"
-	"github.com/mecd/mecd/internal/workflow"
+	"github.com/mecd/mecd/internal/lifecycle"
+	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/store"
 )
 
 // SSMAPI is the part of SSM the API calls: reading a kubeconfig.
@@ -32,15 +31,24 @@ type SSMAPI interface {
 	GetParameter(ctx context.Context, in *ssm.GetParameterInput, opts ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
 }
 
-var (
-	_ SSMAPI           = (*ssm.Client)(nil)
-	_ workflow.Starter = (*sfn.Client)(nil)
-)
+var _ SSMAPI = (*ssm.Client)(nil)
+
+// Store is what the API needs of the record store.
+type Store interface {
+	Create(ctx context.Context, m *mec.MEC, idem *store.Idempotency) error
+	Get(ctx context.Context, id string) (*mec.MEC, error)
+	Update(ctx context.Context, id string, fn func(*mec.MEC) error) (*mec.MEC, error)
+	NameOwner(ctx context.Context, name string) (string, error)
+	Idempotency(ctx context.Context, key string) (*store.Idempotency, error)
+	List(ctx context.Context, q store.ListQuery) ([]*mec.MEC, string, error)
+}
+
+var _ Store = (*store.Store)(nil)
 
 // Handler serves the API. Every field but Now is required.
 type Handler struct {
-	Store *record.Store
-	SFN   workflow.Starter
+	Store Store
+	SFN   lifecycle.Starter
 	// SSM reads kubeconfigs; each call is pointed at the MEC's region.
 	SSM SSMAPI
 	Env config.Env
@@ -91,8 +99,8 @@ type ErrorResponse struct {
 
 // ListResponse is the body of GET /mecs.
 type ListResponse struct {
-	Items     []*record.MEC `json:"items"`
-	NextToken string        `json:"nextToken,omitempty"`
+	Items     []*mec.MEC `json:"items"`
+	NextToken string     `json:"nextToken,omitempty"`
 }
 
 func validationError(msg string, fields map[string]string) *Error {
@@ -182,22 +190,11 @@ func (h *Handler) now() time.Time {
 	return time.Now().UTC()
 }
 
-var reTemplate = regexp.MustCompile(`\{([^{}/]+?)\+?\}`)
-
-// concretePath is the request path without template or stage. API Gateway
-// on AWS puts the concrete path in Path; kumo puts the resource template
-// there ("/{proxy+}", "/mecs/{id}") with the values in PathParameters.
+// concretePath is the request path without its stage or base path: API
+// Gateway puts the concrete path in Path, behind a custom domain's base
+// path mapping with that base path in front.
 func concretePath(ev *events.APIGatewayProxyRequest) string {
 	p := ev.Path
-	if strings.Contains(p, "{") {
-		p = reTemplate.ReplaceAllStringFunc(p, func(m string) string {
-			name := strings.TrimSuffix(strings.Trim(m, "{}"), "+")
-			if v, ok := ev.PathParameters[name]; ok {
-				return v
-			}
-			return m
-		})
-	}
 	if !strings.HasPrefix(p, "/") {
 		p = "/" + p
 	}
@@ -235,7 +232,7 @@ func (r *request) resolve() (op, error) {
 			Message: fmt.Sprintf("%s does not support %s; use %s", rt.pattern, clip(r.method, 16), allow),
 			header:  map[string]string{"Allow": allow}}
 	}
-	if id, ok := r.params["id"]; ok && !record.ValidID(id) {
+	if id, ok := r.params["id"]; ok && !mec.ValidID(id) {
 		return nil, validationError(fmt.Sprintf("%q is not a MEC id", clip(id, 64)),
 			map[string]string{"id": `must be a MEC id: "mec-" followed by 26 lowercase letters or digits`})
 	}

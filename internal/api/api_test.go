@@ -9,13 +9,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
-	"github.com/mecd/mecd/internal/record"
+	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/spec"
-	"github.com/mecd/mecd/internal/workflow"
+	"github.com/mecd/mecd/internal/store"
 )
 
 func TestLifecycle(t *testing.T) {
@@ -25,13 +24,13 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("create: %d %s", resp.StatusCode, resp.Body)
 	}
 	m := mecOf(t, resp)
-	if !record.ValidID(m.ID) || m.Status != record.Creating || m.Name != "edge-1" || m.Region != "us-east-1" {
+	if !mec.ValidID(m.ID) || m.Status != mec.Creating || m.Name != "edge-1" || m.Region != "us-east-1" {
 		t.Fatalf("created %+v", m)
 	}
 	if got := header(resp, "Location"); got != "/mecs/"+m.ID {
 		t.Fatalf("Location %q", got)
 	}
-	if m.ExecutionArn == "" || !strings.HasSuffix(m.ExecutionArn, ":"+m.ID) || m.ExpiresAt == nil || m.Step(workflow.StepRecord) == nil {
+	if m.ExecutionArn == "" || !strings.HasSuffix(m.ExecutionArn, ":"+m.ID) || m.ExpiresAt == nil || m.Step(mec.StepRecord) == nil {
 		t.Fatalf("execution %q expiresAt %v steps %+v", m.ExecutionArn, m.ExpiresAt, m.Steps)
 	}
 	if n := e.executions(t, e.provArn); n != 1 {
@@ -75,12 +74,12 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("same name while live: %d %s", resp.StatusCode, resp.Body)
 	}
 	// ...and free once it is DELETED; deleting a DELETED MEC starts nothing.
-	if _, err := e.h.Store.Update(context.Background(), m.ID, func(r *record.MEC) error { r.Status = record.Deleted; return nil }); err != nil {
+	if _, err := e.h.Store.Update(context.Background(), m.ID, func(r *mec.MEC) error { r.Status = mec.Deleted; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	starts = e.sfn.starts.Load()
 	resp = e.do(t, del("/mecs/"+m.ID))
-	if resp.StatusCode != http.StatusAccepted || mecOf(t, resp).Status != record.Deleted || e.sfn.starts.Load() != starts {
+	if resp.StatusCode != http.StatusAccepted || mecOf(t, resp).Status != mec.Deleted || e.sfn.starts.Load() != starts {
 		t.Fatalf("delete DELETED: %d %s (%d starts)", resp.StatusCode, resp.Body, e.sfn.starts.Load()-starts)
 	}
 	resp = e.do(t, post(`{"name":"edge-1"}`))
@@ -88,8 +87,8 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("create after DELETED: %d %s", resp.StatusCode, resp.Body)
 	}
 	// Unknown ids.
-	for _, r := range []req{get("/mecs/" + record.NewID(time.Now())), del("/mecs/" + record.NewID(time.Now())),
-		get("/mecs/" + record.NewID(time.Now()) + "/kubeconfig")} {
+	for _, r := range []req{get("/mecs/" + mec.NewID(time.Now())), del("/mecs/" + mec.NewID(time.Now())),
+		get("/mecs/" + mec.NewID(time.Now()) + "/kubeconfig")} {
 		if resp := e.do(t, r); resp.StatusCode != http.StatusNotFound || errOf(t, resp).Code != CodeNotFound {
 			t.Fatalf("%s %s: %d %s", r.method, r.path, resp.StatusCode, resp.Body)
 		}
@@ -101,7 +100,7 @@ func TestIdempotentCreate(t *testing.T) {
 	body := `{"name":"edge-idem","nodeCount":2,"addons":["ingress","dns"]}`
 	key := "8a1d5c3e-6f2b-4f7e-9d0a-2b3c4d5e6f70"
 	const n = 10
-	resps := make([]*record.MEC, n)
+	resps := make([]*mec.MEC, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
@@ -171,8 +170,8 @@ func TestReplayResumesAnInterruptedCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := e.h.now()
-	m := &record.MEC{ID: record.NewID(now), Name: sp.Name, Status: record.Creating, Region: sp.Region, Spec: sp}
-	if err := e.h.Store.Create(ctx, m, []types.TransactWriteItem{e.h.idempotencyPut(key, m.ID, sp.Hash(), now)}...); err != nil {
+	m := &mec.MEC{ID: mec.NewID(now), Name: sp.Name, Status: mec.Creating, Region: sp.Region, Spec: sp}
+	if err := e.st.Create(ctx, m, &store.Idempotency{Key: key, SpecHash: sp.Hash(), ClusterID: m.ID, ExpiresAt: now.Add(idempotencyTTL)}); err != nil {
 		t.Fatal(err)
 	}
 	// Too early to take the original request for dead: answered as is.
@@ -201,18 +200,18 @@ func TestStartFailure(t *testing.T) {
 	if strings.Contains(resp.Body, "injected") {
 		t.Fatalf("the answer leaks the internal error: %s", resp.Body)
 	}
-	ms, _, err := e.h.Store.List(context.Background(), record.ListQuery{})
+	ms, _, err := e.h.Store.List(context.Background(), store.ListQuery{})
 	if err != nil || len(ms) != 1 {
 		t.Fatalf("records %v %v", ms, err)
 	}
 	m := ms[0]
-	if m.Status != record.Failed || m.FailedStep != StepStart || m.FailureCause == "" || m.ExecutionArn != "" || e.executions(t, e.provArn) != 0 {
+	if m.Status != mec.Failed || m.FailedStep != mec.StepStart || m.FailureCause == "" || m.ExecutionArn != "" || e.executions(t, e.provArn) != 0 {
 		t.Fatalf("after a failed start: %+v", m)
 	}
 	e.sfn.fail.Store(false)
 	resp = e.do(t, post(`{"name":"edge-nostart"}`, "Idempotency-Key", key))
 	got := mecOf(t, resp)
-	if resp.StatusCode != http.StatusAccepted || got.ID != m.ID || got.Status != record.Creating || got.ExecutionArn == "" || got.FailedStep != "" {
+	if resp.StatusCode != http.StatusAccepted || got.ID != m.ID || got.Status != mec.Creating || got.ExecutionArn == "" || got.FailedStep != "" {
 		t.Fatalf("retry: %d %s", resp.StatusCode, resp.Body)
 	}
 	// Teardown start failures are 503s too.
@@ -234,13 +233,13 @@ func TestKubeconfig(t *testing.T) {
 	}
 	secret := "client-key-data: " + strings.Repeat("c2VjcmV0", 40)
 	kubeconfig := "apiVersion: v1\nkind: Config\nclusters:\n- name: microk8s-cluster\n  cluster:\n    server: https://10.0.1.10:16443\nusers:\n- name: admin\n  user:\n    " + secret + "\n"
-	param := workflow.KubeconfigParam(m.ID)
+	param := mec.KubeconfigParam(m.ID)
 	if _, err := e.ssm.Client.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(param), Value: aws.String(kubeconfig),
 		Type: ssmtypes.ParameterTypeSecureString, Tier: ssmtypes.ParameterTierAdvanced}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.h.Store.Update(ctx, m.ID, func(r *record.MEC) error {
-		r.Status, r.KubeconfigParameter, r.Endpoint = record.Ready, param, "https://10.0.1.10:16443"
+	if _, err := e.h.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
+		r.Status, r.KubeconfigParameter, r.Endpoint = mec.Ready, param, "https://10.0.1.10:16443"
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -261,7 +260,7 @@ func TestKubeconfig(t *testing.T) {
 		t.Fatal("the kubeconfig leaked into a record answer or the logs")
 	}
 	// Deleting: 409 again.
-	if _, err := e.h.Store.Update(ctx, m.ID, func(r *record.MEC) error { r.Status = record.Deleting; return nil }); err != nil {
+	if _, err := e.h.Store.Update(ctx, m.ID, func(r *mec.MEC) error { r.Status = mec.Deleting; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	resp = e.do(t, get("/mecs/"+m.ID+"/kubeconfig"))
@@ -274,7 +273,7 @@ func TestKubeconfig(t *testing.T) {
 // document check.
 func TestMoreAnswers(t *testing.T) {
 	e := newEnv(t)
-	resp := e.do(t, req{method: "POST", path: "/mecs", body: `{"name":"edge-b64"}`, b64: true, style: styleKumoProxy})
+	resp := e.do(t, req{method: "POST", path: "/mecs", body: `{"name":"edge-b64"}`, b64: true, style: styleResource})
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("base64 body: %d %s", resp.StatusCode, resp.Body)
 	}

@@ -20,7 +20,7 @@ const (
 // fuzzEvent builds a proxy event from raw parts: headers are "Name: value"
 // lines (a repeated name gives a multi-value header).
 func fuzzEvent(method, path, query, headers string, body []byte, flags uint8) events.APIGatewayProxyRequest {
-	r := req{method: method, path: path, query: query, body: string(body), style: eventStyle(flags & fuzzStyleMask),
+	r := req{method: method, path: path, query: query, body: string(body), style: eventStyle(flags&fuzzStyleMask) % styleCount,
 		headers: map[string]string{}, multi: map[string][]string{}}
 	for line := range strings.SplitSeq(headers, "\n") {
 		k, v, ok := strings.Cut(line, ":")

@@ -26,8 +26,8 @@ import (
 	"github.com/sivchari/kumo"
 
 	"github.com/mecd/mecd/internal/config"
-	"github.com/mecd/mecd/internal/record"
-	"github.com/mecd/mecd/test/localrt"
+	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/store"
 )
 
 // One in-process kumo serves the package (kumo servers in a process share
@@ -102,6 +102,7 @@ func (s *syncBuffer) String() string {
 
 type env struct {
 	h       *Handler
+	st      *store.Store
 	ddb     *dynamodb.Client
 	sfn     *countingSFN
 	ssm     *regionSSM
@@ -129,7 +130,7 @@ func newEnv(t testing.TB) *env {
 	sm := ssm.New(ssm.Options{Region: "us-east-1", BaseEndpoint: aws.String(kumoURL), Credentials: creds})
 	uniq := fmt.Sprintf("%d-%d", time.Now().UnixNano(), envSeq.Add(1))
 	table := "api-" + uniq
-	if err := localrt.CreateTable(ctx, ddb, table); err != nil {
+	if err := store.CreateTable(ctx, ddb, table); err != nil {
 		t.Fatal(err)
 	}
 	// Stand-in workflows: a long Wait keeps executions RUNNING for the test.
@@ -147,8 +148,9 @@ func newEnv(t testing.TB) *env {
 	clk := &clock{}
 	e := &env{ddb: ddb, sfn: &countingSFN{Client: sf}, ssm: &regionSSM{Client: sm}, logs: logs, clock: clk,
 		provArn: arns[0], tearArn: arns[1]}
+	e.st = &store.Store{DB: ddb, Table: table, Retention: time.Hour, Now: clk.now}
 	e.h = &Handler{
-		Store: &record.Store{DB: ddb, Table: table, Retention: time.Hour, Now: clk.now},
+		Store: e.st,
 		SFN:   e.sfn,
 		SSM:   e.ssm,
 		Env: config.Env{Region: "us-east-1", TableName: table, ProvisionSMArn: arns[0], TeardownSMArn: arns[1],
@@ -163,7 +165,7 @@ func newEnv(t testing.TB) *env {
 func countItems(t testing.TB, e *env, kind string) int {
 	t.Helper()
 	n := 0
-	in := &dynamodb.ScanInput{TableName: aws.String(e.h.Store.Table)}
+	in := &dynamodb.ScanInput{TableName: aws.String(e.st.Table)}
 	for {
 		out, err := e.ddb.Scan(context.Background(), in)
 		if err != nil {
@@ -205,11 +207,12 @@ type req struct {
 
 type eventStyle int
 
+// API Gateway's proxy event shapes: a greedy resource, a resource per
+// route, and a custom domain's base path in front.
 const (
-	styleAWS          eventStyle = iota // concrete Path, Resource /{proxy+}
-	styleKumoProxy                      // Path /{proxy+}, PathParameters proxy
-	styleKumoResource                   // Path /mecs/{id}..., PathParameters id
-	styleStaged                         // concrete Path with a stage in front
+	styleAWS      eventStyle = iota // concrete Path, Resource /{proxy+}
+	styleResource                   // concrete Path, Resource /mecs/{id}..., PathParameters id
+	styleStaged                     // concrete Path with a base path in front
 	styleCount
 )
 
@@ -243,17 +246,14 @@ func (r req) ev() events.APIGatewayProxyRequest {
 	case styleAWS:
 		ev.Path, ev.Resource = r.path, "/{proxy+}"
 		ev.PathParameters = map[string]string{"proxy": proxy}
-	case styleKumoProxy:
-		ev.Path, ev.Resource = "/{proxy+}", "/{proxy+}"
-		ev.PathParameters = map[string]string{"proxy": proxy}
-	case styleKumoResource:
+	case styleResource:
 		segs := strings.Split(proxy, "/")
 		if len(segs) >= 2 && segs[0] == "mecs" {
 			ev.PathParameters = map[string]string{"id": segs[1]}
 			segs[1] = "{id}"
 		}
-		ev.Path = "/" + strings.Join(segs, "/")
-		ev.Resource = ev.Path
+		ev.Path = r.path
+		ev.Resource = "/" + strings.Join(segs, "/")
 	case styleStaged:
 		ev.Path, ev.Resource = "/prod"+r.path, "/{proxy+}"
 		ev.PathParameters = map[string]string{"proxy": proxy}
@@ -307,9 +307,9 @@ func (e *env) quiet(t testing.TB, r req) events.APIGatewayProxyResponse {
 }
 
 // mecOf decodes a record answer.
-func mecOf(t testing.TB, resp events.APIGatewayProxyResponse) *record.MEC {
+func mecOf(t testing.TB, resp events.APIGatewayProxyResponse) *mec.MEC {
 	t.Helper()
-	var m record.MEC
+	var m mec.MEC
 	if err := json.Unmarshal([]byte(resp.Body), &m); err != nil {
 		t.Fatalf("decode record (%d): %v: %s", resp.StatusCode, err, resp.Body)
 	}

@@ -11,17 +11,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mecd/mecd/internal/record"
+	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/spec"
 )
 
 // seedRecords writes n records straight into the store (the API would
 // start n executions): statuses cycle, every seventh is in eu-west-1. It
 // returns the ids newest first with their records.
-func seedRecords(t *testing.T, e *env, n int) ([]string, map[string]*record.MEC) {
+func seedRecords(t *testing.T, e *env, n int) ([]string, map[string]*mec.MEC) {
 	t.Helper()
 	t0 := time.Now().Add(-time.Hour)
-	recs := make([]*record.MEC, n)
+	recs := make([]*mec.MEC, n)
 	for i := range recs {
 		region := "us-east-1"
 		if i%7 == 0 {
@@ -31,17 +31,17 @@ func seedRecords(t *testing.T, e *env, n int) ([]string, map[string]*record.MEC)
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs[i] = &record.MEC{ID: record.NewID(t0.Add(time.Duration(i) * time.Millisecond)), Name: sp.Name,
-			Status: record.Statuses[i%len(record.Statuses)], Region: region, Spec: sp}
+		recs[i] = &mec.MEC{ID: mec.NewID(t0.Add(time.Duration(i) * time.Millisecond)), Name: sp.Name,
+			Status: mec.Statuses[i%len(mec.Statuses)], Region: region, Spec: sp}
 	}
-	work := make(chan *record.MEC)
+	work := make(chan *mec.MEC)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
 	for range 4 {
 		wg.Go(func() {
 			for m := range work {
-				if err := e.h.Store.Create(context.Background(), m); err != nil {
+				if err := e.st.Create(context.Background(), m, nil); err != nil {
 					mu.Lock()
 					firstErr = err
 					mu.Unlock()
@@ -58,7 +58,7 @@ func seedRecords(t *testing.T, e *env, n int) ([]string, map[string]*record.MEC)
 		t.Fatal(firstErr)
 	}
 	ids := make([]string, n)
-	byID := map[string]*record.MEC{}
+	byID := map[string]*mec.MEC{}
 	for i, m := range recs {
 		ids[n-1-i] = m.ID
 		byID[m.ID] = m

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mecd/mecd/internal/record"
+	"github.com/mecd/mecd/internal/mec"
 )
 
 type badCase struct {
@@ -33,7 +33,7 @@ func malformedCases(existingID, existingName, key string) []badCase {
 		return badCase{name: "body/" + name, r: post(b), status: v, code: CodeValidation, field: field}
 	}
 	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
-	id := record.NewID(time.Now())
+	id := mec.NewID(time.Now())
 	hugeTags := withName(`"tags":{"big":"` + strings.Repeat("x", MaxBodyBytes) + `"}`)
 	cases := []badCase{
 		// Bodies that are not one JSON object.

@@ -29,6 +29,23 @@ type GSI struct {
 	RangeType string
 }
 
+// Index and attribute names of the table: internal/store reads and writes
+// them; nothing else touches the table.
+const (
+	IndexByKind   = "byKind"
+	IndexByStatus = "byStatus"
+	IndexByExpiry = "byExpiry"
+
+	AttrKind           = "kind"
+	AttrID             = "id"
+	AttrStatus         = "status"
+	AttrRegion         = "region"
+	AttrExpiresAtEpoch = "expiresAtEpoch"
+
+	// KindMEC is the kind of MEC items (the byKind index lists them).
+	KindMEC = "mec"
+)
+
 // MecTable is the single table: one item per MEC plus the name-claim,
 // idempotency and command-wait items that keep writes transactional.
 var MecTable = Table{
@@ -36,11 +53,11 @@ var MecTable = Table{
 	TTLAttribute: "ttl",
 	GSIs: []GSI{
 		// Listing every MEC, newest first (ids sort by creation time).
-		{Name: "byKind", HashKey: "kind", RangeKey: "id", RangeType: "S"},
+		{Name: IndexByKind, HashKey: AttrKind, RangeKey: AttrID, RangeType: "S"},
 		// Listing by status.
-		{Name: "byStatus", HashKey: "status", RangeKey: "id", RangeType: "S"},
+		{Name: IndexByStatus, HashKey: AttrStatus, RangeKey: AttrID, RangeType: "S"},
 		// The sweeper: MECs of a status whose expiry has passed (sparse: only MECs with an expiry).
-		{Name: "byExpiry", HashKey: "status", RangeKey: "expiresAtEpoch", RangeType: "N"},
+		{Name: IndexByExpiry, HashKey: AttrStatus, RangeKey: AttrExpiresAtEpoch, RangeType: "N"},
 	},
 }
 

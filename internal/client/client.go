@@ -25,7 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
-	"github.com/mecd/mecd/internal/record"
+	"github.com/mecd/mecd/internal/mec"
 )
 
 // SigningService is the SigV4 service name of API Gateway invocations.
@@ -263,11 +263,11 @@ func (c *Client) Do(ctx context.Context, method, path, rawQuery string, body []b
 // Create sends a spec (the JSON body as given: the API applies defaults
 // and validates it). key is the Idempotency-Key; "" makes a random one so
 // that the client's own retries cannot create two MECs.
-func (c *Client) Create(ctx context.Context, specJSON []byte, key string) (*record.MEC, error) {
+func (c *Client) Create(ctx context.Context, specJSON []byte, key string) (*mec.MEC, error) {
 	if key == "" {
 		key = NewIdempotencyKey()
 	}
-	var m record.MEC
+	var m mec.MEC
 	if _, err := c.Do(ctx, http.MethodPost, "/mecs", "", specJSON, http.Header{"Idempotency-Key": {key}}, &m); err != nil {
 		return nil, err
 	}
@@ -284,8 +284,8 @@ type ListOptions struct {
 
 // ListPage is one page of GET /mecs.
 type ListPage struct {
-	Items     []*record.MEC `json:"items"`
-	NextToken string        `json:"nextToken,omitempty"`
+	Items     []*mec.MEC `json:"items"`
+	NextToken string     `json:"nextToken,omitempty"`
 }
 
 // List returns one page.
@@ -310,11 +310,11 @@ func (c *Client) List(ctx context.Context, o ListOptions) (*ListPage, error) {
 }
 
 // ListAll follows nextToken to the last page.
-func (c *Client) ListAll(ctx context.Context, o ListOptions) ([]*record.MEC, error) {
+func (c *Client) ListAll(ctx context.Context, o ListOptions) ([]*mec.MEC, error) {
 	if o.Limit == 0 {
 		o.Limit = 100
 	}
-	var all []*record.MEC
+	var all []*mec.MEC
 	for page := 0; ; page++ {
 		p, err := c.List(ctx, o)
 		if err != nil {
@@ -332,8 +332,8 @@ func (c *Client) ListAll(ctx context.Context, o ListOptions) ([]*record.MEC, err
 }
 
 // Get returns one MEC.
-func (c *Client) Get(ctx context.Context, id string) (*record.MEC, error) {
-	var m record.MEC
+func (c *Client) Get(ctx context.Context, id string) (*mec.MEC, error) {
+	var m mec.MEC
 	if _, err := c.Do(ctx, http.MethodGet, "/mecs/"+url.PathEscape(id), "", nil, nil, &m); err != nil {
 		return nil, err
 	}
@@ -341,8 +341,8 @@ func (c *Client) Get(ctx context.Context, id string) (*record.MEC, error) {
 }
 
 // Delete starts the MEC's teardown (or finds it running).
-func (c *Client) Delete(ctx context.Context, id string) (*record.MEC, error) {
-	var m record.MEC
+func (c *Client) Delete(ctx context.Context, id string) (*mec.MEC, error) {
+	var m mec.MEC
 	if _, err := c.Do(ctx, http.MethodDelete, "/mecs/"+url.PathEscape(id), "", nil, nil, &m); err != nil {
 		return nil, err
 	}
@@ -373,7 +373,7 @@ var ErrNoSuchName = errors.New("no live MEC has this name")
 // Resolve returns the MEC a user named by id or by name. Names are unique
 // among MECs that are not DELETED, so a name finds at most one of those;
 // failing that, the newest DELETED MEC of that name.
-func (c *Client) Resolve(ctx context.Context, idOrName string) (*record.MEC, error) {
+func (c *Client) Resolve(ctx context.Context, idOrName string) (*mec.MEC, error) {
 	if IsID(idOrName) {
 		return c.Get(ctx, idOrName)
 	}
@@ -387,7 +387,7 @@ func (c *Client) Resolve(ctx context.Context, idOrName string) (*record.MEC, err
 	if m, deleted := pick(first.Items, idOrName); m != nil || first.NextToken == "" {
 		return found(m, deleted, idOrName)
 	}
-	for _, st := range []record.Status{record.Creating, record.Ready, record.Failed, record.Deleting} {
+	for _, st := range []mec.Status{mec.Creating, mec.Ready, mec.Failed, mec.Deleting} {
 		ms, err := c.ListAll(ctx, ListOptions{Status: string(st)})
 		if err != nil {
 			return nil, err
@@ -396,7 +396,7 @@ func (c *Client) Resolve(ctx context.Context, idOrName string) (*record.MEC, err
 			return m, nil
 		}
 	}
-	ms, err := c.ListAll(ctx, ListOptions{Status: string(record.Deleted)})
+	ms, err := c.ListAll(ctx, ListOptions{Status: string(mec.Deleted)})
 	if err != nil {
 		return nil, err
 	}
@@ -405,12 +405,12 @@ func (c *Client) Resolve(ctx context.Context, idOrName string) (*record.MEC, err
 }
 
 // pick finds the live MEC named name, and the newest DELETED one.
-func pick(ms []*record.MEC, name string) (live, deleted *record.MEC) {
+func pick(ms []*mec.MEC, name string) (live, deleted *mec.MEC) {
 	for _, m := range ms {
 		if m.Name != name {
 			continue
 		}
-		if m.Status != record.Deleted {
+		if m.Status != mec.Deleted {
 			return m, deleted
 		}
 		if deleted == nil {
@@ -420,7 +420,7 @@ func pick(ms []*record.MEC, name string) (live, deleted *record.MEC) {
 	return nil, deleted
 }
 
-func found(live, deleted *record.MEC, name string) (*record.MEC, error) {
+func found(live, deleted *mec.MEC, name string) (*mec.MEC, error) {
 	switch {
 	case live != nil:
 		return live, nil

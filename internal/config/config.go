@@ -1,5 +1,5 @@
 // Package config reads a function's environment (names from internal/backend)
-// and builds its logger and AWS clients. Everything production reads comes
+// and builds its logger and AWS SDK configuration. Everything production reads comes
 // from the environment, so the same binaries run on AWS and locally.
 package config
 
@@ -10,17 +10,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/iam"
-	"github.com/aws/aws-sdk-go-v2/service/sfn"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/mecd/mecd/internal/backend"
 )
@@ -127,46 +121,4 @@ func AWS(ctx context.Context) (aws.Config, error) {
 		return aws.Config{}, fmt.Errorf("load aws config: %w", err)
 	}
 	return cfg, nil
-}
-
-// Clients builds and caches clients per region: a MEC's nodes, security
-// group and parameters live in the MEC's region.
-type Clients struct {
-	base aws.Config
-	mu   sync.Mutex
-	ec2  map[string]*ec2.Client
-	ssm  map[string]*ssm.Client
-	DDB  *dynamodb.Client
-	SFN  *sfn.Client
-	IAM  *iam.Client // IAM is global
-}
-
-// NewClients builds the home-region clients.
-func NewClients(cfg aws.Config) *Clients {
-	return &Clients{base: cfg, ec2: map[string]*ec2.Client{}, ssm: map[string]*ssm.Client{},
-		DDB: dynamodb.NewFromConfig(cfg), SFN: sfn.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg)}
-}
-
-// EC2 is the EC2 client for region.
-func (c *Clients) EC2(region string) *ec2.Client {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if cl, ok := c.ec2[region]; ok {
-		return cl
-	}
-	cl := ec2.NewFromConfig(c.base, func(o *ec2.Options) { o.Region = region })
-	c.ec2[region] = cl
-	return cl
-}
-
-// SSM is the SSM client for region.
-func (c *Clients) SSM(region string) *ssm.Client {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if cl, ok := c.ssm[region]; ok {
-		return cl
-	}
-	cl := ssm.NewFromConfig(c.base, func(o *ssm.Options) { o.Region = region })
-	c.ssm[region] = cl
-	return cl
 }

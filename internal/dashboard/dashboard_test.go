@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/mecd/mecd/internal/mec"
 )
 
 // fakeAPI records what the proxy forwards.
@@ -231,4 +233,28 @@ func TestProxyErrors(t *testing.T) {
 		t.Errorf("big body: %d", w.Code)
 	}
 	_, _ = io.Copy(io.Discard, w.Body)
+}
+
+// The page shows the API's progress (the one plan, internal/mec) and keeps
+// no step list of its own: a list of plan steps in app.js would be a copy
+// that can drift from the plan.
+func TestPageKeepsNoStepPlan(t *testing.T) {
+	js, err := static.ReadFile("static/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var named []string
+	for _, s := range mec.Plan() {
+		if strings.Contains(string(js), `"`+s+`"`) {
+			named = append(named, s)
+		}
+	}
+	// Two plan names double as words of the page (the addons field, the
+	// kubeconfig button); a third means a step list.
+	if len(named) > 2 {
+		t.Fatalf("app.js names the plan's steps %v: read them from m.progress", named)
+	}
+	if !strings.Contains(string(js), "m.progress") {
+		t.Fatal("app.js does not read m.progress")
+	}
 }

@@ -1,5 +1,5 @@
-// Package spec parses, defaults and validates a MEC spec (DESIGN section 3) and
-// resolves the parts of it that depend on the target region (resolve.go).
+// Package spec parses, defaults and validates a MEC spec (DESIGN section 3),
+// without calling AWS: internal/resolve checks what depends on the region.
 //
 // The same rules serve the API and console-started executions, so a spec is
 // accepted or refused the same way whichever door it came through.
@@ -165,9 +165,10 @@ func (e *ValidationError) Error() string {
 	return b.String()
 }
 
-// add keeps the first message for a field: a decoding error is more precise
-// than the rule failure its zero value would cause.
-func (e *ValidationError) add(field, msg string) {
+// Add records what is wrong with field, keeping the first message for a
+// field: a decoding error is more precise than the rule failure its zero
+// value would cause.
+func (e *ValidationError) Add(field, msg string) {
 	if e.Fields == nil {
 		e.Fields = map[string]string{}
 	}
@@ -176,7 +177,8 @@ func (e *ValidationError) add(field, msg string) {
 	}
 }
 
-func (e *ValidationError) orNil() error {
+// Err is e, or nil when no field was added.
+func (e *ValidationError) Err() error {
 	if len(e.Fields) == 0 {
 		return nil
 	}
@@ -227,12 +229,12 @@ func Parse(data []byte, d Defaults) (Spec, error) {
 	var s Spec
 	keys, vals, err := decodeObject(data)
 	if err != nil {
-		verr.add(BodyField, err.Error())
+		verr.Add(BodyField, err.Error())
 		return Spec{}, verr
 	}
 	for _, k := range keys {
 		if vals[k] == nil {
-			verr.add(k, "appears more than once; give each field once")
+			verr.Add(k, "appears more than once; give each field once")
 			continue
 		}
 		decodeField(&s, k, vals[k], verr)
@@ -240,23 +242,23 @@ func Parse(data []byte, d Defaults) (Spec, error) {
 	// An explicit 0 is a request for zero, not for the default; refuse it
 	// rather than silently replacing it.
 	if isZeroNumber(vals["nodeCount"]) {
-		verr.add("nodeCount", msgNodeCount)
+		verr.Add("nodeCount", msgNodeCount)
 	}
 	if isZeroNumber(vals["rootVolumeGiB"]) {
-		verr.add("rootVolumeGiB", msgRootVolume)
+		verr.Add("rootVolumeGiB", msgRootVolume)
 	}
 	if isSet(vals["ttl"]) && isSet(vals["expiresAt"]) {
-		verr.add("ttl", "set either ttl or expiresAt, not both")
-		verr.add("expiresAt", "set either ttl or expiresAt, not both")
+		verr.Add("ttl", "set either ttl or expiresAt, not both")
+		verr.Add("expiresAt", "set either ttl or expiresAt, not both")
 	}
 	s.ApplyDefaults(d)
 	var vv *ValidationError
 	if err := s.Validate(d); errors.As(err, &vv) {
 		for k, m := range vv.Fields {
-			verr.add(k, m)
+			verr.Add(k, m)
 		}
 	}
-	if err := verr.orNil(); err != nil {
+	if err := verr.Err(); err != nil {
 		return Spec{}, err
 	}
 	if s.TTL != "" {
@@ -353,12 +355,12 @@ func isZeroNumber(raw json.RawMessage) bool {
 func decodeField(s *Spec, key string, raw json.RawMessage, verr *ValidationError) {
 	str := func(dst *string, msg string) {
 		if !isNull(raw) && json.Unmarshal(raw, dst) != nil {
-			verr.add(key, msg)
+			verr.Add(key, msg)
 		}
 	}
 	num := func(dst *int, msg string) {
 		if !isNull(raw) && json.Unmarshal(raw, dst) != nil {
-			verr.add(key, "must be a whole number, "+strings.TrimPrefix(msg, "must be "))
+			verr.Add(key, "must be a whole number, "+strings.TrimPrefix(msg, "must be "))
 		}
 	}
 	switch key {
@@ -386,12 +388,12 @@ func decodeField(s *Spec, key string, raw json.RawMessage, verr *ValidationError
 		s.NodePortCIDRs = decodeStrings(key, raw, "must be a list of IPv4 CIDRs such as [\"203.0.113.0/24\"]", msgCIDR, verr)
 	case "publicEndpoint":
 		if !isNull(raw) && json.Unmarshal(raw, &s.PublicEndpoint) != nil {
-			verr.add(key, msgBool)
+			verr.Add(key, msgBool)
 		}
 	case "haControlPlane":
 		var b *bool
 		if json.Unmarshal(raw, &b) != nil {
-			verr.add(key, msgBool)
+			verr.Add(key, msgBool)
 		}
 		s.HAControlPlane = b
 	case "rootVolumeGiB":
@@ -404,7 +406,7 @@ func decodeField(s *Spec, key string, raw json.RawMessage, verr *ValidationError
 			return
 		}
 		if json.Unmarshal(raw, &v) != nil {
-			verr.add(key, msgExpiresAt)
+			verr.Add(key, msgExpiresAt)
 			return
 		}
 		if v == "" {
@@ -412,7 +414,7 @@ func decodeField(s *Spec, key string, raw json.RawMessage, verr *ValidationError
 		}
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			verr.add(key, msgExpiresAt)
+			verr.Add(key, msgExpiresAt)
 			return
 		}
 		t = t.UTC()
@@ -426,7 +428,7 @@ func decodeField(s *Spec, key string, raw json.RawMessage, verr *ValidationError
 				msg = fmt.Sprintf("unknown field; did you mean %q? (field names are case-sensitive)", f)
 			}
 		}
-		verr.add(key, msg)
+		verr.Add(key, msg)
 	}
 }
 
@@ -438,13 +440,13 @@ func decodeStrings(key string, raw json.RawMessage, listMsg, elemMsg string, ver
 	}
 	var elems []json.RawMessage
 	if json.Unmarshal(raw, &elems) != nil {
-		verr.add(key, listMsg)
+		verr.Add(key, listMsg)
 		return nil
 	}
 	out := make([]string, len(elems))
 	for i, e := range elems {
 		if isNull(e) || json.Unmarshal(e, &out[i]) != nil {
-			verr.add(fmt.Sprintf("%s[%d]", key, i), "must be a string; "+elemMsg)
+			verr.Add(fmt.Sprintf("%s[%d]", key, i), "must be a string; "+elemMsg)
 		}
 	}
 	return out
@@ -456,18 +458,18 @@ func decodeTags(raw json.RawMessage, verr *ValidationError) map[string]string {
 	}
 	keys, vals, err := decodeObject(raw)
 	if err != nil {
-		verr.add("tags", "must be an object of tag keys to string values")
+		verr.Add("tags", "must be an object of tag keys to string values")
 		return nil
 	}
 	tags := make(map[string]string, len(keys))
 	for _, k := range keys {
 		if vals[k] == nil {
-			verr.add("tags."+k, "appears more than once; give each tag once")
+			verr.Add("tags."+k, "appears more than once; give each tag once")
 			continue
 		}
 		var v string
 		if isNull(vals[k]) || json.Unmarshal(vals[k], &v) != nil {
-			verr.add("tags."+k, msgTagValue)
+			verr.Add("tags."+k, msgTagValue)
 		}
 		tags[k] = v
 	}
@@ -510,52 +512,52 @@ func (s Spec) Validate(d Defaults) error {
 
 	switch {
 	case s.Name == "":
-		verr.add("name", "is required; "+msgName)
+		verr.Add("name", "is required; "+msgName)
 	case len(s.Name) > MaxNameLen || !reName.MatchString(s.Name):
-		verr.add("name", msgName)
+		verr.Add("name", msgName)
 	}
 
 	switch {
 	case s.Region == "":
-		verr.add("region", "is required (the stack has no default region); "+msgRegion)
+		verr.Add("region", "is required (the stack has no default region); "+msgRegion)
 	case !reRegion.MatchString(s.Region):
-		verr.add("region", msgRegion)
+		verr.Add("region", msgRegion)
 	case len(d.Regions) > 0 && !slices.Contains(d.Regions, s.Region):
-		verr.add("region", "must be one of the regions this stack serves: "+strings.Join(d.Regions, ", "))
+		verr.Add("region", "must be one of the regions this stack serves: "+strings.Join(d.Regions, ", "))
 	}
 
 	if s.NodeCount < MinNodeCount || s.NodeCount > MaxNodeCount {
-		verr.add("nodeCount", msgNodeCount)
+		verr.Add("nodeCount", msgNodeCount)
 	}
 	if s.HAControlPlane != nil && *s.HAControlPlane && s.NodeCount < haMinNodes {
-		verr.add("haControlPlane", fmt.Sprintf("can be true only with nodeCount >= %d (dqlite HA needs 3 control-plane nodes); omit it or set false", haMinNodes))
+		verr.Add("haControlPlane", fmt.Sprintf("can be true only with nodeCount >= %d (dqlite HA needs 3 control-plane nodes); omit it or set false", haMinNodes))
 	}
 	if !reInstanceType.MatchString(s.InstanceType) {
-		verr.add("instanceType", msgInstanceType)
+		verr.Add("instanceType", msgInstanceType)
 	}
 	if s.AmiID != "" && !reAmiID.MatchString(s.AmiID) {
-		verr.add("amiId", msgAmiID)
+		verr.Add("amiId", msgAmiID)
 	}
 	if s.VpcID != "" && !reVpcID.MatchString(s.VpcID) {
-		verr.add("vpcId", msgVpcID)
+		verr.Add("vpcId", msgVpcID)
 	}
 	if s.SubnetID != "" && !reSubnetID.MatchString(s.SubnetID) {
-		verr.add("subnetId", msgSubnetID)
+		verr.Add("subnetId", msgSubnetID)
 	}
 	if !reChannel.MatchString(s.Microk8sChannel) {
-		verr.add("microk8sChannel", msgChannel)
+		verr.Add("microk8sChannel", msgChannel)
 	}
 
 	seen := map[string]int{}
 	for i, a := range s.Addons {
 		key := fmt.Sprintf("addons[%d]", i)
 		if j, dup := seen[a]; dup {
-			verr.add(key, fmt.Sprintf("duplicate of addons[%d]; list each addon once", j))
+			verr.Add(key, fmt.Sprintf("duplicate of addons[%d]; list each addon once", j))
 			continue
 		}
 		seen[a] = i
 		if !slices.Contains(AllowedAddons, a) {
-			verr.add(key, msgAddon)
+			verr.Add(key, msgAddon)
 		}
 	}
 
@@ -563,25 +565,25 @@ func (s Spec) Validate(d Defaults) error {
 	validateCIDRs("nodePortCidrs", s.NodePortCIDRs, verr)
 
 	if s.RootVolumeGiB < MinRootVolumeGiB || s.RootVolumeGiB > MaxRootVolumeGiB {
-		verr.add("rootVolumeGiB", msgRootVolume)
+		verr.Add("rootVolumeGiB", msgRootVolume)
 	}
 
 	now := d.now()
 	if s.TTL != "" {
 		ttl, err := time.ParseDuration(s.TTL)
 		if err != nil || ttl < MinLifetime || ttl > MaxLifetime {
-			verr.add("ttl", msgTTL)
+			verr.Add("ttl", msgTTL)
 		}
 	} else if s.ExpiresAt != nil {
 		earliest, latest := now.Add(MinLifetime), now.Add(MaxLifetime)
 		if s.ExpiresAt.Before(earliest) || s.ExpiresAt.After(latest) {
-			verr.add("expiresAt", fmt.Sprintf("%s (now between %s and %s)", msgExpiresAt,
+			verr.Add("expiresAt", fmt.Sprintf("%s (now between %s and %s)", msgExpiresAt,
 				earliest.UTC().Format(time.RFC3339), latest.UTC().Format(time.RFC3339)))
 		}
 	}
 
 	if len(s.Tags) > MaxTags {
-		verr.add("tags", fmt.Sprintf("must have at most %d tags, got %d (mecd adds its own under AWS's limit of 50)", MaxTags, len(s.Tags)))
+		verr.Add("tags", fmt.Sprintf("must have at most %d tags, got %d (mecd adds its own under AWS's limit of 50)", MaxTags, len(s.Tags)))
 	}
 	for k, v := range s.Tags {
 		key := "tags." + k
@@ -589,33 +591,36 @@ func (s Spec) Validate(d Defaults) error {
 		lk := strings.ToLower(k)
 		switch {
 		case n < 1 || n > MaxTagKeyLen || !utf8.ValidString(k) || !reTag.MatchString(k):
-			verr.add(key, msgTagKey)
+			verr.Add(key, msgTagKey)
 		case strings.HasPrefix(lk, "aws:") || strings.HasPrefix(lk, "mecd:"):
-			verr.add(key, `tag keys starting with "aws:" or "mecd:" are reserved; choose another key`)
+			verr.Add(key, `tag keys starting with "aws:" or "mecd:" are reserved; choose another key`)
 		}
 		if utf8.RuneCountInString(v) > MaxTagValLen || !utf8.ValidString(v) || !reTag.MatchString(v) {
-			verr.add(key, msgTagValue)
+			verr.Add(key, msgTagValue)
 		}
 	}
 
-	return verr.orNil()
+	return verr.Err()
 }
+
+// IsAMIID reports whether id has the form of an AMI id.
+func IsAMIID(id string) bool { return reAmiID.MatchString(id) }
 
 // validateCIDRs requires canonical IPv4 CIDRs, since they become security
 // group rules and AWS rejects (or silently rewrites) anything else.
 func validateCIDRs(field string, cidrs []string, verr *ValidationError) {
 	if len(cidrs) > MaxCIDRs {
-		verr.add(field, fmt.Sprintf("must list at most %d CIDRs, got %d", MaxCIDRs, len(cidrs)))
+		verr.Add(field, fmt.Sprintf("must list at most %d CIDRs, got %d", MaxCIDRs, len(cidrs)))
 	}
 	seen := map[string]int{}
 	for i, c := range cidrs {
 		key := fmt.Sprintf("%s[%d]", field, i)
 		if msg := checkCIDR(c); msg != "" {
-			verr.add(key, msg)
+			verr.Add(key, msg)
 			continue
 		}
 		if j, dup := seen[c]; dup {
-			verr.add(key, fmt.Sprintf("duplicate of %s[%d]; list each CIDR once", field, j))
+			verr.Add(key, fmt.Sprintf("duplicate of %s[%d]; list each CIDR once", field, j))
 			continue
 		}
 		seen[c] = i

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mecd/mecd/internal/record"
+	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/test/localrt"
 )
 
@@ -88,7 +88,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Status != record.Deleted || m.Spec.NodeCount != 1 || m.Spec.Tags["team"] != "edge" || len(m.Spec.Addons) != 2 {
+	if m.Status != mec.Deleted || m.Spec.NodeCount != 1 || m.Spec.Tags["team"] != "edge" || len(m.Spec.Addons) != 2 {
 		t.Errorf("the MEC the form made: %s nodes %d tags %v addons %v", m.Status, m.Spec.NodeCount, m.Spec.Tags, m.Spec.Addons)
 	}
 	if leaks, err := rt.LeakAudit(ctx, m.ID); err != nil || len(leaks) > 0 {

@@ -19,8 +19,7 @@ import (
 
 	"github.com/mecd/mecd/internal/client"
 	"github.com/mecd/mecd/internal/dashboard"
-	"github.com/mecd/mecd/internal/record"
-	"github.com/mecd/mecd/internal/workflow"
+	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/test/localrt"
 	"github.com/mecd/mecd/test/nodesim/fault"
 )
@@ -77,7 +76,7 @@ func Seed(ctx context.Context, rt *localrt.Runtime, c *client.Client, prefix str
 		Failed: prefix + "-broken",
 		Slow:   prefix + "-slow-1",
 	}
-	rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: workflow.TagName, TagValue: s.Failed, Index: 0},
+	rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: mec.TagName, TagValue: s.Failed, Index: 0},
 		Prefix: "snap install", ExitCode: 1, Stderr: "error: cannot install \"microk8s\": Get https://api.snapcraft.io/v2/snaps/refresh: dial tcp: i/o timeout (injected)"})
 	create := func(name, spec string) (string, error) {
 		m, err := c.Create(ctx, fmt.Appendf(nil, spec, name), "seed-"+name)
@@ -94,18 +93,18 @@ func Seed(ctx context.Context, rt *localrt.Runtime, c *client.Client, prefix str
 	if err != nil {
 		return nil, err
 	}
-	if _, err := WaitStatus(ctx, c, id, record.Ready); err != nil {
+	if _, err := WaitStatus(ctx, c, id, mec.Ready); err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
-	want := map[string]record.Status{}
+	want := map[string]mec.Status{}
 	if id, err = create(s.Ready[1], `{"name":%q,"region":"eu-central-1","nodeCount":1,"addons":["dns","ingress"]}`); err != nil {
 		return nil, err
 	}
-	want[id] = record.Ready
+	want[id] = mec.Ready
 	if id, err = create(s.Failed, `{"name":%q,"region":"us-west-2","nodeCount":1,"ttl":"2h"}`); err != nil {
 		return nil, err
 	}
-	want[id] = record.Failed
+	want[id] = mec.Failed
 	if _, err := createSlow(ctx, rt, c, s.Slow); err != nil {
 		return nil, err
 	}
@@ -117,11 +116,11 @@ func Seed(ctx context.Context, rt *localrt.Runtime, c *client.Client, prefix str
 	return s, nil
 }
 
-func createSlow(ctx context.Context, rt *localrt.Runtime, c *client.Client, name string) (*record.MEC, error) {
+func createSlow(ctx context.Context, rt *localrt.Runtime, c *client.Client, name string) (*mec.MEC, error) {
 	// In us-east-1, where addresses are unique: in another region each
 	// replacement would take the next address of a range us-east-1's MECs
 	// use too (see Seed).
-	rt.Sim.Faults.NeverOnline(fault.Host{TagKey: workflow.TagName, TagValue: name, Index: 2})
+	rt.Sim.Faults.NeverOnline(fault.Host{TagKey: mec.TagName, TagValue: name, Index: 2})
 	m, err := c.Create(ctx, fmt.Appendf(nil, `{"name":%q,"nodeCount":3,"ttl":"24h"}`, name), "seed-"+name)
 	if err != nil {
 		return nil, fmt.Errorf("seed %s: %w", name, err)
@@ -135,7 +134,7 @@ func KeepCreating(ctx context.Context, rt *localrt.Runtime, c *client.Client, pr
 	name := prefix + "-slow-1"
 	for n := 2; ; n++ {
 		m, err := c.Resolve(ctx, name)
-		for err == nil && m.Status == record.Creating {
+		for err == nil && m.Status == mec.Creating {
 			select {
 			case <-ctx.Done():
 				return
@@ -149,7 +148,7 @@ func KeepCreating(ctx context.Context, rt *localrt.Runtime, c *client.Client, pr
 		if err != nil {
 			log.Warn("keep a MEC creating", "name", name, "error", err)
 		} else {
-			rt.Sim.Faults.ClearHosts(workflow.TagName, name)
+			rt.Sim.Faults.ClearHosts(mec.TagName, name)
 			if _, err := c.Delete(ctx, m.ID); err != nil {
 				log.Warn("delete the slow MEC", "name", name, "error", err)
 			}
@@ -164,7 +163,7 @@ func KeepCreating(ctx context.Context, rt *localrt.Runtime, c *client.Client, pr
 
 // WaitStatus polls a MEC until it has status want (FAILED ends a wait for
 // READY early, as an error).
-func WaitStatus(ctx context.Context, c *client.Client, id string, want record.Status) (*record.MEC, error) {
+func WaitStatus(ctx context.Context, c *client.Client, id string, want mec.Status) (*mec.MEC, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for {
@@ -175,7 +174,7 @@ func WaitStatus(ctx context.Context, c *client.Client, id string, want record.St
 		if m.Status == want {
 			return m, nil
 		}
-		if want == record.Ready && m.Status == record.Failed {
+		if want == mec.Ready && m.Status == mec.Failed {
 			b, _ := json.Marshal(m.Steps)
 			return m, fmt.Errorf("%s (%s) FAILED at %s: %s; steps %s", m.Name, id, m.FailedStep, m.FailureCause, b)
 		}

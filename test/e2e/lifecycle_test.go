@@ -17,8 +17,8 @@ import (
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"gopkg.in/yaml.v3"
 
-	"github.com/mecd/mecd/internal/record"
-	"github.com/mecd/mecd/internal/workflow"
+	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/store"
 	"github.com/mecd/mecd/test/localrt"
 	"github.com/mecd/mecd/test/nodesim/fault"
 )
@@ -42,9 +42,9 @@ func call(t *testing.T, rt *localrt.Runtime, method, path, body string, hdr map[
 	return resp.StatusCode, resp.Header, b
 }
 
-func decodeMEC(t *testing.T, b []byte) *record.MEC {
+func decodeMEC(t *testing.T, b []byte) *mec.MEC {
 	t.Helper()
-	var m record.MEC
+	var m mec.MEC
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatalf("not a record: %s", b)
 	}
@@ -52,10 +52,10 @@ func decodeMEC(t *testing.T, b []byte) *record.MEC {
 }
 
 // waitStatus polls GET /mecs/{id} until the MEC reaches want (bounded).
-func waitStatus(t *testing.T, rt *localrt.Runtime, id string, want record.Status, within time.Duration) *record.MEC {
+func waitStatus(t *testing.T, rt *localrt.Runtime, id string, want mec.Status, within time.Duration) *mec.MEC {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	var last *record.MEC
+	var last *mec.MEC
 	for time.Now().Before(deadline) {
 		code, _, b := call(t, rt, "GET", "/mecs/"+id, "", nil)
 		if code != http.StatusOK {
@@ -65,7 +65,7 @@ func waitStatus(t *testing.T, rt *localrt.Runtime, id string, want record.Status
 		if last.Status == want {
 			return last
 		}
-		if want == record.Ready && last.Status == record.Failed {
+		if want == mec.Ready && last.Status == mec.Failed {
 			t.Fatalf("MEC %s FAILED at %s: %s", id, last.FailedStep, last.FailureCause)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -74,7 +74,7 @@ func waitStatus(t *testing.T, rt *localrt.Runtime, id string, want record.Status
 	return nil
 }
 
-func create(t *testing.T, rt *localrt.Runtime, body string, hdr map[string]string) (int, http.Header, *record.MEC, []byte) {
+func create(t *testing.T, rt *localrt.Runtime, body string, hdr map[string]string) (int, http.Header, *mec.MEC, []byte) {
 	t.Helper()
 	code, h, b := call(t, rt, "POST", "/mecs", body, hdr)
 	if code != http.StatusAccepted {
@@ -88,16 +88,16 @@ func TestLifecycleThroughTheAPI(t *testing.T) {
 	rt := localrt.Get(t)
 	name := uniqueName("api")
 	code, h, m, b := create(t, rt, fmt.Sprintf(`{"name":%q,"ttl":"2h"}`, name), nil)
-	if code != http.StatusAccepted || m.Status != record.Creating {
+	if code != http.StatusAccepted || m.Status != mec.Creating {
 		t.Fatalf("POST /mecs: %d %s", code, b)
 	}
 	if h.Get("Location") != "/mecs/"+m.ID {
 		t.Fatalf("Location %q", h.Get("Location"))
 	}
-	ready := waitStatus(t, rt, m.ID, record.Ready, 90*time.Second)
-	for _, st := range []string{workflow.StepResolve, workflow.StepSecurityGrp, workflow.StepLaunch, workflow.StepNodesOnline,
-		workflow.CmdInstall, workflow.CmdJoin, workflow.StepAddons, workflow.StepVerify, workflow.StepKubeconfig, workflow.StepReady} {
-		if s := ready.Step(st); s == nil || s.Outcome != record.Succeeded || s.EndedAt == nil {
+	ready := waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second)
+	for _, st := range []string{mec.StepResolve, mec.StepSecurityGroup, mec.StepLaunch, mec.StepNodesOnline,
+		mec.StepInstall, mec.StepJoin, mec.StepAddons, mec.StepVerify, mec.StepKubeconfig, mec.StepReady} {
+		if s := ready.Step(st); s == nil || s.Outcome != mec.OutcomeSucceeded || s.EndedAt == nil {
 			t.Errorf("GET shows no completed step %s: %v", st, stepNames(ready))
 		}
 	}
@@ -126,7 +126,7 @@ func TestLifecycleThroughTheAPI(t *testing.T) {
 	if code != http.StatusAccepted {
 		t.Fatalf("DELETE: %d %s", code, b)
 	}
-	gone := waitStatus(t, rt, m.ID, record.Deleted, 60*time.Second)
+	gone := waitStatus(t, rt, m.ID, mec.Deleted, 60*time.Second)
 	if gone.DeletedAt == nil {
 		t.Error("DELETED record has no deletedAt")
 	}
@@ -185,18 +185,18 @@ func TestIdempotencyAndNames(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d provision executions named %s, want 1", n, id)
 	}
-	waitStatus(t, rt, id, record.Ready, 90*time.Second)
+	waitStatus(t, rt, id, mec.Ready, 90*time.Second)
 	if code, _, b := call(t, rt, "DELETE", "/mecs/"+id, "", nil); code != http.StatusAccepted {
 		t.Fatalf("DELETE: %d %s", code, b)
 	}
-	waitStatus(t, rt, id, record.Deleted, 60*time.Second)
+	waitStatus(t, rt, id, mec.Deleted, 60*time.Second)
 	code, _, again, b := create(t, rt, body, map[string]string{"Idempotency-Key": "third-" + name})
 	if code != http.StatusAccepted || again.ID == id {
 		t.Fatalf("the name is not free again once DELETED: %d %s", code, b)
 	}
-	waitStatus(t, rt, again.ID, record.Ready, 90*time.Second)
+	waitStatus(t, rt, again.ID, mec.Ready, 90*time.Second)
 	call(t, rt, "DELETE", "/mecs/"+again.ID, "", nil)
-	waitStatus(t, rt, again.ID, record.Deleted, 60*time.Second)
+	waitStatus(t, rt, again.ID, mec.Deleted, 60*time.Second)
 	leakFree(t, rt, again.ID)
 }
 
@@ -213,10 +213,10 @@ func TestDeleteWhileCreating(t *testing.T) {
 	for {
 		_, _, b := call(t, rt, "GET", "/mecs/"+m.ID, "", nil)
 		cur := decodeMEC(t, b)
-		if len(cur.Nodes) > 0 && cur.Status == record.Creating {
+		if len(cur.Nodes) > 0 && cur.Status == mec.Creating {
 			break
 		}
-		if cur.Status != record.Creating || time.Now().After(deadline) {
+		if cur.Status != mec.Creating || time.Now().After(deadline) {
 			t.Fatalf("MEC %s is %s with %d nodes before the delete", m.ID, cur.Status, len(cur.Nodes))
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -226,8 +226,8 @@ func TestDeleteWhileCreating(t *testing.T) {
 			t.Fatalf("DELETE %d: %d %s", i, code, b)
 		}
 	}
-	gone := waitStatus(t, rt, m.ID, record.Deleted, 60*time.Second)
-	if gone.Status != record.Deleted {
+	gone := waitStatus(t, rt, m.ID, mec.Deleted, 60*time.Second)
+	if gone.Status != mec.Deleted {
 		t.Fatal(gone.Status)
 	}
 	leakFree(t, rt, m.ID)
@@ -278,7 +278,7 @@ func TestTeardownIsIdempotent(t *testing.T) {
 			t.Fatalf("teardown run %d: %s %s %s", i, out.Status, aws.ToString(out.Error), aws.ToString(out.Cause))
 		}
 		m := findByName(t, rt, name)
-		if m.Status != record.Deleted {
+		if m.Status != mec.Deleted {
 			t.Fatalf("after teardown run %d the MEC is %s", i, m.Status)
 		}
 	}
@@ -289,13 +289,13 @@ func TestSweeperTearsDownExactlyTheExpired(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
 	ctx := context.Background()
-	store := &record.Store{DB: rt.Clients("").DynamoDB, Table: localrt.TableName}
+	st := &store.Store{DB: rt.Clients("").DynamoDB, Table: localrt.TableName}
 	past := time.Now().Add(-time.Minute).UTC()
 
-	mk := func(prefix, extra string, fail bool) *record.MEC {
+	mk := func(prefix, extra string, fail bool) *mec.MEC {
 		name := uniqueName(prefix)
 		if fail {
-			rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: workflow.TagName, TagValue: name, Index: 0},
+			rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: mec.TagName, TagValue: name, Index: 0},
 				Prefix: "snap install", ExitCode: 1, Stderr: "injected"})
 		}
 		r := provision(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":1%s}`, name, extra))
@@ -313,8 +313,8 @@ func TestSweeperTearsDownExactlyTheExpired(t *testing.T) {
 	expiredFailed := mk("exp-failed", `,"ttl":"10m"`, true)
 	notYet := mk("not-yet", `,"ttl":"10m"`, false)
 	never := mk("no-ttl", ``, false)
-	for _, m := range []*record.MEC{expiredReady, expiredFailed} {
-		if _, err := store.Update(ctx, m.ID, func(r *record.MEC) error { r.ExpiresAt = &past; return nil }); err != nil {
+	for _, m := range []*mec.MEC{expiredReady, expiredFailed} {
+		if _, err := st.Update(ctx, m.ID, func(r *mec.MEC) error { r.ExpiresAt = &past; return nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -326,16 +326,16 @@ func TestSweeperTearsDownExactlyTheExpired(t *testing.T) {
 	if err != nil || out.FunctionError != nil {
 		t.Fatalf("sweeper: %v %s", err, out.Payload)
 	}
-	for _, m := range []*record.MEC{expiredReady, expiredFailed} {
-		waitStatus(t, rt, m.ID, record.Deleted, 60*time.Second)
+	for _, m := range []*mec.MEC{expiredReady, expiredFailed} {
+		waitStatus(t, rt, m.ID, mec.Deleted, 60*time.Second)
 		leakFree(t, rt, m.ID)
 	}
-	for _, m := range []*record.MEC{notYet, never} {
-		got, err := store.Get(ctx, m.ID)
+	for _, m := range []*mec.MEC{notYet, never} {
+		got, err := st.Get(ctx, m.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Status != record.Ready || got.TeardownExecutionArn != "" {
+		if got.Status != mec.Ready || got.TeardownExecutionArn != "" {
 			t.Errorf("%s (%s) was touched: %s %s", m.Name, m.ID, got.Status, got.TeardownExecutionArn)
 		}
 	}

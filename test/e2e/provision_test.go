@@ -27,8 +27,9 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"gopkg.in/yaml.v3"
 
-	"github.com/mecd/mecd/internal/record"
-	"github.com/mecd/mecd/internal/workflow"
+	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/steps"
+	"github.com/mecd/mecd/internal/store"
 	"github.com/mecd/mecd/test/localrt"
 	"github.com/mecd/mecd/test/nodesim/fault"
 )
@@ -61,7 +62,7 @@ func uniqueName(prefix string) string {
 
 type run struct {
 	out     *sfn.DescribeExecutionOutput
-	summary workflow.Summary
+	summary steps.Summary
 }
 
 // provision starts the provision state machine as the console does (a bare
@@ -88,35 +89,30 @@ func provision(t *testing.T, rt *localrt.Runtime, specJSON string) run {
 }
 
 // findByName reads the record of the MEC named name.
-func findByName(t *testing.T, rt *localrt.Runtime, name string) *record.MEC {
+func findByName(t *testing.T, rt *localrt.Runtime, name string) *mec.MEC {
 	t.Helper()
-	ctx := context.Background()
-	ddb := rt.Clients("").DynamoDB
-	p := dynamodb.NewQueryPaginator(ddb, &dynamodb.QueryInput{
-		TableName: aws.String(localrt.TableName), IndexName: aws.String("byKind"),
-		KeyConditionExpression:    aws.String("kind = :k"),
-		ExpressionAttributeValues: map[string]dtypes.AttributeValue{":k": &dtypes.AttributeValueMemberS{Value: "mec"}},
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+	st := &store.Store{DB: rt.Clients("").DynamoDB, Table: localrt.TableName}
+	q := store.ListQuery{Limit: store.MaxListLimit}
+	for range 1000 {
+		page, next, err := st.List(context.Background(), q)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, it := range page.Items {
-			m, err := record.Decode(it)
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, m := range page {
 			if m.Name == name {
 				return m
 			}
 		}
+		if next == "" {
+			break
+		}
+		q.Token = next
 	}
 	t.Fatalf("no record named %s", name)
 	return nil
 }
 
-func stepNames(m *record.MEC) []string {
+func stepNames(m *mec.MEC) []string {
 	var out []string
 	for _, s := range m.Steps {
 		out = append(out, s.Name+"="+s.Outcome)
@@ -148,21 +144,21 @@ func TestProvisionThreeNodeMEC(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("record", func(t *testing.T) {
-		if m.Status != record.Ready || len(m.Nodes) != 3 || m.Endpoint == "" {
+		if m.Status != mec.Ready || len(m.Nodes) != 3 || m.Endpoint == "" {
 			t.Fatalf("record: status %s nodes %d endpoint %q", m.Status, len(m.Nodes), m.Endpoint)
 		}
-		if r.summary.ClusterID != m.ID || r.summary.Status != record.Ready || r.summary.Endpoint != m.Endpoint {
+		if r.summary.ClusterID != m.ID || r.summary.Status != mec.Ready || r.summary.Endpoint != m.Endpoint {
 			t.Fatalf("execution output %+v does not describe the record", r.summary)
 		}
 		if m.Endpoint != "https://"+m.Nodes[0].PrivateIP+":16443" {
 			t.Fatalf("endpoint %s is not node 0's private address %s", m.Endpoint, m.Nodes[0].PrivateIP)
 		}
-		want := []string{workflow.StepRecord, workflow.StepResolve, workflow.StepSecurityGrp, workflow.StepLaunch, workflow.StepNodesOnline,
-			workflow.CmdInstall, workflow.StepJoinToken, workflow.CmdJoin, workflow.CmdFinalize, workflow.StepAddons,
-			workflow.StepVerify, workflow.StepKubeconfig, workflow.StepReady}
+		want := []string{mec.StepRecord, mec.StepResolve, mec.StepSecurityGroup, mec.StepLaunch, mec.StepNodesOnline,
+			mec.StepInstall, mec.StepJoinToken, mec.StepJoin, mec.StepFinalize, mec.StepAddons,
+			mec.StepVerify, mec.StepKubeconfig, mec.StepReady}
 		for _, w := range want {
 			st := m.Step(w)
-			if st == nil || st.Outcome != record.Succeeded || st.EndedAt == nil {
+			if st == nil || st.Outcome != mec.OutcomeSucceeded || st.EndedAt == nil {
 				t.Errorf("step %s missing or not succeeded: %v", w, stepNames(m))
 			}
 		}
@@ -207,7 +203,7 @@ func TestProvisionThreeNodeMEC(t *testing.T) {
 
 	t.Run("kubeconfig and token parameters", func(t *testing.T) {
 		c := rt.Clients(m.Region).SSM
-		p, err := c.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(workflow.KubeconfigParam(m.ID)), WithDecryption: aws.Bool(true)})
+		p, err := c.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(mec.KubeconfigParam(m.ID)), WithDecryption: aws.Bool(true)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,7 +223,7 @@ func TestProvisionThreeNodeMEC(t *testing.T) {
 		if kc.Clusters[0].Cluster.Server != m.Endpoint {
 			t.Errorf("kubeconfig server %s, want %s", kc.Clusters[0].Cluster.Server, m.Endpoint)
 		}
-		_, err = c.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(workflow.TokenParam(m.ID))})
+		_, err = c.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(mec.TokenParam(m.ID))})
 		var nf *ssmtypes.ParameterNotFound
 		if err == nil || !errors.As(err, &nf) {
 			t.Errorf("join token parameter still there (err %v)", err)
@@ -236,7 +232,7 @@ func TestProvisionThreeNodeMEC(t *testing.T) {
 
 	t.Run("node role reaches only its own cluster's parameters", func(t *testing.T) {
 		ic := iam.NewFromConfig(rt.AWSConfig(""))
-		p, err := ic.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(workflow.NodeRoleName(m.ID)), PolicyName: aws.String("own-cluster-parameters")})
+		p, err := ic.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(mec.NodeRoleName(m.ID)), PolicyName: aws.String("own-cluster-parameters")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,7 +278,7 @@ func TestProvisionThreeNodeMEC(t *testing.T) {
 					t.Errorf("all-traffic rule not limited to the group itself: %+v", rule)
 				}
 			}
-			if sg.Tags[workflow.TagClusterID] != m.ID || sg.Tags["team"] != "edge" {
+			if sg.Tags[mec.TagClusterID] != m.ID || sg.Tags["team"] != "edge" {
 				t.Errorf("group tags %v", sg.Tags)
 			}
 		}
@@ -303,13 +299,13 @@ func TestProvisionThreeNodeMEC(t *testing.T) {
 			if len(in.Volumes) == 0 || !in.Volumes[0].Encrypted || in.Volumes[0].VolumeType != "gp3" || in.Volumes[0].SizeGiB != 30 {
 				t.Errorf("%s volumes %+v", in.ID, in.Volumes)
 			}
-			if in.Tags[workflow.TagClusterID] != m.ID || in.Tags[workflow.TagManaged] != "true" || in.Tags["team"] != "edge" {
+			if in.Tags[mec.TagClusterID] != m.ID || in.Tags[mec.TagManaged] != "true" || in.Tags["team"] != "edge" {
 				t.Errorf("%s tags %v", in.ID, in.Tags)
 			}
-			if len(in.Volumes) > 0 && in.Volumes[0].Tags[workflow.TagClusterID] != m.ID {
+			if len(in.Volumes) > 0 && in.Volumes[0].Tags[mec.TagClusterID] != m.ID {
 				t.Errorf("%s volume tags %v", in.ID, in.Volumes[0].Tags)
 			}
-			if !strings.HasSuffix(in.IamInstanceProfileArn, ":instance-profile/mecd/"+workflow.NodeRoleName(m.ID)) {
+			if !strings.HasSuffix(in.IamInstanceProfileArn, ":instance-profile/mecd/"+mec.NodeRoleName(m.ID)) {
 				t.Errorf("%s profile %s is not the MEC's own", in.ID, in.IamInstanceProfileArn)
 			}
 		}
@@ -333,7 +329,7 @@ func TestProvisionRoles(t *testing.T) {
 			name := uniqueName(fmt.Sprintf("n%d", tc.nodes))
 			r := provision(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":%d}`, name, tc.nodes))
 			m := findByName(t, rt, name)
-			if r.out.Status != "SUCCEEDED" || m.Status != record.Ready {
+			if r.out.Status != "SUCCEEDED" || m.Status != mec.Ready {
 				t.Fatalf("status %s / %s: %s %s", r.out.Status, m.Status, m.FailedStep, m.FailureCause)
 			}
 			h, _ := rt.Sim.SSMSim.Host(m.Nodes[0].InstanceID)
@@ -377,17 +373,17 @@ func TestProvisionFailuresRollBack(t *testing.T) {
 		{
 			name: "a host never reaches SSM Online",
 			inject: func(name string) {
-				rt.Sim.Faults.NeverOnline(fault.Host{TagKey: workflow.TagName, TagValue: name, Index: 1})
+				rt.Sim.Faults.NeverOnline(fault.Host{TagKey: mec.TagName, TagValue: name, Index: 1})
 			},
-			wantStep: workflow.StepNodesOnline, wantCause: "never reported Online",
+			wantStep: mec.StepNodesOnline, wantCause: "never reported Online",
 		},
 		{
 			name: "an install command fails",
 			inject: func(name string) {
-				rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: workflow.TagName, TagValue: name, Index: 2},
+				rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: mec.TagName, TagValue: name, Index: 2},
 					Prefix: "snap install", ExitCode: 1, Stderr: "error: cannot install \"microk8s\": snap store unreachable (injected)"})
 			},
-			wantStep: workflow.CmdInstall, wantCause: "snap store unreachable (injected)",
+			wantStep: mec.StepInstall, wantCause: "snap store unreachable (injected)",
 		},
 	}
 	for _, tc := range tests {
@@ -397,13 +393,13 @@ func TestProvisionFailuresRollBack(t *testing.T) {
 			tc.inject(name)
 			r := provision(t, rt, fmt.Sprintf(`{"name":%q}`, name))
 			m := findByName(t, rt, name)
-			if r.out.Status != "FAILED" || m.Status != record.Failed {
+			if r.out.Status != "FAILED" || m.Status != mec.Failed {
 				t.Fatalf("execution %s, record %s: want FAILED", r.out.Status, m.Status)
 			}
 			if m.FailedStep != tc.wantStep || !strings.Contains(m.FailureCause, tc.wantCause) {
 				t.Fatalf("failed step %q cause %q; want step %q cause containing %q", m.FailedStep, m.FailureCause, tc.wantStep, tc.wantCause)
 			}
-			if st := m.Step(workflow.StepRollback); st == nil || st.Outcome != record.Succeeded {
+			if st := m.Step(mec.StepRollback); st == nil || st.Outcome != mec.OutcomeSucceeded {
 				t.Fatalf("rollback step: %v", stepNames(m))
 			}
 			leakFree(t, rt, m.ID)
@@ -415,17 +411,17 @@ func TestProvisionJoinRetriedAfterReset(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
 	name := uniqueName("rejoin")
-	rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: workflow.TagName, TagValue: name, Index: 1},
+	rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: mec.TagName, TagValue: name, Index: 1},
 		Prefix: "microk8s join", Times: 1, ExitCode: 1, Stderr: "Connection failed. Timeout (injected)"})
 	r := provision(t, rt, fmt.Sprintf(`{"name":%q}`, name))
 	m := findByName(t, rt, name)
-	if r.out.Status != "SUCCEEDED" || m.Status != record.Ready {
+	if r.out.Status != "SUCCEEDED" || m.Status != mec.Ready {
 		t.Fatalf("status %s / %s: %s %s (%v)", r.out.Status, m.Status, m.FailedStep, m.FailureCause, stepNames(m))
 	}
-	if st := m.Step(workflow.CmdReset); st == nil || st.Outcome != record.Succeeded {
+	if st := m.Step(mec.StepReset); st == nil || st.Outcome != mec.OutcomeSucceeded {
 		t.Fatalf("no successful reset step: %v", stepNames(m))
 	}
-	if st := m.Step(workflow.CmdJoin); st == nil || st.Attempt != 2 {
+	if st := m.Step(mec.StepJoin); st == nil || st.Attempt != 2 {
 		t.Fatalf("join attempts: %v", stepNames(m))
 	}
 	h, _ := rt.Sim.SSMSim.Host(m.Nodes[0].InstanceID)
@@ -457,7 +453,7 @@ func TestSecretsStayInParameterStore(t *testing.T) {
 			if m == nil {
 				continue
 			}
-			p, err := rt.Clients("").SSM.GetParameter(context.Background(), &ssm.GetParameterInput{Name: aws.String(workflow.TokenParam(m.ID)), WithDecryption: aws.Bool(true)})
+			p, err := rt.Clients("").SSM.GetParameter(context.Background(), &ssm.GetParameterInput{Name: aws.String(mec.TokenParam(m.ID)), WithDecryption: aws.Bool(true)})
 			if err == nil {
 				tokenMu.Lock()
 				token = aws.ToString(p.Parameter.Value)
@@ -470,10 +466,10 @@ func TestSecretsStayInParameterStore(t *testing.T) {
 	close(stop)
 	<-done
 	m := findByName(t, rt, name)
-	if m.Status != record.Ready {
+	if m.Status != mec.Ready {
 		t.Fatalf("status %s", m.Status)
 	}
-	p, err := rt.Clients("").SSM.GetParameter(context.Background(), &ssm.GetParameterInput{Name: aws.String(workflow.KubeconfigParam(m.ID)), WithDecryption: aws.Bool(true)})
+	p, err := rt.Clients("").SSM.GetParameter(context.Background(), &ssm.GetParameterInput{Name: aws.String(mec.KubeconfigParam(m.ID)), WithDecryption: aws.Bool(true)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,7 +511,7 @@ func TestSecretsStayInParameterStore(t *testing.T) {
 	}
 }
 
-func tryFindByName(rt *localrt.Runtime, name string) *record.MEC {
+func tryFindByName(rt *localrt.Runtime, name string) *mec.MEC {
 	out, err := rt.Clients("").DynamoDB.GetItem(context.Background(), &dynamodb.GetItemInput{
 		TableName: aws.String(localrt.TableName), Key: map[string]dtypes.AttributeValue{"pk": &dtypes.AttributeValueMemberS{Value: "name#" + name}}})
 	if err != nil || out.Item == nil {
@@ -525,7 +521,7 @@ func tryFindByName(rt *localrt.Runtime, name string) *record.MEC {
 	if id == nil {
 		return nil
 	}
-	return &record.MEC{ID: id.Value}
+	return &mec.MEC{ID: id.Value}
 }
 
 func scanTable(t *testing.T, rt *localrt.Runtime) []string {
@@ -555,7 +551,7 @@ func TestPublicEndpoint(t *testing.T) {
 	name := uniqueName("public")
 	r := provision(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":1,"publicEndpoint":true,"apiAccessCidrs":["198.51.100.0/24"]}`, name))
 	m := findByName(t, rt, name)
-	if r.out.Status != "SUCCEEDED" || m.Status != record.Ready {
+	if r.out.Status != "SUCCEEDED" || m.Status != mec.Ready {
 		t.Fatalf("status %s: %s %s", r.out.Status, m.FailedStep, m.FailureCause)
 	}
 	n0 := m.Nodes[0]
@@ -566,7 +562,7 @@ func TestPublicEndpoint(t *testing.T) {
 	if !slices.Contains(h.CertSANs, n0.PublicIP) {
 		t.Fatalf("API server SANs %v lack the public IP %s", h.CertSANs, n0.PublicIP)
 	}
-	p, err := rt.Clients("").SSM.GetParameter(context.Background(), &ssm.GetParameterInput{Name: aws.String(workflow.KubeconfigParam(m.ID)), WithDecryption: aws.Bool(true)})
+	p, err := rt.Clients("").SSM.GetParameter(context.Background(), &ssm.GetParameterInput{Name: aws.String(mec.KubeconfigParam(m.ID)), WithDecryption: aws.Bool(true)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -591,7 +587,7 @@ func TestProvisionUnderThrottling(t *testing.T) {
 	name := uniqueName("throttled")
 	r := provision(t, rt, fmt.Sprintf(`{"name":%q}`, name))
 	m := findByName(t, rt, name)
-	if r.out.Status != "SUCCEEDED" || m.Status != record.Ready {
+	if r.out.Status != "SUCCEEDED" || m.Status != mec.Ready {
 		t.Fatalf("status %s / %s: %s %s", r.out.Status, m.Status, m.FailedStep, m.FailureCause)
 	}
 	if got := len(rt.Sim.EC2Sim.Instances()); got == 0 {
@@ -599,7 +595,7 @@ func TestProvisionUnderThrottling(t *testing.T) {
 	}
 	n := 0
 	for _, in := range rt.Sim.EC2Sim.Instances() {
-		if in.Tags[workflow.TagClusterID] == m.ID {
+		if in.Tags[mec.TagClusterID] == m.ID {
 			n++
 		}
 	}
@@ -616,7 +612,7 @@ func TestMECsInTwoRegionsAtOnce(t *testing.T) {
 	rt := localrt.Get(t)
 	regions := []string{"us-east-1", "eu-central-1"}
 	var wg sync.WaitGroup
-	mecs := make([]*record.MEC, len(regions))
+	mecs := make([]*mec.MEC, len(regions))
 	for i, region := range regions {
 		wg.Add(1)
 		go func(i int, region string) {
@@ -628,7 +624,7 @@ func TestMECsInTwoRegionsAtOnce(t *testing.T) {
 	}
 	wg.Wait()
 	for i, m := range mecs {
-		if m == nil || m.Status != record.Ready || m.Region != regions[i] {
+		if m == nil || m.Status != mec.Ready || m.Region != regions[i] {
 			t.Fatalf("MEC %d: %+v", i, m)
 		}
 		h, _ := rt.Sim.SSMSim.Host(m.Nodes[0].InstanceID)
@@ -637,8 +633,8 @@ func TestMECsInTwoRegionsAtOnce(t *testing.T) {
 		}
 		for _, mem := range h.Members {
 			in, _ := rt.Sim.EC2Sim.Instance(mem.InstanceID)
-			if in.Region != m.Region || in.Tags[workflow.TagClusterID] != m.ID {
-				t.Fatalf("%s cluster has a member from %s / %s", m.Region, in.Region, in.Tags[workflow.TagClusterID])
+			if in.Region != m.Region || in.Tags[mec.TagClusterID] != m.ID {
+				t.Fatalf("%s cluster has a member from %s / %s", m.Region, in.Region, in.Tags[mec.TagClusterID])
 			}
 		}
 	}

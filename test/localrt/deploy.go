@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	etypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -26,6 +25,7 @@ import (
 	stypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/mecd/mecd/internal/backend"
+	"github.com/mecd/mecd/internal/store"
 )
 
 // Local resource names. On AWS the stack lets CloudFormation name them.
@@ -122,7 +122,7 @@ func (rt *Runtime) deploy(ctx context.Context) error {
 		FunctionArns:      d.FunctionArns,
 	}
 	rt.Deployed = d
-	if err := CreateTable(ctx, dynamodb.NewFromConfig(cfg), TableName); err != nil {
+	if err := store.CreateTable(ctx, dynamodb.NewFromConfig(cfg), TableName); err != nil {
 		return err
 	}
 	if err := rt.seedRegions(ctx); err != nil {
@@ -183,55 +183,6 @@ func buildFunctions(ctx context.Context, root, out string, srcs []FunctionSource
 		return nil, fmt.Errorf("build functions: %w\n%s", err, b)
 	}
 	return bins, nil
-}
-
-// CreateTable creates the backend table (keys, GSIs, TTL) from internal/backend.
-func CreateTable(ctx context.Context, c *dynamodb.Client, name string) error {
-	t := backend.MecTable
-	attrs := map[string]dtypes.ScalarAttributeType{t.HashKey: dtypes.ScalarAttributeTypeS}
-	var gsis []dtypes.GlobalSecondaryIndex
-	for _, g := range t.GSIs {
-		attrs[g.HashKey] = dtypes.ScalarAttributeTypeS
-		attrs[g.RangeKey] = dtypes.ScalarAttributeType(g.RangeType)
-		gsis = append(gsis, dtypes.GlobalSecondaryIndex{
-			IndexName: aws.String(g.Name),
-			KeySchema: []dtypes.KeySchemaElement{
-				{AttributeName: aws.String(g.HashKey), KeyType: dtypes.KeyTypeHash},
-				{AttributeName: aws.String(g.RangeKey), KeyType: dtypes.KeyTypeRange},
-			},
-			Projection: &dtypes.Projection{ProjectionType: dtypes.ProjectionTypeAll},
-		})
-	}
-	names := make([]string, 0, len(attrs))
-	for k := range attrs {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	var defs []dtypes.AttributeDefinition
-	for _, k := range names {
-		defs = append(defs, dtypes.AttributeDefinition{AttributeName: aws.String(k), AttributeType: attrs[k]})
-	}
-	_, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:              aws.String(name),
-		BillingMode:            dtypes.BillingModePayPerRequest,
-		AttributeDefinitions:   defs,
-		KeySchema:              []dtypes.KeySchemaElement{{AttributeName: aws.String(t.HashKey), KeyType: dtypes.KeyTypeHash}},
-		GlobalSecondaryIndexes: gsis,
-	})
-	if err != nil {
-		return fmt.Errorf("create table: %w", err)
-	}
-	if err := dynamodb.NewTableExistsWaiter(c).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, time.Minute); err != nil {
-		return fmt.Errorf("create table: %w", err)
-	}
-	_, err = c.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
-		TableName:               aws.String(name),
-		TimeToLiveSpecification: &dtypes.TimeToLiveSpecification{AttributeName: aws.String(t.TTLAttribute), Enabled: aws.Bool(true)},
-	})
-	if err != nil {
-		return fmt.Errorf("table ttl: %w", err)
-	}
-	return nil
 }
 
 // createNodePolicies makes what the stack makes for node roles: the SSM

@@ -155,6 +155,12 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if call.Service == "lambda" && fromKumo(r) {
+		if err := rewriteProxyEvent(r); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
 	switch {
 	case call.Service == "ec2":
 		f.sim.EC2().ServeHTTP(w, r)
@@ -302,6 +308,12 @@ func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
 }
 
+// fromKumo tells kumo's own calls (Step Functions, API Gateway and
+// EventBridge invoking Lambda) from the SDK's.
+func fromKumo(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Authorization"), "Credential=kumo/")
+}
+
 // modifyResponse fixes kumo answers that differ from AWS in ways the product depends on.
 func (f *Front) modifyResponse(resp *http.Response) error {
 	req := resp.Request
@@ -315,8 +327,7 @@ func (f *Front) modifyResponse(resp *http.Response) error {
 	// failing Lambda would look like a success: make it a failed invoke, which
 	// kumo reports as States.TaskFailed (reaching Catch on States.ALL). Only
 	// kumo's own calls are rewritten; SDK callers see the AWS answer.
-	if invokePath.MatchString(req.URL.Path) && resp.Header.Get("X-Amz-Function-Error") != "" &&
-		strings.Contains(req.Header.Get("Authorization"), "Credential=kumo/") {
+	if invokePath.MatchString(req.URL.Path) && resp.Header.Get("X-Amz-Function-Error") != "" && fromKumo(req) {
 		resp.StatusCode = http.StatusInternalServerError
 		resp.Status = "500 Internal Server Error"
 	}

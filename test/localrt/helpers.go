@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -23,7 +22,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/sivchari/kumo"
 )
 
 var shared struct {
@@ -214,23 +212,4 @@ func (rt *Runtime) LeakAudit(ctx context.Context, clusterID string) ([]string, e
 	}
 	sort.Strings(leaks)
 	return leaks, nil
-}
-
-// NewTestTable creates the backend table in a fresh in-process kumo, for
-// store tests that need DynamoDB and nothing else (no front: kumo sends no
-// CRC32, so this local client skips checking it). kumo stops with the test.
-func NewTestTable(t testing.TB, prefix string) (*dynamodb.Client, string) {
-	t.Helper()
-	srv := kumo.NewServer()
-	t.Cleanup(srv.Close)
-	c := dynamodb.New(dynamodb.Options{
-		Region: DefaultRegion, BaseEndpoint: aws.String(srv.URL),
-		Credentials:                     credentials.NewStaticCredentialsProvider(AccessKey, SecretKey, ""),
-		DisableValidateResponseChecksum: true,
-	})
-	table := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
-	if err := CreateTable(context.Background(), c, table); err != nil {
-		t.Fatal(err)
-	}
-	return c, table
 }

@@ -4,17 +4,9 @@
 "use strict";
 
 const HEADER = { "X-Mecd-Dashboard": "1" };
-// The provisioning steps in order (internal/workflow), for the progress
-// bar: a one-node MEC registers no join token; steps a newer workflow
-// records count too; retries, resets and rollback do not.
-const STEPS = ["record", "resolve", "securityGroup", "nodeRole", "launch", "nodesOnline", "install", "joinToken", "join",
-  "finalize", "addons", "verify", "kubeconfig", "ready"];
-const NOT_PROGRESS = new Set(["reset", "rollback", "teardown", "start"]);
-function stepsOf(m) {
-  const names = m.spec.nodeCount === 1 ? STEPS.filter((s) => s !== "joinToken") : [...STEPS];
-  for (const s of m.steps || []) if (!NOT_PROGRESS.has(s.name) && !names.includes(s.name)) names.push(s.name);
-  return names;
-}
+// The progress bar follows the API's m.progress: the provisioning plan's
+// steps in order, how many succeeded and which runs (internal/mec's plan;
+// the page keeps no step list of its own).
 const MAX_ITEMS = 1000; // pages read per refresh stop here
 const params = new URLSearchParams(location.search);
 const REFRESH_MS = Math.max(500, Number(params.get("refresh")) || 3000);
@@ -123,16 +115,8 @@ function roles(m) {
   return `${cp + w} (${cp} control-plane${w ? `, ${w} worker${w > 1 ? "s" : ""}` : ""})`;
 }
 
-function done(m) {
-  return stepsOf(m).filter((s) => {
-    const st = [...(m.steps || [])].reverse().find((x) => x.name === s);
-    return st && st.outcome === "succeeded";
-  }).length;
-}
-
 function running(m) {
-  const st = [...(m.steps || [])].reverse().find((x) => x.outcome === "running");
-  return st ? st.name : "";
+  return (m.progress && m.progress.running) || "";
 }
 
 function stepsList(m) {
@@ -174,8 +158,9 @@ function cardBody(m, openSteps) {
     fact("ID", el("code", { text: m.id }), "wide"),
   ));
   if (m.status === "CREATING") {
-    const n = done(m);
-    const total = stepsOf(m).length;
+    const p = m.progress || { steps: [], done: 0 };
+    const n = p.done;
+    const total = p.steps.length;
     const cur = running(m);
     const label = cur === "rollback" ? "a step failed: rolling back"
       : `step ${Math.min(n + 1, total)} of ${total}${cur ? ": " + cur : ""}`;

@@ -2,11 +2,8 @@
 # The node talks to Parameter Store itself, with its instance profile's
 # credentials from IMDSv2, so no secret ever travels in a command's parameters
 # or output (SSM Run Command keeps both in its history).
-# MECD_HOST_ROOT is empty on a real node; the local node simulator sets it to
-# the simulated host's root directory.
-: "${MECD_HOST_ROOT:=}"
-SNAP_COMMON="${MECD_HOST_ROOT}/var/snap/microk8s/common"
-SNAP_CURRENT="${MECD_HOST_ROOT}/var/snap/microk8s/current"
+SNAP_COMMON=/var/snap/microk8s/common
+SNAP_CURRENT=/var/snap/microk8s/current
 IMDS_BASE="${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}"
 IMDS_BASE="${IMDS_BASE%/}"
 umask 077

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -134,6 +135,18 @@ type execResult struct {
 	startErr       string
 }
 
+// hostDirs are the absolute paths of a node's filesystem that node scripts
+// use: the MicroK8s snap's data, cloud-init's state, and mecd's own files.
+var hostDirs = regexp.MustCompile(`(^|[\s"'=(:])(/var/snap/|/var/lib/cloud/|/run/cloud-init/|/etc/mecd/|/var/lib/mecd/)`)
+
+// mapPaths places a script's absolute host paths under the host's root. A
+// script on a real node sees the host's "/"; a simulated host's "/" is
+// <dir>/root, and a chroot or mount namespace would need a whole userland
+// (and privileges) for what is only a handful of directories.
+func (h *host) mapPaths(script string) string {
+	return hostDirs.ReplaceAllString(script, "${1}"+h.root+"${2}")
+}
+
 // execScript runs the command's script as `bash _script.sh` on the host, in its
 // own process group, and kills the whole group on executionTimeout, Close, or
 // when the instance stops running.
@@ -144,7 +157,7 @@ func (s *Sim) execScript(h *host, inst Instance, c *command) execResult {
 		return execResult{code: 1, startErr: err.Error()}
 	}
 	scriptPath := filepath.Join(odir, "_script.sh")
-	if err := os.WriteFile(scriptPath, []byte(c.script), 0o700); err != nil {
+	if err := os.WriteFile(scriptPath, []byte(h.mapPaths(c.script)), 0o700); err != nil {
 		return execResult{code: 1, startErr: err.Error()}
 	}
 	cwd := h.root

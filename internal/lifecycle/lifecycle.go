@@ -1,0 +1,81 @@
+// Package lifecycle starts a MEC's workflows: the provisioning and the
+// teardown state machines, under execution names that make a repeated start
+// find the run already going instead of making a second one. The API, the
+// sweeper and the reconciler start workflows only through it.
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+
+	"github.com/mecd/mecd/internal/mec"
+)
+
+// Starter is what starting a workflow needs from Step Functions.
+type Starter interface {
+	StartExecution(ctx context.Context, in *sfn.StartExecutionInput, opts ...func(*sfn.Options)) (*sfn.StartExecutionOutput, error)
+	DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, opts ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error)
+}
+
+var _ Starter = (*sfn.Client)(nil)
+
+// maxTeardownAttempts bounds the numbered teardown names tried.
+const maxTeardownAttempts = 20
+
+// input is every execution's input: the id only; the steps read the rest
+// from the record.
+func input(m *mec.MEC) *string { return aws.String(fmt.Sprintf(`{"clusterId":%q}`, m.ID)) }
+
+// StartProvision starts the provisioning of a record the API created and
+// returns the execution ARN. The execution name is the cluster id, so a
+// retried start cannot make a second run.
+func StartProvision(ctx context.Context, c Starter, stateMachineArn string, m *mec.MEC) (string, error) {
+	name := mec.ProvisionExecution(m.ID)
+	out, err := c.StartExecution(ctx, &sfn.StartExecutionInput{
+		StateMachineArn: aws.String(stateMachineArn), Name: aws.String(name), Input: input(m),
+	})
+	if err == nil {
+		return aws.ToString(out.ExecutionArn), nil
+	}
+	var exists *sfntypes.ExecutionAlreadyExists
+	if errors.As(err, &exists) {
+		return mec.ExecutionArn(stateMachineArn, name), nil
+	}
+	return "", fmt.Errorf("start provisioning: %w", err)
+}
+
+// StartTeardown starts the teardown of m, or finds the one running, and
+// returns the execution ARN; started is false when one was already running
+// (or had already succeeded).
+func StartTeardown(ctx context.Context, c Starter, stateMachineArn string, m *mec.MEC) (arn string, started bool, err error) {
+	for attempt := 1; attempt <= maxTeardownAttempts; attempt++ {
+		name := mec.TeardownExecution(m.ID, attempt)
+		out, err := c.StartExecution(ctx, &sfn.StartExecutionInput{
+			StateMachineArn: aws.String(stateMachineArn), Name: aws.String(name), Input: input(m),
+		})
+		if err == nil {
+			return aws.ToString(out.ExecutionArn), true, nil
+		}
+		var exists *sfntypes.ExecutionAlreadyExists
+		if !errors.As(err, &exists) {
+			return "", false, fmt.Errorf("start teardown %s: %w", name, err)
+		}
+		arn = mec.ExecutionArn(stateMachineArn, name)
+		d, err := c.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
+		if err != nil {
+			return "", false, fmt.Errorf("describe teardown %s: %w", name, err)
+		}
+		switch d.Status {
+		case sfntypes.ExecutionStatusRunning, sfntypes.ExecutionStatusPendingRedrive, sfntypes.ExecutionStatusSucceeded:
+			// The running (or finished) one answers this request.
+			return arn, false, nil
+		}
+		// That attempt ended without deleting the MEC: try the next name.
+	}
+	return "", false, fmt.Errorf("start teardown of %s: %d attempts already ended without deleting it", m.ID, maxTeardownAttempts)
+}

@@ -1,0 +1,96 @@
+package mec
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Parameter Store: every MEC's parameters live under its own prefix, so the
+// node role and the functions can be scoped to it.
+const (
+	// ParamRoot is the prefix of every mecd parameter.
+	ParamRoot = "/mecd/"
+	// TokenLeaf and KubeconfigLeaf name a MEC's two SecureStrings.
+	TokenLeaf      = "join-token"
+	KubeconfigLeaf = "kubeconfig"
+)
+
+// ParamPrefix is where a MEC's parameters live: /mecd/<id>/.
+func ParamPrefix(clusterID string) string { return ParamRoot + clusterID + "/" }
+
+// TokenParam is the MEC's join token (deleted once every node joined).
+func TokenParam(clusterID string) string { return ParamPrefix(clusterID) + TokenLeaf }
+
+// KubeconfigParam is the MEC's cluster-admin kubeconfig.
+func KubeconfigParam(clusterID string) string { return ParamPrefix(clusterID) + KubeconfigLeaf }
+
+// IAM: each MEC's nodes get a role and an instance profile of their own,
+// <NodeRolePath><NodeRolePrefix><clusterId>, which the functions that manage
+// them (and the stack's policies) are scoped to.
+const (
+	NodeRolePath   = "/mecd/"
+	NodeRolePrefix = "mecd-node-"
+)
+
+// NodeRoleName names a MEC's node role and its instance profile.
+func NodeRoleName(clusterID string) string { return NodeRolePrefix + clusterID }
+
+// SecurityGroupName names a MEC's security group.
+func SecurityGroupName(clusterID string) string { return "mecd-" + clusterID }
+
+// Tags every mecd resource carries; mutating IAM actions are conditioned on
+// TagManaged, and cleanup finds a MEC's resources by TagClusterID.
+const (
+	TagClusterID = "mecd:cluster-id"
+	TagManaged   = "mecd:managed"
+	TagName      = "mecd:name"
+)
+
+// Tag is one resource tag.
+type Tag struct{ Key, Value string }
+
+// Tags are what every AWS resource of m carries: the user's tags (sorted by
+// key), then mecd's own and a Name.
+func (m *MEC) Tags() []Tag {
+	keys := make([]string, 0, len(m.Spec.Tags))
+	for k := range m.Spec.Tags {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	tags := make([]Tag, 0, len(keys)+4)
+	for _, k := range keys {
+		tags = append(tags, Tag{k, m.Spec.Tags[k]})
+	}
+	return append(tags,
+		Tag{TagClusterID, m.ID},
+		Tag{TagManaged, "true"},
+		Tag{TagName, m.Name},
+		Tag{"Name", "mecd-" + m.Name},
+	)
+}
+
+// ProvisionExecution is the name of a MEC's provisioning execution: the
+// cluster id, so a retried start can never make a second run.
+func ProvisionExecution(clusterID string) string { return clusterID }
+
+// TeardownExecution is the name of a MEC's teardown: fixed, so the API and
+// the sweeper can never run two at once. Names are unique for 90 days, so
+// after a teardown that ended without deleting the MEC (failed, aborted,
+// timed out) the next attempt is numbered: teardown-<id>-2, -3, ...
+func TeardownExecution(clusterID string, attempt int) string {
+	if attempt <= 1 {
+		return "teardown-" + clusterID
+	}
+	return "teardown-" + clusterID + "-" + strconv.Itoa(attempt)
+}
+
+// ExecutionArn derives an execution's ARN from its state machine's and its
+// name ("" if stateMachineArn is not a state machine ARN).
+func ExecutionArn(stateMachineArn, name string) string {
+	before, after, ok := strings.Cut(stateMachineArn, ":stateMachine:")
+	if !ok {
+		return ""
+	}
+	return before + ":execution:" + after + ":" + name
+}

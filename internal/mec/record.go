@@ -1,0 +1,169 @@
+package mec
+
+import (
+	"time"
+
+	"github.com/mecd/mecd/internal/spec"
+)
+
+// Step outcomes.
+const (
+	OutcomeRunning   = "running"
+	OutcomeSucceeded = "succeeded"
+	OutcomeFailed    = "failed"
+)
+
+// Step is the progress of one workflow step.
+type Step struct {
+	Name      string     `json:"name"`
+	Outcome   string     `json:"outcome"`
+	StartedAt time.Time  `json:"startedAt"`
+	EndedAt   *time.Time `json:"endedAt,omitempty"`
+	// Seconds is the step's duration once it ended.
+	Seconds float64 `json:"seconds,omitempty"`
+	Attempt int     `json:"attempt,omitempty"`
+	Detail  string  `json:"detail,omitempty"`
+	// CommandID is the SSM command of a node step's current attempt.
+	CommandID string `json:"commandId,omitempty"`
+}
+
+// Node is one EC2 instance of a MEC.
+type Node struct {
+	Index      int    `json:"index"`
+	InstanceID string `json:"instanceId"`
+	Role       string `json:"role"`
+	PrivateIP  string `json:"privateIp,omitempty"`
+	PublicIP   string `json:"publicIp,omitempty"`
+	Joined     bool   `json:"joined,omitempty"`
+}
+
+// Resolved holds what the spec leaves to the region, fixed once before
+// anything is created so every later step (and every retry) uses the same.
+type Resolved struct {
+	Architecture     string `json:"architecture"` // arm64 or x86_64
+	AmiID            string `json:"amiId"`
+	VpcID            string `json:"vpcId"`
+	SubnetID         string `json:"subnetId"`
+	AvailabilityZone string `json:"availabilityZone,omitempty"`
+	SubnetCIDR       string `json:"subnetCidr,omitempty"`
+	VpcCIDR          string `json:"vpcCidr,omitempty"`
+}
+
+// MEC is the cluster record. It never holds a secret: the join token and
+// the kubeconfig live only in Parameter Store.
+type MEC struct {
+	ID                   string     `json:"id"`
+	Name                 string     `json:"name"`
+	Status               Status     `json:"status"`
+	Region               string     `json:"region"`
+	Spec                 spec.Spec  `json:"spec"`
+	Resolved             *Resolved  `json:"resolved,omitempty"`
+	SecurityGroupID      string     `json:"securityGroupId,omitempty"`
+	Nodes                []Node     `json:"nodes,omitempty"`
+	Endpoint             string     `json:"endpoint,omitempty"`
+	KubeconfigParameter  string     `json:"kubeconfigParameter,omitempty"`
+	JoinCheck            string     `json:"joinCheck,omitempty"` // node 0's certificate hash prefix (public)
+	Steps                []Step     `json:"steps,omitempty"`
+	FailedStep           string     `json:"failedStep,omitempty"`
+	FailureCause         string     `json:"failureCause,omitempty"`
+	ExecutionArn         string     `json:"executionArn,omitempty"`
+	TeardownExecutionArn string     `json:"teardownExecutionArn,omitempty"`
+	CreatedAt            time.Time  `json:"createdAt"`
+	UpdatedAt            time.Time  `json:"updatedAt"`
+	ReadyAt              *time.Time `json:"readyAt,omitempty"`
+	DeletedAt            *time.Time `json:"deletedAt,omitempty"`
+	ExpiresAt            *time.Time `json:"expiresAt,omitempty"`
+	Version              int        `json:"version"`
+	// Progress is computed from Steps and the plan for answers; it is
+	// never stored.
+	Progress *Progress `json:"progress,omitempty"`
+}
+
+// New makes the record of a new MEC from a parsed spec: the one door every
+// MEC comes through (the API, and console runs of the state machine). how
+// says which door, for the record's first step.
+func New(sp spec.Spec, how string, now time.Time) *MEC {
+	m := &MEC{ID: NewID(now), Name: sp.Name, Status: Creating, Region: sp.Region, Spec: sp, ExpiresAt: sp.ExpiresAt}
+	m.StartStep(StepRecord, now)
+	m.EndStep(StepRecord, OutcomeSucceeded, how, now)
+	return m
+}
+
+// Step returns the latest progress entry named name, or nil.
+func (m *MEC) Step(name string) *Step {
+	for i := len(m.Steps) - 1; i >= 0; i-- {
+		if m.Steps[i].Name == name {
+			return &m.Steps[i]
+		}
+	}
+	return nil
+}
+
+// StartStep records that a step began (a new attempt if it ran before).
+func (m *MEC) StartStep(name string, now time.Time) {
+	attempt := 1
+	if s := m.Step(name); s != nil {
+		if s.Outcome == OutcomeRunning {
+			return // a retried invocation of the same attempt
+		}
+		attempt = s.Attempt + 1
+	}
+	m.Steps = append(m.Steps, Step{Name: name, Outcome: OutcomeRunning, StartedAt: now, Attempt: attempt})
+}
+
+// EndStep records a step's outcome; it starts the step first if needed.
+func (m *MEC) EndStep(name, outcome, detail string, now time.Time) {
+	s := m.Step(name)
+	if s == nil || s.Outcome != OutcomeRunning {
+		m.StartStep(name, now)
+		s = m.Step(name)
+	}
+	s.Outcome = outcome
+	s.Detail = detail
+	end := now
+	s.EndedAt = &end
+	s.Seconds = end.Sub(s.StartedAt).Seconds()
+}
+
+// RunningStep is the name of a step still running ("" if none): the step a
+// failure happened in.
+func (m *MEC) RunningStep() string {
+	for i := len(m.Steps) - 1; i >= 0; i-- {
+		if m.Steps[i].Outcome == OutcomeRunning {
+			return m.Steps[i].Name
+		}
+	}
+	return ""
+}
+
+// Node0 is the first control-plane node, or nil before launch.
+func (m *MEC) Node0() *Node {
+	for i := range m.Nodes {
+		if m.Nodes[i].Index == 0 {
+			return &m.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// InstanceIDs lists the node instance ids in index order.
+func (m *MEC) InstanceIDs() []string {
+	out := make([]string, 0, len(m.Nodes))
+	for _, n := range m.Nodes {
+		out = append(out, n.InstanceID)
+	}
+	return out
+}
+
+// EndpointHost is the address the kubeconfig points at: node 0's public IP
+// with a public endpoint, else its private IP ("" before launch).
+func (m *MEC) EndpointHost() string {
+	n0 := m.Node0()
+	if n0 == nil {
+		return ""
+	}
+	if m.Spec.PublicEndpoint {
+		return n0.PublicIP
+	}
+	return n0.PrivateIP
+}

@@ -1,0 +1,42 @@
+package mec
+
+// Status is a MEC's lifecycle state.
+type Status string
+
+// Statuses.
+const (
+	Creating Status = "CREATING"
+	Ready    Status = "READY"
+	Failed   Status = "FAILED"
+	Deleting Status = "DELETING"
+	Deleted  Status = "DELETED"
+)
+
+// Statuses lists every status a MEC record can have, in lifecycle order.
+var Statuses = []Status{Creating, Ready, Failed, Deleting, Deleted}
+
+// Valid reports whether s is one of Statuses.
+func (s Status) Valid() bool {
+	for _, v := range Statuses {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Live reports whether a MEC in s still holds its name.
+func (s Status) Live() bool { return s != Deleted }
+
+// Transient reports whether s is a status a MEC must leave on its own
+// (an operation is running); the others wait for a user or the clock.
+func (s Status) Transient() bool { return s == Creating || s == Deleting }
+
+// StatusNames is Statuses as strings, for messages.
+func StatusNames() []string {
+	out := make([]string, len(Statuses))
+	for i, s := range Statuses {
+		out[i] = string(s)
+	}
+	return out
+}

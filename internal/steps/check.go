@@ -1,0 +1,129 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/mecd/mecd/internal/mec"
+)
+
+// CheckResult tells the state machine whether to go on or when to look again.
+type CheckResult struct {
+	Ready       bool   `json:"ready"`
+	NextCheckAt string `json:"nextCheckAt,omitempty"` // RFC 3339 (a Wait state's TimestampPath)
+	Online      int    `json:"online"`
+	Total       int    `json:"total"`
+}
+
+// CheckNodes reports whether every node is running with its SSM agent
+// Online. While not, it says when to look again: the interval grows with the
+// time already waited, so slow nodes cost few extra transitions.
+func (s *Steps) CheckNodes(ctx context.Context, st State) (CheckResult, error) {
+	m, err := s.live(ctx, st.ClusterID)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	ids := m.InstanceIDs()
+	c := s.AWS.EC2(m.Region)
+	states := map[string]string{}
+	publicIPs := map[string]string{}
+	p := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{InstanceIds: ids})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return CheckResult{}, fmt.Errorf("describe instances: %w", err)
+		}
+		for _, r := range page.Reservations {
+			for _, in := range r.Instances {
+				id := aws.ToString(in.InstanceId)
+				if in.State != nil {
+					states[id] = string(in.State.Name)
+				}
+				publicIPs[id] = aws.ToString(in.PublicIpAddress)
+			}
+		}
+	}
+	for _, id := range ids {
+		switch ec2types.InstanceStateName(states[id]) {
+		case ec2types.InstanceStateNameShuttingDown, ec2types.InstanceStateNameTerminated,
+			ec2types.InstanceStateNameStopping, ec2types.InstanceStateNameStopped:
+			return CheckResult{}, stepErr(ErrNodeLost, "node %s is %s before the MEC was ready", id, states[id])
+		}
+	}
+	online := map[string]bool{}
+	info, err := s.AWS.SSM(m.Region).DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{
+		Filters: []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: ids}},
+	})
+	if err != nil {
+		return CheckResult{}, fmt.Errorf("describe instance information: %w", err)
+	}
+	for _, ii := range info.InstanceInformationList {
+		if ii.PingStatus == ssmtypes.PingStatusOnline && states[aws.ToString(ii.InstanceId)] == string(ec2types.InstanceStateNameRunning) {
+			online[aws.ToString(ii.InstanceId)] = true
+		}
+	}
+	now := s.now()
+	res := CheckResult{Online: len(online), Total: len(ids)}
+	if len(online) == len(ids) {
+		_, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
+			for i := range r.Nodes {
+				if ip := publicIPs[r.Nodes[i].InstanceID]; ip != "" {
+					r.Nodes[i].PublicIP = ip
+				}
+			}
+			r.EndStep(mec.StepNodesOnline, mec.OutcomeSucceeded, fmt.Sprintf("%d nodes Online", len(ids)), now)
+			return nil
+		})
+		if err != nil {
+			return CheckResult{}, err
+		}
+		res.Ready = true
+		return res, nil
+	}
+	step := m.Step(mec.StepNodesOnline)
+	waited := time.Duration(0)
+	if step != nil {
+		waited = now.Sub(step.StartedAt)
+	}
+	if waited > s.Env.NodeOnlineTimeout {
+		var missing []string
+		for _, n := range m.Nodes {
+			if !online[n.InstanceID] {
+				missing = append(missing, fmt.Sprintf("%s (node %d, %s)", n.InstanceID, n.Index, orUnknown(states[n.InstanceID])))
+			}
+		}
+		sort.Strings(missing)
+		return CheckResult{}, stepErr(ErrNodesNotOnline,
+			"%s never reported Online to SSM within %v: check the subnet's route to the SSM endpoints and the instance profile",
+			strings.Join(missing, ", "), s.Env.NodeOnlineTimeout)
+	}
+	res.NextCheckAt = now.Add(nextInterval(waited, s.Env.PollInterval)).Format(time.RFC3339Nano)
+	return res, nil
+}
+
+// nextInterval: nothing is online before a typical boot, so the first look
+// again comes at 4.5 poll intervals (45 s on AWS); after that half the time
+// already waited, at most nine intervals. The number of checks then grows
+// with the log of the wait, not with the wait (BENCHMARKS.md).
+func nextInterval(waited, poll time.Duration) time.Duration {
+	if first := poll * 9 / 2; waited < first {
+		return first - waited
+	}
+	return min(max(waited/2, poll), 9*poll)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "not found"
+	}
+	return s
+}

@@ -1,0 +1,185 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/store"
+)
+
+// CleanupInput is the rollback/teardown task's input.
+type CleanupInput struct {
+	Purpose string `json:"purpose"` // "rollback" or "teardown"
+	State   State  `json:"state"`
+}
+
+// CleanupResult says whether everything is gone or when to look again.
+type CleanupResult struct {
+	Done        bool   `json:"done"`
+	NextCheckAt string `json:"nextCheckAt,omitempty"`
+	Remaining   int    `json:"remaining"`
+}
+
+// Cleanup removes everything a MEC may have in AWS: it terminates every
+// instance tagged with the cluster id (found by tag, so a half-created MEC is
+// cleaned too), and once they are terminated deletes the security group and
+// every /mecd/<id>/ parameter. It is idempotent: run again, it finds less.
+func (s *Steps) Cleanup(ctx context.Context, in CleanupInput) (CleanupResult, error) {
+	id := in.State.ClusterID
+	if id == "" {
+		return CleanupResult{Done: true}, nil // failed before a record existed: nothing was made
+	}
+	m, err := s.Store.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return CleanupResult{Done: true}, nil
+	}
+	if err != nil {
+		return CleanupResult{}, err
+	}
+	step := mec.StepRollback
+	if in.Purpose == "teardown" {
+		step = mec.StepTeardown
+	}
+	if st := m.Step(step); st == nil || st.Outcome != mec.OutcomeRunning {
+		if m, err = s.Store.Update(ctx, id, func(r *mec.MEC) error { r.StartStep(step, s.now()); return nil }); err != nil {
+			return CleanupResult{}, err
+		}
+	}
+	started := m.Step(step).StartedAt
+	c := s.AWS.EC2(m.Region)
+
+	alive, err := s.terminate(ctx, c, m)
+	if err != nil {
+		return CleanupResult{}, err
+	}
+	waited := s.now().Sub(started)
+	if alive > 0 {
+		return s.notYet(waited, alive, fmt.Sprintf("%d instances still shutting down", alive))
+	}
+	if err := s.deleteGroups(ctx, c, m); err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Name == "DependencyViolation" {
+			return s.notYet(waited, 1, e.Msg)
+		}
+		return CleanupResult{}, err
+	}
+	if err := s.deleteNodeRole(ctx, m); err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Name == "DependencyViolation" {
+			return s.notYet(waited, 1, e.Msg)
+		}
+		return CleanupResult{}, err
+	}
+	if err := s.deleteParameters(ctx, m); err != nil {
+		return CleanupResult{}, err
+	}
+	if _, err := s.Store.Update(ctx, id, func(r *mec.MEC) error {
+		r.EndStep(step, mec.OutcomeSucceeded, "instances terminated; security group, node role and parameters deleted", s.now())
+		return nil
+	}); err != nil {
+		return CleanupResult{}, err
+	}
+	s.Log.InfoContext(ctx, "cleanup done", "clusterId", id, "purpose", step)
+	return CleanupResult{Done: true}, nil
+}
+
+func (s *Steps) notYet(waited time.Duration, remaining int, why string) (CleanupResult, error) {
+	if limit := 2 * s.Env.CommandTimeout; waited > limit {
+		return CleanupResult{}, stepErr(ErrCleanup, "after %v: %s", limit, why)
+	}
+	return CleanupResult{Remaining: remaining,
+		NextCheckAt: s.now().Add(nextInterval(waited, s.Env.PollInterval)).Format(time.RFC3339Nano)}, nil
+}
+
+// terminate asks EC2 to terminate every live instance of the MEC and
+// returns how many are not terminated yet.
+func (s *Steps) terminate(ctx context.Context, c EC2API, m *mec.MEC) (int, error) {
+	var toStop []string
+	alive := 0
+	p := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("tag:" + mec.TagClusterID), Values: []string{m.ID}},
+	}})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("describe instances: %w", err)
+		}
+		for _, r := range page.Reservations {
+			for _, in := range r.Instances {
+				if in.State == nil || in.State.Name == ec2types.InstanceStateNameTerminated {
+					continue
+				}
+				alive++
+				if in.State.Name != ec2types.InstanceStateNameShuttingDown {
+					toStop = append(toStop, aws.ToString(in.InstanceId))
+				}
+			}
+		}
+	}
+	if len(toStop) > 0 {
+		if _, err := c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: toStop}); err != nil {
+			return 0, fmt.Errorf("terminate instances: %w", err)
+		}
+		s.Log.InfoContext(ctx, "terminating instances", "clusterId", m.ID, "count", len(toStop))
+	}
+	return alive, nil
+}
+
+func (s *Steps) deleteGroups(ctx context.Context, c EC2API, m *mec.MEC) error {
+	groups := map[string]bool{}
+	if m.SecurityGroupID != "" {
+		groups[m.SecurityGroupID] = true
+	}
+	out, err := c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
+		{Name: aws.String("tag:" + mec.TagClusterID), Values: []string{m.ID}},
+	}})
+	if err != nil {
+		return fmt.Errorf("describe security groups: %w", err)
+	}
+	for _, g := range out.SecurityGroups {
+		groups[aws.ToString(g.GroupId)] = true
+	}
+	for id := range groups {
+		_, err := c.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
+		switch apiCode(err) {
+		case "", "InvalidGroup.NotFound":
+		case "DependencyViolation":
+			// Terminated instances may hold the group for a little while.
+			return stepErr("DependencyViolation", "security group %s still in use", id)
+		default:
+			return fmt.Errorf("delete security group %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func (s *Steps) deleteParameters(ctx context.Context, m *mec.MEC) error {
+	c := s.AWS.SSM(m.Region)
+	var names []string
+	p := ssm.NewGetParametersByPathPaginator(c, &ssm.GetParametersByPathInput{Path: aws.String(mec.ParamPrefix(m.ID)), Recursive: aws.Bool(true)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list parameters: %w", err)
+		}
+		for _, prm := range page.Parameters {
+			names = append(names, aws.ToString(prm.Name))
+		}
+	}
+	for len(names) > 0 {
+		n := min(len(names), 10) // DeleteParameters takes at most 10 names
+		if _, err := c.DeleteParameters(ctx, &ssm.DeleteParametersInput{Names: names[:n]}); err != nil {
+			return fmt.Errorf("delete parameters: %w", err)
+		}
+		names = names[n:]
+	}
+	return nil
+}

@@ -1,0 +1,141 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/node"
+	"github.com/mecd/mecd/internal/store"
+)
+
+type invocation struct {
+	node           mec.Node
+	status         string
+	code           int32
+	stdout, stderr string
+}
+
+// finishCommand reads the command's results, records them and resumes the workflow.
+func (s *Steps) finishCommand(ctx context.Context, w *store.Wait) error {
+	m, err := s.Store.Get(ctx, w.ClusterID)
+	if err != nil {
+		return err
+	}
+	invs, err := s.invocations(ctx, m, w)
+	if err != nil {
+		return err
+	}
+	var secrets []string
+	if w.Step == mec.StepInstall || w.Step == mec.StepJoin {
+		// Defence in depth: scripts never print the token, but a cause must not carry it even if one did.
+		if p, err := s.AWS.SSM(w.Region).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(mec.TokenParam(w.ClusterID)), WithDecryption: aws.Bool(true)}); err == nil {
+			secrets = append(secrets, aws.ToString(p.Parameter.Value))
+		}
+	}
+	var failures []string
+	failed := map[string]bool{}
+	for _, inv := range invs {
+		if inv.status != "Success" {
+			failed[inv.node.InstanceID] = true
+			failures = append(failures, fmt.Sprintf("%s failed on %s (node %d): %s, exit %d: %s", w.Step, inv.node.InstanceID, inv.node.Index,
+				inv.status, inv.code, redact(tail(inv.stderr, 1200), secrets...)))
+		}
+	}
+	outcome, detail := mec.OutcomeSucceeded, fmt.Sprintf("command %s on %d nodes", w.CommandID, len(invs))
+	if len(failures) > 0 {
+		outcome, detail = mec.OutcomeFailed, strings.Join(failures, "\n")
+	}
+	if err := s.recordResults(ctx, w, invs, failed, outcome, detail); err != nil {
+		return err
+	}
+	if len(failures) > 0 {
+		name := ErrCommandFailed
+		if w.Step == mec.StepJoin {
+			name = ErrJoinFailed
+		}
+		s.Log.WarnContext(ctx, "node command failed", "clusterId", w.ClusterID, "step", w.Step, "commandId", w.CommandID, "failures", len(failures))
+		_, err = s.SFN.SendTaskFailure(ctx, &sfn.SendTaskFailureInput{TaskToken: aws.String(w.Token),
+			Error: aws.String(name), Cause: aws.String(tail(detail, 4000))})
+	} else {
+		if w.Step == mec.StepJoin {
+			// Every node joined: the token has done its work.
+			if _, derr := s.AWS.SSM(w.Region).DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(mec.TokenParam(w.ClusterID))}); derr != nil && apiCode(derr) != "ParameterNotFound" {
+				return fmt.Errorf("delete join token: %w", derr)
+			}
+		}
+		s.Log.InfoContext(ctx, "node command succeeded", "clusterId", w.ClusterID, "step", w.Step, "commandId", w.CommandID)
+		_, err = s.SFN.SendTaskSuccess(ctx, &sfn.SendTaskSuccessInput{TaskToken: aws.String(w.Token),
+			Output: aws.String(fmt.Sprintf(`{"step":%q,"commandId":%q}`, w.Step, w.CommandID))})
+	}
+	if err != nil && apiCode(err) != "TaskTimedOut" && apiCode(err) != "TaskDoesNotExist" {
+		return fmt.Errorf("resume workflow: %w", err)
+	}
+	return nil
+}
+
+// invocations reads each target's result, in node order.
+func (s *Steps) invocations(ctx context.Context, m *mec.MEC, w *store.Wait) ([]invocation, error) {
+	byID := map[string]mec.Node{}
+	for _, n := range m.Nodes {
+		byID[n.InstanceID] = n
+	}
+	var invs []invocation
+	for _, id := range w.Instances {
+		inv, err := s.AWS.SSM(w.Region).GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(w.CommandID), InstanceId: aws.String(id)})
+		if err != nil {
+			return nil, fmt.Errorf("get command invocation %s on %s: %w", w.CommandID, id, err)
+		}
+		invs = append(invs, invocation{node: byID[id], status: string(inv.Status), code: inv.ResponseCode,
+			stdout: aws.ToString(inv.StandardOutputContent), stderr: aws.ToString(inv.StandardErrorContent)})
+	}
+	sort.Slice(invs, func(i, j int) bool { return invs[i].node.Index < invs[j].node.Index })
+	return invs, nil
+}
+
+// recordResults writes what the command's output says into the record: the
+// steps its markers timed, node 0's join check, which nodes joined, the
+// endpoint once the kubeconfig is stored, and the step's outcome.
+func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocation, failed map[string]bool, outcome, detail string) error {
+	now := s.now()
+	_, err := s.Store.Update(ctx, w.ClusterID, func(r *mec.MEC) error {
+		for _, inv := range invs {
+			markers, values := node.ParseOutput(inv.stdout)
+			for _, mk := range markers {
+				if mk.Step == w.Step {
+					continue
+				}
+				start, end := time.UnixMilli(mk.StartMs).UTC(), time.UnixMilli(mk.End).UTC()
+				r.Steps = append(r.Steps, mec.Step{Name: mk.Step, Outcome: mec.OutcomeSucceeded, StartedAt: start, EndedAt: &end,
+					Seconds: end.Sub(start).Seconds(), Attempt: 1, Detail: "on " + inv.node.InstanceID})
+			}
+			if inv.node.Index == 0 && values["check"] != "" {
+				r.JoinCheck = values["check"]
+			}
+		}
+		if w.Step == mec.StepJoin {
+			for i := range r.Nodes {
+				if r.Nodes[i].Index > 0 && !failed[r.Nodes[i].InstanceID] && slices.Contains(w.Instances, r.Nodes[i].InstanceID) {
+					r.Nodes[i].Joined = true
+				}
+			}
+		}
+		if w.Step == mec.StepFinalize && outcome == mec.OutcomeSucceeded {
+			r.Endpoint = "https://" + r.EndpointHost() + ":16443"
+			r.KubeconfigParameter = mec.KubeconfigParam(r.ID)
+		}
+		if st := r.Step(w.Step); st != nil && st.CommandID == w.CommandID {
+			r.EndStep(w.Step, outcome, detail, now)
+		}
+		return nil
+	})
+	return err
+}

@@ -1,0 +1,138 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+
+	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/nodepolicy"
+)
+
+// IAMAPI is the part of IAM the steps call: each MEC's nodes get a role of
+// their own, so a node can reach its own cluster's parameters and no other's
+// (IAM cannot tie one shared role to the calling instance's cluster tag).
+type IAMAPI interface {
+	CreateRole(ctx context.Context, in *iam.CreateRoleInput, opts ...func(*iam.Options)) (*iam.CreateRoleOutput, error)
+	AttachRolePolicy(ctx context.Context, in *iam.AttachRolePolicyInput, opts ...func(*iam.Options)) (*iam.AttachRolePolicyOutput, error)
+	PutRolePolicy(ctx context.Context, in *iam.PutRolePolicyInput, opts ...func(*iam.Options)) (*iam.PutRolePolicyOutput, error)
+	CreateInstanceProfile(ctx context.Context, in *iam.CreateInstanceProfileInput, opts ...func(*iam.Options)) (*iam.CreateInstanceProfileOutput, error)
+	GetInstanceProfile(ctx context.Context, in *iam.GetInstanceProfileInput, opts ...func(*iam.Options)) (*iam.GetInstanceProfileOutput, error)
+	AddRoleToInstanceProfile(ctx context.Context, in *iam.AddRoleToInstanceProfileInput, opts ...func(*iam.Options)) (*iam.AddRoleToInstanceProfileOutput, error)
+	RemoveRoleFromInstanceProfile(ctx context.Context, in *iam.RemoveRoleFromInstanceProfileInput, opts ...func(*iam.Options)) (*iam.RemoveRoleFromInstanceProfileOutput, error)
+	DeleteInstanceProfile(ctx context.Context, in *iam.DeleteInstanceProfileInput, opts ...func(*iam.Options)) (*iam.DeleteInstanceProfileOutput, error)
+	DeleteRolePolicy(ctx context.Context, in *iam.DeleteRolePolicyInput, opts ...func(*iam.Options)) (*iam.DeleteRolePolicyOutput, error)
+	DetachRolePolicy(ctx context.Context, in *iam.DetachRolePolicyInput, opts ...func(*iam.Options)) (*iam.DetachRolePolicyOutput, error)
+	DeleteRole(ctx context.Context, in *iam.DeleteRoleInput, opts ...func(*iam.Options)) (*iam.DeleteRoleOutput, error)
+}
+
+var _ IAMAPI = (*iam.Client)(nil)
+
+// ensureNodeRole creates (or finds) the MEC's node role and instance
+// profile and returns the profile's ARN. Every call is idempotent.
+func (s *Steps) ensureNodeRole(ctx context.Context, m *mec.MEC) (string, error) {
+	name := mec.NodeRoleName(m.ID)
+	var tags []iamtypes.Tag
+	for _, t := range m.Tags() {
+		tags = append(tags, iamtypes.Tag{Key: aws.String(t.Key), Value: aws.String(t.Value)})
+	}
+	_, err := s.IAM.CreateRole(ctx, &iam.CreateRoleInput{
+		RoleName:                 aws.String(name),
+		Path:                     aws.String(mec.NodeRolePath),
+		AssumeRolePolicyDocument: aws.String(nodepolicy.Trust),
+		PermissionsBoundary:      nonEmpty(s.Env.NodeBoundaryArn),
+		Description:              aws.String("mecd MEC " + m.ID + " nodes: the SSM agent and this cluster's parameters only"),
+		Tags:                     tags,
+	})
+	if err != nil && apiCode(err) != "EntityAlreadyExists" {
+		return "", fmt.Errorf("create node role: %w", err)
+	}
+	if s.Env.NodeCorePolicyArn != "" {
+		if _, err := s.IAM.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: aws.String(name), PolicyArn: aws.String(s.Env.NodeCorePolicyArn)}); err != nil {
+			return "", fmt.Errorf("attach the SSM agent policy: %w", err)
+		}
+	}
+	if _, err := s.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(nodepolicy.InlineName),
+		PolicyDocument: aws.String(nodepolicy.Inline(m.ID, m.Region))}); err != nil {
+		return "", fmt.Errorf("scope the node role: %w", err)
+	}
+	var arn string
+	out, err := s.IAM.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(name), Path: aws.String(mec.NodeRolePath), Tags: tags})
+	switch {
+	case err == nil:
+		arn = aws.ToString(out.InstanceProfile.Arn)
+	case apiCode(err) == "EntityAlreadyExists":
+		got, gerr := s.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
+		if gerr != nil {
+			return "", fmt.Errorf("get instance profile: %w", gerr)
+		}
+		arn = aws.ToString(got.InstanceProfile.Arn)
+	default:
+		return "", fmt.Errorf("create instance profile: %w", err)
+	}
+	if _, err := s.IAM.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String(name), RoleName: aws.String(name)}); err != nil &&
+		apiCode(err) != "LimitExceeded" { // an instance profile holds one role: already added
+		return "", fmt.Errorf("add role to instance profile: %w", err)
+	}
+	return arn, nil
+}
+
+// deleteNodeRole removes the MEC's node role and instance profile; absent
+// pieces are fine (a rollback before they existed, a repeated teardown).
+func (s *Steps) deleteNodeRole(ctx context.Context, m *mec.MEC) error {
+	name := aws.String(mec.NodeRoleName(m.ID))
+	steps := []struct {
+		what string
+		call func() error
+	}{
+		{"remove role from instance profile", func() error {
+			_, err := s.IAM.RemoveRoleFromInstanceProfile(ctx, &iam.RemoveRoleFromInstanceProfileInput{InstanceProfileName: name, RoleName: name})
+			return err
+		}},
+		{"delete instance profile", func() error {
+			_, err := s.IAM.DeleteInstanceProfile(ctx, &iam.DeleteInstanceProfileInput{InstanceProfileName: name})
+			return err
+		}},
+		{"delete role policy", func() error {
+			_, err := s.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: name, PolicyName: aws.String(nodepolicy.InlineName)})
+			return err
+		}},
+		{"detach role policy", func() error {
+			if s.Env.NodeCorePolicyArn == "" {
+				return nil
+			}
+			_, err := s.IAM.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: name, PolicyArn: aws.String(s.Env.NodeCorePolicyArn)})
+			return err
+		}},
+		{"delete role", func() error {
+			_, err := s.IAM.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: name})
+			return err
+		}},
+	}
+	for _, st := range steps {
+		if err := st.call(); err != nil && apiCode(err) != "NoSuchEntity" {
+			if apiCode(err) == "DeleteConflict" {
+				return stepErr("DependencyViolation", "node role %s: %s: still in use", *name, st.what)
+			}
+			return fmt.Errorf("%s: %w", st.what, err)
+		}
+	}
+	return nil
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return aws.String(s)
+}
+
+// isProfilePropagation tells the one RunInstances error a fresh instance
+// profile causes until IAM has propagated it: retried, not fatal.
+func isProfilePropagation(err error) bool {
+	return apiCode(err) == "InvalidParameterValue" && strings.Contains(strings.ToLower(err.Error()), "instance profile")
+}

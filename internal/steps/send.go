@@ -1,0 +1,220 @@
+package steps
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/node"
+)
+
+// MaxJoinAttempts bounds join retries (each after a reset).
+const MaxJoinAttempts = 3
+
+// CommandInput is the payload of a node-command callback task: Step is the
+// node step (mec.StepInstall, StepJoin, StepReset or StepFinalize).
+type CommandInput struct {
+	TaskToken string `json:"taskToken"`
+	ClusterID string `json:"clusterId"`
+	Step      string `json:"step"`
+}
+
+// NodeCommand sends a step's node script through SSM Run Command and parks
+// the task token; CommandEvents resumes the workflow when SSM reports the
+// command finished. Invoked again for a step already running (Retry after
+// States.Timeout), it re-registers the new token and checks the command's
+// status itself, in case an event was lost.
+func (s *Steps) NodeCommand(ctx context.Context, in CommandInput) (*struct{}, error) {
+	if err := s.nodeCommand(ctx, in); err != nil {
+		// Fail the task itself, with a name its Catch matches: a failed
+		// invocation of a callback task's Lambda would leave the task
+		// waiting for its timeout.
+		name, msg := ErrStep, err.Error()
+		var e *Error
+		if errors.As(err, &e) {
+			name, msg = e.Name, e.Msg
+		} else if isTransient(err) {
+			name = ErrTransient
+		}
+		s.Log.ErrorContext(ctx, "node command failed", "clusterId", in.ClusterID, "step", in.Step, "error", name, "cause", msg)
+		if _, ferr := s.SFN.SendTaskFailure(ctx, &sfn.SendTaskFailureInput{TaskToken: aws.String(in.TaskToken),
+			Error: aws.String(name), Cause: aws.String(tail(msg, 4000))}); ferr != nil {
+			return nil, fmt.Errorf("%w (and send task failure: %v)", err, ferr)
+		}
+	}
+	return nil, nil
+}
+
+func (s *Steps) nodeCommand(ctx context.Context, in CommandInput) error {
+	m, err := s.live(ctx, in.ClusterID)
+	if err != nil {
+		return err
+	}
+	if st := m.Step(in.Step); st != nil && st.Outcome == mec.OutcomeRunning && st.CommandID != "" {
+		s.Log.InfoContext(ctx, "re-registering task token", "clusterId", m.ID, "step", in.Step, "commandId", st.CommandID)
+		return s.register(ctx, m, in.Step, st.CommandID, in.TaskToken, nil)
+	}
+	plan, err := s.plan(ctx, m, in.Step)
+	if err != nil {
+		return err
+	}
+	if len(plan.targets) == 0 {
+		if _, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
+			r.EndStep(in.Step, mec.OutcomeSucceeded, plan.skip, s.now())
+			return nil
+		}); err != nil {
+			return err
+		}
+		_, err := s.SFN.SendTaskSuccess(ctx, &sfn.SendTaskSuccessInput{TaskToken: aws.String(in.TaskToken), Output: aws.String(`{"skipped":true}`)})
+		return err
+	}
+	script, err := node.Render(plan.script, plan.vars)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error { r.StartStep(in.Step, s.now()); return nil }); err != nil {
+		return err
+	}
+	ids := make([]string, 0, len(plan.targets))
+	for _, n := range plan.targets {
+		ids = append(ids, n.InstanceID)
+	}
+	out, err := s.AWS.SSM(m.Region).SendCommand(ctx, &ssm.SendCommandInput{
+		DocumentName: aws.String("AWS-RunShellScript"),
+		InstanceIds:  ids,
+		Comment:      aws.String(fmt.Sprintf("mecd %s %s", m.ID, in.Step)),
+		Parameters: map[string][]string{
+			"commands":         {script},
+			"executionTimeout": {strconv.Itoa(int(s.Env.CommandTimeout.Seconds()))},
+		},
+		TimeoutSeconds: aws.Int32(600),
+	})
+	if err != nil {
+		return fmt.Errorf("send %s command: %w", in.Step, err)
+	}
+	cmdID := aws.ToString(out.Command.CommandId)
+	s.Log.InfoContext(ctx, "node command sent", "clusterId", m.ID, "step", in.Step, "commandId", cmdID, "instances", strings.Join(ids, ","))
+	if _, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
+		if st := r.Step(in.Step); st != nil {
+			st.CommandID = cmdID
+			st.Detail = "command " + cmdID
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return s.register(ctx, m, in.Step, cmdID, in.TaskToken, ids)
+}
+
+type commandPlan struct {
+	script  string
+	targets []mec.Node
+	vars    map[string]string
+	skip    string // why nothing is sent
+}
+
+func (s *Steps) plan(ctx context.Context, m *mec.MEC, step string) (commandPlan, error) {
+	n0 := m.Node0()
+	if n0 == nil {
+		return commandPlan{}, stepErr(ErrStep, "MEC %s has no nodes", m.ID)
+	}
+	switch step {
+	case mec.StepInstall:
+		return s.planInstall(ctx, m, n0)
+	case mec.StepJoin:
+		return planJoin(m, n0)
+	case mec.StepReset:
+		var failedIPs []string
+		targets := []mec.Node{*n0}
+		for _, nd := range m.Nodes {
+			if nd.Index != 0 && !nd.Joined {
+				failedIPs = append(failedIPs, nd.PrivateIP)
+				targets = append(targets, nd)
+			}
+		}
+		if len(failedIPs) == 0 {
+			return commandPlan{skip: "no node to reset"}, nil
+		}
+		return commandPlan{script: node.Reset, targets: targets, vars: map[string]string{
+			"NODE0": n0.InstanceID, "FAILED_IPS": strings.Join(failedIPs, " "),
+		}}, nil
+	case mec.StepFinalize:
+		return commandPlan{script: node.Finalize, targets: []mec.Node{*n0}, vars: map[string]string{
+			"ADDONS": strings.Join(m.Spec.Addons, " "), "EXPECTED_NODES": strconv.Itoa(len(m.Nodes)),
+			"ENDPOINT_HOST": m.EndpointHost(), "KUBECONFIG_PARAM": mec.KubeconfigParam(m.ID), "VERIFY_ATTEMPTS": "90",
+		}}, nil
+	}
+	return commandPlan{}, stepErr(ErrStep, "unknown node step %q", step)
+}
+
+func (s *Steps) planInstall(ctx context.Context, m *mec.MEC, n0 *mec.Node) (commandPlan, error) {
+	vars := map[string]string{
+		"CHANNEL": m.Spec.Microk8sChannel, "NODE0": n0.InstanceID, "TOKEN_PARAM": "",
+		"TOKEN_TTL":     strconv.Itoa(int(3 * s.Env.CommandTimeout.Seconds())),
+		"READY_TIMEOUT": strconv.Itoa(int(s.Env.CommandTimeout.Seconds())),
+		"EXTRA_SANS":    strings.TrimSpace(m.EndpointHost() + " " + n0.PrivateIP),
+	}
+	if len(m.Nodes) > 1 {
+		// The token is made here and kept only in Parameter Store: node 0
+		// reads it there to register it, joiners read it there to join.
+		tok, err := newToken()
+		if err != nil {
+			return commandPlan{}, err
+		}
+		if _, err := s.AWS.SSM(m.Region).PutParameter(ctx, &ssm.PutParameterInput{
+			Name: aws.String(mec.TokenParam(m.ID)), Value: aws.String(tok), Type: ssmtypes.ParameterTypeSecureString,
+			Overwrite: aws.Bool(true), Description: aws.String("mecd join token (deleted once every node joined)"),
+		}); err != nil {
+			return commandPlan{}, fmt.Errorf("store join token: %w", err)
+		}
+		vars["TOKEN_PARAM"] = mec.TokenParam(m.ID)
+	}
+	return commandPlan{script: node.Install, targets: m.Nodes, vars: vars}, nil
+}
+
+func planJoin(m *mec.MEC, n0 *mec.Node) (commandPlan, error) {
+	if st := m.Step(mec.StepJoin); st != nil && st.Attempt >= MaxJoinAttempts && st.Outcome != mec.OutcomeRunning {
+		return commandPlan{}, stepErr(ErrJoinExhausted, "nodes failed to join %d times: %s", st.Attempt, st.Detail)
+	}
+	var workers []string
+	var targets []mec.Node
+	for _, nd := range m.Nodes {
+		if nd.Index == 0 || nd.Joined {
+			continue
+		}
+		targets = append(targets, nd)
+		if nd.Role == "worker" {
+			workers = append(workers, nd.InstanceID)
+		}
+	}
+	if m.JoinCheck == "" && len(targets) > 0 {
+		return commandPlan{}, stepErr(ErrStep, "node 0 reported no certificate check")
+	}
+	return commandPlan{script: node.Join, targets: targets, skip: "no node to join", vars: map[string]string{
+		"LEADER_IP": n0.PrivateIP, "CHECK": m.JoinCheck, "TOKEN_PARAM": mec.TokenParam(m.ID), "WORKERS": strings.Join(workers, " "),
+	}}, nil
+}
+
+// newToken is a 48-char join token from crypto/rand (MicroK8s wants 32+).
+func newToken() (string, error) {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, 48)
+	for i := range b {
+		n, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
+		if err != nil {
+			return "", fmt.Errorf("join token: %w", err)
+		}
+		b[i] = alphabet[n.Int64()]
+	}
+	return string(b), nil
+}
