@@ -10,12 +10,14 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/mecd/mecd/internal/mec"
 )
 
-// The tag every mecd resource carries (internal/workflow sets it on create);
+// The tag every mecd resource carries (internal/steps sets it on create);
 // mutating EC2 permissions are conditioned on it.
 const (
-	managedTag   = "mecd:managed"
+	managedTag   = mec.TagManaged
 	managedValue = "true"
 )
 
@@ -36,9 +38,9 @@ const (
 	arnImage      = "arn:${AWS::Partition}:ec2:*::image/*"
 	arnRunShell   = "arn:${AWS::Partition}:ssm:*:*:document/AWS-RunShellScript"
 	arnCanonical  = "arn:${AWS::Partition}:ssm:*:*:parameter/aws/service/canonical/*"
-	arnParams     = "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/mecd/*"
-	arnJoinToken  = "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/mecd/*/join-token"
-	arnKubeconfig = "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/mecd/*/kubeconfig"
+	arnParams     = "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter" + mec.ParamRoot + "*"
+	arnJoinToken  = arnParams + "/" + mec.TokenLeaf
+	arnKubeconfig = arnParams + "/" + mec.KubeconfigLeaf
 	anyResource   = "*"
 )
 
@@ -97,7 +99,7 @@ func boundTo(r refs) map[string]map[string]any {
 }
 
 // nodeRoleAccess is what launch-nodes needs to give a MEC its node role and
-// instance profile (internal/workflow ensureNodeRole): a role only under the
+// instance profile (internal/steps ensureNodeRole): a role only under the
 // boundary, with no managed policy but the SSM agent's, and passed to EC2
 // only. Nothing here may change a boundary or a managed policy.
 func nodeRoleAccess(r refs) []access {
@@ -128,7 +130,7 @@ func nodeRoleAccess(r refs) []access {
 }
 
 // nodeRoleCleanup removes a MEC's node role and instance profile
-// (internal/workflow deleteNodeRole).
+// (internal/steps deleteNodeRole).
 func nodeRoleCleanup(r refs) []access {
 	return []access{
 		{actions: []string{"iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile"}, resources: []string{arnNodeProfiles}, why: whyNodeRoles},
@@ -148,7 +150,7 @@ func dynamo(r refs, actions ...string) access {
 }
 
 // functionAccess is, per backend function, exactly what its code calls
-// (internal/workflow, internal/record, internal/spec). TransactWriteItems is
+// (internal/steps, internal/record, internal/spec). TransactWriteItems is
 // no IAM action: a transaction needs the Put/Delete/ConditionCheck of its items.
 func functionAccess(name string, r refs) ([]access, bool) {
 	describe := func(actions ...string) access {

@@ -392,7 +392,7 @@ func TestNodeBoundaryAllowsOnlyTheAgentAndMecdParameters(t *testing.T) {
 }
 
 // TestNodeRoleNamesMatchTheWorkflow: the ARN patterns of the IAM statements
-// cover exactly the names internal/workflow gives node roles and profiles.
+// cover exactly the names internal/steps gives node roles and profiles.
 func TestNodeRoleNamesMatchTheWorkflow(t *testing.T) {
 	name := mec.NodeRoleName("0123abcd")
 	for _, pattern := range []string{nodeRolesARN, nodeProfilesARN} {
@@ -490,7 +490,7 @@ func globMatch(pattern, s string) bool {
 }
 
 // TestFunctionPermissions is the least-privilege contract per function:
-// what each calls (internal/workflow, record, spec, sweep, api). A change to
+// what each calls (internal/steps, record, spec, sweep, api). A change to
 // a function's AWS calls must change this table and stack/iam.go together.
 func TestFunctionPermissions(t *testing.T) {
 	want := map[string][]string{

@@ -4,10 +4,12 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/mecd/mecd/internal/mec"
 )
 
 // Node roles. Each MEC's nodes run with a role and instance profile of their
-// own, which launch-nodes creates (internal/workflow ensureNodeRole) and
+// own, which launch-nodes creates (internal/steps ensureNodeRole) and
 // cleanup deletes: the path and name prefix below are mec.NodeRolePath
 // and mec.NodeRoleName's (the stack tests check they agree). A node
 // role carries the SSM agent's managed policy plus an inline policy limited
@@ -20,10 +22,8 @@ const (
 	// (NODE_CORE_POLICY_ARN) and the only one it may attach.
 	arnCorePolicy = "arn:${AWS::Partition}:iam::aws:policy/" + ssmCorePolicy
 	// The node roles and instance profiles: <path>mecd-node-<clusterId>.
-	nodeRolePath    = "/mecd/"
-	nodeRolePrefix  = "mecd-node-"
-	arnNodeRoles    = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role" + nodeRolePath + nodeRolePrefix + "*"
-	arnNodeProfiles = "arn:${AWS::Partition}:iam::${AWS::AccountId}:instance-profile" + nodeRolePath + nodeRolePrefix + "*"
+	arnNodeRoles    = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role" + mec.NodeRolePath + mec.NodeRolePrefix + "*"
+	arnNodeProfiles = "arn:${AWS::Partition}:iam::${AWS::AccountId}:instance-profile" + mec.NodeRolePath + mec.NodeRolePrefix + "*"
 )
 
 // ssmAgentActions are the actions of AmazonSSMManagedInstanceCore: what the
@@ -58,7 +58,7 @@ func newNodeBoundary(scope constructs.Construct, id string) awsiam.ManagedPolicy
 	accesses := nodeBoundaryAccess()
 	policy := awsiam.NewManagedPolicy(scope, jsii.String(id), &awsiam.ManagedPolicyProps{
 		Description: jsii.String("mecd: permissions boundary of every MEC node role (the SSM agent, and writing parameters under /mecd/)"),
-		Path:        jsii.String(nodeRolePath),
+		Path:        jsii.String(mec.NodeRolePath),
 	})
 	for _, a := range accesses {
 		policy.AddStatements(a.statement(nil))

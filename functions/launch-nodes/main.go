@@ -9,8 +9,7 @@ import (
 	"github.com/mecd/mecd/internal/steps"
 )
 
+// Serve returns only when the function cannot start: Lambda's init error.
 func main() {
-	if err := steps.Serve(context.Background(), func(s *steps.Steps) any { return steps.Wrap(s.LaunchNodes) }); err != nil {
-		log.Fatalf("launch-nodes: %v", err)
-	}
+	log.Fatal(steps.Serve(context.Background(), func(s *steps.Steps) any { return steps.Wrap(s.LaunchNodes) }))
 }

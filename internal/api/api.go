@@ -1,7 +1,3 @@
-// Package api is the MEC resource API (DESIGN section 5): one Lambda handler
-// behind API Gateway (REST, IAM auth, proxy integration). It translates
-// requests into calls on the record store and the workflows, and the
-// outcomes into HTTP answers described by openapi.yaml.
 package api
 
 import (

@@ -1,6 +1,3 @@
-// Package config reads a function's environment (names from internal/backend)
-// and builds its logger and AWS SDK configuration. Everything production reads comes
-// from the environment, so the same binaries run on AWS and locally.
 package config
 
 import (

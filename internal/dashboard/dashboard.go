@@ -1,13 +1,3 @@
-// Package dashboard is mecctl's web dashboard: an embedded page (plain
-// HTML, CSS and JavaScript, no build step) and a same-origin proxy that
-// forwards the page's API calls to the mecd API, signed with the user's
-// credentials in this process. The browser never sees a credential.
-//
-// The proxy forwards the API's routes only (internal/api/openapi.yaml),
-// and only for the page itself: it serves loopback Host names alone
-// (against DNS rebinding) and wants a custom header on every API call,
-// which another site's page cannot send without a CORS preflight that is
-// never granted.
 package dashboard
 
 import (

@@ -1,6 +1,3 @@
-// Package resolve fixes what a MEC spec leaves to its region before anything
-// is created: the CPU architecture of the instance type, the AMI, the VPC and
-// subnet (and that the subnet can reach the Snap Store and SSM).
 package resolve
 
 import (

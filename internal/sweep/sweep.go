@@ -1,7 +1,3 @@
-// Package sweep tears down expired MECs: run by an EventBridge schedule, it
-// finds READY and FAILED MECs past expiresAt and starts their teardown. The
-// teardown's fixed execution name makes a double start (two sweeps, or a
-// sweep and a DELETE) harmless.
 package sweep
 
 import (

@@ -1,0 +1,136 @@
+package ec2sim
+
+import (
+	"fmt"
+	"maps"
+	"time"
+)
+
+// volume is a simulated EBS volume.
+type volume struct {
+	Volume
+	region, az, state   string // state: in-use, available
+	instanceID          string // attached instance, "" once detached
+	snapshotID          string
+	iops, throughput    int
+	created, attachedAt time.Time
+}
+
+func (v *volume) snapshot() Volume {
+	out := v.Volume
+	out.Tags = maps.Clone(v.Tags)
+	if out.Tags == nil {
+		out.Tags = map[string]string{}
+	}
+	return out
+}
+
+func defaultKMSKey(region string) string {
+	return fmt.Sprintf("arn:aws:kms:%s:%s:key/00000000-0000-4000-8000-0000000ebs00", region, ownerID)
+}
+
+// fillPerformance sets the IOPS and throughput AWS reports when none were asked.
+func (v *volume) fillPerformance() {
+	switch v.VolumeType {
+	case "gp3":
+		if v.iops == 0 {
+			v.iops = 3000
+		}
+		if v.throughput == 0 {
+			v.throughput = 125
+		}
+	case "gp2":
+		v.iops = min(max(100, 3*v.SizeGiB), 16000)
+	}
+}
+
+var volumeFields = fields[*volume]{
+	"volume-id":                        func(v *volume) []string { return []string{v.ID} },
+	"status":                           func(v *volume) []string { return []string{v.state} },
+	"encrypted":                        func(v *volume) []string { return []string{fmt.Sprint(v.Encrypted)} },
+	"volume-type":                      func(v *volume) []string { return []string{v.VolumeType} },
+	"size":                             func(v *volume) []string { return []string{fmt.Sprint(v.SizeGiB)} },
+	"availability-zone":                func(v *volume) []string { return []string{v.az} },
+	"snapshot-id":                      func(v *volume) []string { return nonEmpty(v.snapshotID) },
+	"attachment.instance-id":           func(v *volume) []string { return nonEmpty(v.instanceID) },
+	"attachment.device":                func(v *volume) []string { return attached(v, v.DeviceName) },
+	"attachment.status":                func(v *volume) []string { return attached(v, "attached") },
+	"attachment.delete-on-termination": func(v *volume) []string { return attached(v, fmt.Sprint(v.DeleteOnTermination)) },
+}
+
+func attached(v *volume, val string) []string {
+	if v.instanceID == "" {
+		return nil
+	}
+	return []string{val}
+}
+
+func (s *Sim) describeVolumes(c *call, x *xmlw) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := c.p.list("VolumeId")
+	if err := noMaxWithIDs(c.p, ids, "volumeIds"); err != nil {
+		return err
+	}
+	var items []*volume
+	if len(ids) > 0 {
+		for _, id := range ids {
+			if !reVolumeID.MatchString(id) {
+				return errf("InvalidVolumeID.Malformed", "Invalid id: \"%s\"", id)
+			}
+			v, ok := s.volumes[id]
+			if !ok || v.region != c.region {
+				return errf("InvalidVolume.NotFound", "The volume '%s' does not exist.", id)
+			}
+			items = append(items, v)
+		}
+	} else {
+		for _, v := range s.volumes {
+			if v.region == c.region {
+				items = append(items, v)
+			}
+		}
+	}
+	items, err := applyFilters(items, parseFilters(c.p), volumeFields, func(v *volume) map[string]string { return v.Tags })
+	if err != nil {
+		return err
+	}
+	items, next, err := page(items, func(v *volume) string { return v.ID }, c.p, 5, 500)
+	if err != nil {
+		return err
+	}
+	x.set("volumeSet", len(items), func(i int) {
+		v := items[i]
+		x.leaf("volumeId", v.ID)
+		x.int("size", int64(v.SizeGiB))
+		x.leaf("snapshotId", v.snapshotID)
+		x.leaf("availabilityZone", v.az)
+		x.leaf("status", v.state)
+		x.time("createTime", v.created)
+		n := 0
+		if v.instanceID != "" {
+			n = 1
+		}
+		x.set("attachmentSet", n, func(int) {
+			x.leaf("volumeId", v.ID)
+			x.leaf("instanceId", v.instanceID)
+			x.leaf("device", v.DeviceName)
+			x.leaf("status", "attached")
+			x.time("attachTime", v.attachedAt)
+			x.boolean("deleteOnTermination", v.DeleteOnTermination)
+		})
+		x.leaf("volumeType", v.VolumeType)
+		if v.iops > 0 {
+			x.int("iops", int64(v.iops))
+		}
+		if v.throughput > 0 {
+			x.int("throughput", int64(v.throughput))
+		}
+		x.boolean("encrypted", v.Encrypted)
+		x.opt("kmsKeyId", v.KmsKeyID)
+		x.tags(v.Tags, true)
+		x.boolean("multiAttachEnabled", false)
+	})
+	x.opt("nextToken", next)
+	return nil
+}
