@@ -2,6 +2,7 @@ package stack
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -371,7 +372,7 @@ func suppressWildcards(on constructs.IConstruct, accesses []access, extraWildcar
 			reasons[id] = appendUnique(reasons[id], strings.Join(a.actions, ", ")+": "+why)
 		}
 	}
-	for _, actions := range sortedKeys(extraWildcards) {
+	for _, actions := range slices.Sorted(maps.Keys(extraWildcards)) {
 		reasons[nagID(anyResource)] = appendUnique(reasons[nagID(anyResource)], actions+": "+extraWildcards[actions])
 	}
 	ids := make([]string, 0, len(reasons))

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"encoding/json"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -198,7 +199,7 @@ func TestPoliciesAreLeastPrivilege(t *testing.T) {
 					}
 					if strings.HasPrefix(a, "iam:") {
 						if want, ok := nodeRoleActions[a]; !ok || r != want {
-							t.Errorf("%s: %s on %s: IAM only for the node roles' lifecycle (%v)", where, a, r, sortedKeys(nodeRoleActions))
+							t.Errorf("%s: %s on %s: IAM only for the node roles' lifecycle (%v)", where, a, r, slices.Sorted(maps.Keys(nodeRoleActions)))
 						}
 						if boundedRoleChange.MatchString(a) && strings.Contains(r, ":role/") &&
 							(boundary == "" || !slices.Equal(st.condOp("StringEquals", "iam:PermissionsBoundary"), []string{boundary})) {
@@ -626,7 +627,7 @@ func TestNagIAM5SuppressionsAreExact(t *testing.T) {
 				}
 				for _, a := range applies {
 					if name, ok := a.(string); !ok || !granted[id][name] {
-						t.Errorf("%s: IAM5 suppression for %v, which it does not grant (grants %v)", id, a, sortedKeys(granted[id]))
+						t.Errorf("%s: IAM5 suppression for %v, which it does not grant (grants %v)", id, a, slices.Sorted(maps.Keys(granted[id])))
 					}
 				}
 			}

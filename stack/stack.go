@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -178,14 +177,4 @@ func aslPath(root string, sm backend.StateMachine) string {
 		return sm.File
 	}
 	return filepath.Join(root, sm.File)
-}
-
-// sortedKeys returns m's keys in order, for stable templates.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -43,7 +44,7 @@ func TestFunctionsAreArm64Al2023WithTheirEnvironmentAndLogGroup(t *testing.T) {
 
 		env, _ := p["Environment"].(map[string]any)
 		vars, _ := env["Variables"].(map[string]any)
-		names := sortedKeys(vars)
+		names := slices.Sorted(maps.Keys(vars))
 		want := append([]string(nil), f.Env...)
 		slices.Sort(want)
 		if !slices.Equal(names, want) {
@@ -350,10 +351,10 @@ func TestTemplateMatchesBackendDefinitions(t *testing.T) {
 	var gotFns, wantFns []string
 	for _, r := range s.resources("AWS::Lambda::Function") {
 		vars, _ := r.Props["Environment"].(map[string]any)["Variables"].(map[string]any)
-		gotFns = append(gotFns, r.Props["Description"].(string)+" "+strings.Join(sortedKeys(vars), ","))
+		gotFns = append(gotFns, r.Props["Description"].(string)+" "+strings.Join(slices.Sorted(maps.Keys(vars)), ","))
 	}
 	for _, f := range s.defs.Functions {
-		env := sortedKeys(f.EnvFrom(backend.Resources{}))
+		env := slices.Sorted(maps.Keys(f.EnvFrom(backend.Resources{})))
 		wantFns = append(wantFns, f.Description+" "+strings.Join(env, ","))
 	}
 	slices.Sort(gotFns)
@@ -363,7 +364,7 @@ func TestTemplateMatchesBackendDefinitions(t *testing.T) {
 	}
 
 	for _, r := range s.resources("AWS::StepFunctions::StateMachine") {
-		got := sortedKeys(r.Props["DefinitionSubstitutions"].(map[string]any))
+		got := slices.Sorted(maps.Keys(r.Props["DefinitionSubstitutions"].(map[string]any)))
 		wantSubs := backend.Placeholders([]byte(r.Props["DefinitionString"].(string)))
 		if !slices.Equal(got, wantSubs) {
 			t.Errorf("%v: substitutions %v, want the placeholders it uses %v", r.Props["StateMachineName"], got, wantSubs)
@@ -412,7 +413,7 @@ func TestOutputs(t *testing.T) {
 	}
 	for _, k := range want {
 		if _, ok := outs[k]; !ok {
-			t.Errorf("no output %s (have %v)", k, sortedKeys(outs))
+			t.Errorf("no output %s (have %v)", k, slices.Sorted(maps.Keys(outs)))
 		}
 	}
 	// Nodes have no shared instance profile any more: one per MEC.

@@ -34,17 +34,10 @@ another name with --context).
 		force := fs.Bool("force", false, "replace entries of the same name, or an existing -o file")
 		setCurrent := fs.Bool("set-current", true, "make the MEC's context the current one (=false leaves it)")
 		return func(ctx context.Context, args []string) error {
-			if len(args) != 1 {
-				return usagef("kubeconfig", "want one MEC id or name")
-			}
 			if *out != "" && *path != "" {
 				return usagef("kubeconfig", "-o writes a file of its own; --kubeconfig is for merging: give one of them")
 			}
-			c, err := a.client(ctx)
-			if err != nil {
-				return err
-			}
-			m, err := c.Resolve(ctx, args[0])
+			c, m, err := a.target(ctx, "kubeconfig", args)
 			if err != nil {
 				return err
 			}

@@ -30,7 +30,7 @@ var listCmd = &command{
 				return usagef("list", "no arguments expected, got %q", strings.Join(args, " "))
 			}
 			st := strings.ToUpper(*status)
-			if st != "" && !slices.Contains(mec.Statuses, mec.Status(st)) {
+			if st != "" && !mec.Status(st).Valid() {
 				return usagef("list", "--status %q: want CREATING, READY, FAILED, DELETING or DELETED", *status)
 			}
 			c, err := a.client(ctx)
@@ -71,14 +71,7 @@ var getCmd = &command{
 			if err := checkFormat("get", *out); err != nil {
 				return err
 			}
-			if len(args) != 1 {
-				return usagef("get", "want one MEC id or name")
-			}
-			c, err := a.client(ctx)
-			if err != nil {
-				return err
-			}
-			m, err := c.Resolve(ctx, args[0])
+			_, m, err := a.target(ctx, "get", args)
 			if err != nil {
 				return err
 			}
@@ -99,14 +92,7 @@ var deleteCmd = &command{
 		timeout := fs.Duration("timeout", 30*time.Minute, "with --wait: give up waiting after this long (the teardown goes on)")
 		poll := fs.Duration("poll", 0, "with --wait: how often to look (default 2s; 200ms for local endpoints)")
 		return func(ctx context.Context, args []string) error {
-			if len(args) != 1 {
-				return usagef("delete", "want one MEC id or name")
-			}
-			c, err := a.client(ctx)
-			if err != nil {
-				return err
-			}
-			m, err := c.Resolve(ctx, args[0])
+			c, m, err := a.target(ctx, "delete", args)
 			if err != nil {
 				return err
 			}

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/mecd/mecd/internal/client"
+	"github.com/mecd/mecd/internal/mec"
 )
 
 func main() {
@@ -221,6 +222,20 @@ func (a *app) report(cmd string, err error) int {
 		fmt.Fprintf(a.stderr, "Error: %v\n", err)
 		return exitError
 	}
+}
+
+// target is the preamble of the commands that act on one MEC: exactly one
+// argument, an API client, and the MEC that argument names.
+func (a *app) target(ctx context.Context, cmd string, args []string) (*client.Client, *mec.MEC, error) {
+	if len(args) != 1 {
+		return nil, nil, usagef(cmd, "want one MEC id or name")
+	}
+	c, err := a.client(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := c.Resolve(ctx, args[0])
+	return c, m, err
 }
 
 func (a *app) client(ctx context.Context) (*client.Client, error) {

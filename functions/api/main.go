@@ -26,17 +26,13 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	env, err := config.FromEnv()
+	env, cfg, err := config.Load(ctx)
 	if err != nil {
 		return err
 	}
 	// Fail at init rather than on the first request that needs them.
 	if env.ProvisionSMArn == "" || env.TeardownSMArn == "" {
 		return fmt.Errorf("%s and %s must be set", backend.EnvProvisionSMArn, backend.EnvTeardownSMArn)
-	}
-	cfg, err := config.AWS(ctx)
-	if err != nil {
-		return err
 	}
 	h := &api.Handler{
 		Store: &store.Store{DB: dynamodb.NewFromConfig(cfg), Table: env.TableName, Retention: env.RecordRetention},

@@ -23,11 +23,7 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	env, err := config.FromEnv()
-	if err != nil {
-		return err
-	}
-	cfg, err := config.AWS(ctx)
+	env, cfg, err := config.Load(ctx)
 	if err != nil {
 		return err
 	}

@@ -205,21 +205,31 @@ func (h *Handler) provision(ctx context.Context, m *mec.MEC) (*mec.MEC, error) {
 		return nil, unavailable(fmt.Sprintf("MEC %s was recorded but its provisioning could not be started; it is FAILED. "+
 			"Repeat the request with the same %s to retry, or delete it", m.ID, IdempotencyHeader))
 	}
+	// The execution runs and reads its record by id; a replay or the next
+	// DELETE finds the ARN again from the execution name.
+	return h.noteExecution(ctx, m, arn, func(r *mec.MEC) *string { return &r.ExecutionArn }), nil
+}
+
+// noteExecution records an execution's ARN in the field of m that arn
+// points at, and returns the record as written. The workflow runs whatever
+// happens here, so a failed write is only logged and the ARN set on m.
+func (h *Handler) noteExecution(ctx context.Context, m *mec.MEC, arn string, field func(*mec.MEC) *string) *mec.MEC {
+	if *field(m) == arn {
+		return m
+	}
 	updated, err := h.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
-		if r.ExecutionArn == arn {
+		if *field(r) == arn {
 			return store.ErrNoChange
 		}
-		r.ExecutionArn = arn
+		*field(r) = arn
 		return nil
 	})
 	if err != nil {
-		// The execution runs and reads its record by id; a replay or the
-		// next DELETE finds the ARN again from the execution name.
-		h.log().WarnContext(ctx, "record execution arn", "clusterId", m.ID, "error", err)
-		m.ExecutionArn = arn
-		return m, nil
+		h.log().WarnContext(ctx, "record execution arn", "clusterId", m.ID, "execution", arn, "error", err)
+		*field(m) = arn
+		return m
 	}
-	return updated, nil
+	return updated
 }
 
 func accepted(m *mec.MEC) (events.APIGatewayProxyResponse, error) {

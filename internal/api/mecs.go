@@ -99,23 +99,8 @@ func (h *Handler) delete(ctx context.Context, r *request) (events.APIGatewayProx
 		h.checkTeardown(ctx, m, arn)
 	}
 	h.log().InfoContext(ctx, "teardown", "clusterId", m.ID, "execution", arn, "started", started)
-	if m.TeardownExecutionArn == arn {
-		return accepted(m)
-	}
-	updated, err := h.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
-		if r.TeardownExecutionArn == arn {
-			return store.ErrNoChange
-		}
-		r.TeardownExecutionArn = arn
-		return nil
-	})
-	if err != nil {
-		// The teardown runs regardless; the ARN follows from its name.
-		h.log().WarnContext(ctx, "record teardown arn", "clusterId", m.ID, "error", err)
-		m.TeardownExecutionArn = arn
-		return accepted(m)
-	}
-	return accepted(updated)
+	// The teardown runs regardless; the ARN follows from its name.
+	return accepted(h.noteExecution(ctx, m, arn, func(r *mec.MEC) *string { return &r.TeardownExecutionArn }))
 }
 
 // checkTeardown logs when the teardown that answers a repeat is not

@@ -119,3 +119,14 @@ func AWS(ctx context.Context) (aws.Config, error) {
 	}
 	return cfg, nil
 }
+
+// Load reads the environment and the SDK configuration: a function's whole
+// start-up before it builds its clients.
+func Load(ctx context.Context) (Env, aws.Config, error) {
+	env, err := FromEnv()
+	if err != nil {
+		return env, aws.Config{}, err
+	}
+	cfg, err := AWS(ctx)
+	return env, cfg, err
+}

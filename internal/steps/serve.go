@@ -16,51 +16,53 @@ import (
 	"github.com/mecd/mecd/internal/store"
 )
 
-// regional builds and caches clients per region: a MEC's nodes, security
-// group and parameters live in the MEC's region.
+// perRegion builds a client for a region once and keeps it.
+type perRegion[C any] struct {
+	mu      sync.Mutex
+	clients map[string]C
+	build   func(region string) C
+}
+
+func (p *perRegion[C]) get(region string) C {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.clients[region]
+	if !ok {
+		c = p.build(region)
+		p.clients[region] = c
+	}
+	return c
+}
+
+// regional gives the clients of a MEC's region: its nodes, security group
+// and parameters live there.
 type regional struct {
-	base aws.Config
-	mu   sync.Mutex
-	ec2  map[string]*ec2.Client
-	ssm  map[string]*ssm.Client
+	ec2 perRegion[*ec2.Client]
+	ssm perRegion[*ssm.Client]
 }
 
-func (r *regional) EC2(region string) EC2API {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c, ok := r.ec2[region]; ok {
-		return c
+func newRegional(cfg aws.Config) *regional {
+	return &regional{
+		ec2: perRegion[*ec2.Client]{clients: map[string]*ec2.Client{},
+			build: func(r string) *ec2.Client { return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.Region = r }) }},
+		ssm: perRegion[*ssm.Client]{clients: map[string]*ssm.Client{},
+			build: func(r string) *ssm.Client { return ssm.NewFromConfig(cfg, func(o *ssm.Options) { o.Region = r }) }},
 	}
-	c := ec2.NewFromConfig(r.base, func(o *ec2.Options) { o.Region = region })
-	r.ec2[region] = c
-	return c
 }
 
-func (r *regional) SSM(region string) SSMAPI {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c, ok := r.ssm[region]; ok {
-		return c
-	}
-	c := ssm.NewFromConfig(r.base, func(o *ssm.Options) { o.Region = region })
-	r.ssm[region] = c
-	return c
-}
+func (r *regional) EC2(region string) EC2API { return r.ec2.get(region) }
+func (r *regional) SSM(region string) SSMAPI { return r.ssm.get(region) }
 
 // FromEnvironment builds Steps from a function's environment: what every
 // functions/<step>/main.go does before serving.
 func FromEnvironment(ctx context.Context) (*Steps, error) {
-	env, err := config.FromEnv()
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := config.AWS(ctx)
+	env, cfg, err := config.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return &Steps{
 		Store: &store.Store{DB: dynamodb.NewFromConfig(cfg), Table: env.TableName, Retention: env.RecordRetention},
-		AWS:   &regional{base: cfg, ec2: map[string]*ec2.Client{}, ssm: map[string]*ssm.Client{}},
+		AWS:   newRegional(cfg),
 		IAM:   iam.NewFromConfig(cfg), // IAM is global
 		SFN:   sfn.NewFromConfig(cfg),
 		Env:   env,

@@ -9,7 +9,6 @@ import (
 	"math"
 	"net/http"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 
@@ -282,15 +281,6 @@ func (u usage) awsCalls() int {
 
 func isProductCall(k string) bool {
 	return k != "lambda:Invoke" && !strings.HasPrefix(k, "execute-api:")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func clip(s string, n int) string {

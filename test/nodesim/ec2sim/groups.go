@@ -224,11 +224,8 @@ func (s *Sim) describeSecurityGroups(c *call, x *xmlw) error {
 			}
 		}
 	}
-	items, err := applyFilters(items, parseFilters(c.p), groupFields, func(g *group) map[string]string { return g.tags })
-	if err != nil {
-		return err
-	}
-	items, next, err := page(items, func(g *group) string { return g.id }, c.p, 5, 1000)
+	items, next, err := listing[*group]{fields: groupFields, tags: func(g *group) map[string]string { return g.tags },
+		key: func(g *group) string { return g.id }, minMax: 5, maxMax: 1000}.apply(c, items)
 	if err != nil {
 		return err
 	}

@@ -380,11 +380,8 @@ func (s *Sim) describeInstances(c *call, x *xmlw) error {
 			}
 		}
 	}
-	items, err := applyFilters(items, parseFilters(c.p), instanceFields, func(in *instance) map[string]string { return in.Tags })
-	if err != nil {
-		return err
-	}
-	items, next, err := page(items, func(in *instance) string { return in.ID }, c.p, 5, 1000)
+	items, next, err := listing[*instance]{fields: instanceFields, tags: func(in *instance) map[string]string { return in.Tags },
+		key: func(in *instance) string { return in.ID }, minMax: 5, maxMax: 1000}.apply(c, items)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -254,7 +255,7 @@ func (x *xmlw) tags(t map[string]string, omit bool) {
 	if len(t) == 0 && omit {
 		return
 	}
-	keys := sortedKeys(t)
+	keys := slices.Sorted(maps.Keys(t))
 	x.set("tagSet", len(keys), func(i int) {
 		x.leaf("key", keys[i])
 		x.leaf("value", t[keys[i]])
@@ -264,15 +265,6 @@ func (x *xmlw) tags(t map[string]string, omit bool) {
 var xmlEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&apos;", "\r", "&#xD;")
 
 func escape(s string) string { return xmlEscaper.Replace(s) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
 
 // filter is one Filter.N of a Describe call: values are ORed, filters ANDed.
 type filter struct {
@@ -319,7 +311,7 @@ func matchAll[T any](it T, fs []filter, known fields[T], tags func(T) map[string
 				have = []string{v}
 			}
 		case f.name == "tag-key":
-			have = sortedKeys(tags(it))
+			have = slices.Sorted(maps.Keys(tags(it)))
 		case f.name == "tag-value":
 			for _, v := range tags(it) {
 				have = append(have, v)

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 )
 
@@ -109,7 +110,7 @@ func requiredCount(p params, name string) (int, error) {
 // do not make a request different (the token itself, the envelope).
 func fingerprint(p params) string {
 	var b strings.Builder
-	for _, k := range sortedKeys(p.v) {
+	for _, k := range slices.Sorted(maps.Keys(p.v)) {
 		switch k {
 		case "Action", "Version", "ClientToken", "DryRun":
 			continue

@@ -81,44 +81,24 @@ func snapshotID(imageID string) string {
 func (s *Sim) describeImages(c *call, x *xmlw) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := c.p.list("ImageId")
-	if err := noMaxWithIDs(c.p, ids, "imageIds"); err != nil {
+	items, err := selection[*image]{idParam: "ImageId", listName: "imageIds", idForm: reImageID,
+		malformed: func(id string) error {
+			return errf("InvalidAMIID.Malformed", "Invalid id: \"%s\" (expecting \"ami-...\")", id)
+		},
+		missing: func(ids []string) error {
+			return errf("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", strings.Join(ids, ", "))
+		},
+	}.pick(c, s.images[c.region], func(*image) bool { return true })
+	if err != nil {
 		return err
 	}
-	reg := s.images[c.region]
-	var items []*image
-	if len(ids) > 0 {
-		var missingIDs []string
-		for _, id := range ids {
-			if !reImageID.MatchString(id) {
-				return errf("InvalidAMIID.Malformed", "Invalid id: \"%s\" (expecting \"ami-...\")", id)
-			}
-			img, ok := reg[id]
-			if !ok {
-				missingIDs = append(missingIDs, id)
-				continue
-			}
-			items = append(items, img)
-		}
-		if len(missingIDs) > 0 {
-			return errf("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", strings.Join(missingIDs, ", "))
-		}
-	} else {
-		for _, img := range reg {
-			items = append(items, img)
-		}
-	}
-	items, err := applyFilters(items, parseFilters(c.p), fields[*image]{
+	items, next, err := listing[*image]{fields: fields[*image]{
 		"image-id":         func(i *image) []string { return []string{i.id} },
 		"architecture":     func(i *image) []string { return []string{i.arch} },
 		"state":            func(*image) []string { return []string{"available"} },
 		"root-device-type": func(*image) []string { return []string{"ebs"} },
 		"name":             func(i *image) []string { return []string{imageName(i)} },
-	}, func(*image) map[string]string { return nil })
-	if err != nil {
-		return err
-	}
-	items, next, err := page(items, func(i *image) string { return i.id }, c.p, 5, 1000)
+	}, key: func(i *image) string { return i.id }, minMax: 5, maxMax: 1000}.apply(c, items)
 	if err != nil {
 		return err
 	}
@@ -158,30 +138,15 @@ func (s *Sim) describeImages(c *call, x *xmlw) error {
 func imageName(i *image) string { return "ec2sim-" + i.arch + "-" + i.id }
 
 func (s *Sim) describeInstanceTypes(c *call, x *xmlw) error {
-	names := c.p.list("InstanceType")
-	if err := noMaxWithIDs(c.p, names, "instanceTypes"); err != nil {
+	items, err := selection[instanceType]{idParam: "InstanceType", listName: "instanceTypes",
+		missing: func(names []string) error {
+			return errf("InvalidInstanceType", "The following supplied instance types do not exist: [%s]", strings.Join(names, ", "))
+		},
+	}.pick(c, catalogue, func(instanceType) bool { return true })
+	if err != nil {
 		return err
 	}
-	var items []instanceType
-	if len(names) > 0 {
-		var unknown []string
-		for _, n := range names {
-			t, ok := catalogue[n]
-			if !ok {
-				unknown = append(unknown, n)
-				continue
-			}
-			items = append(items, t)
-		}
-		if len(unknown) > 0 {
-			return errf("InvalidInstanceType", "The following supplied instance types do not exist: [%s]", strings.Join(unknown, ", "))
-		}
-	} else {
-		for _, t := range catalogue {
-			items = append(items, t)
-		}
-	}
-	items, err := applyFilters(items, parseFilters(c.p), fields[instanceType]{
+	items, next, err := listing[instanceType]{fields: fields[instanceType]{
 		"instance-type":                               func(t instanceType) []string { return []string{t.name} },
 		"processor-info.supported-architecture":       func(t instanceType) []string { return t.arch },
 		"vcpu-info.default-vcpus":                     func(t instanceType) []string { return []string{fmt.Sprint(t.vcpus)} },
@@ -191,11 +156,7 @@ func (s *Sim) describeInstanceTypes(c *call, x *xmlw) error {
 		"processor-info.manufacturer":                 func(t instanceType) []string { return []string{t.processor} },
 		"supported-virtualization-type":               func(instanceType) []string { return []string{"hvm"} },
 		"processor-info.sustained-clock-speed-in-ghz": func(t instanceType) []string { return []string{fmt.Sprint(t.clockGHz)} },
-	}, func(instanceType) map[string]string { return nil })
-	if err != nil {
-		return err
-	}
-	items, next, err := page(items, func(t instanceType) string { return t.name }, c.p, 5, 100)
+	}, key: func(t instanceType) string { return t.name }, minMax: 5, maxMax: 100}.apply(c, items)
 	if err != nil {
 		return err
 	}

@@ -68,34 +68,17 @@ func attached(v *volume, val string) []string {
 func (s *Sim) describeVolumes(c *call, x *xmlw) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := c.p.list("VolumeId")
-	if err := noMaxWithIDs(c.p, ids, "volumeIds"); err != nil {
-		return err
-	}
-	var items []*volume
-	if len(ids) > 0 {
-		for _, id := range ids {
-			if !reVolumeID.MatchString(id) {
-				return errf("InvalidVolumeID.Malformed", "Invalid id: \"%s\"", id)
-			}
-			v, ok := s.volumes[id]
-			if !ok || v.region != c.region {
-				return errf("InvalidVolume.NotFound", "The volume '%s' does not exist.", id)
-			}
-			items = append(items, v)
-		}
-	} else {
-		for _, v := range s.volumes {
-			if v.region == c.region {
-				items = append(items, v)
-			}
-		}
-	}
-	items, err := applyFilters(items, parseFilters(c.p), volumeFields, func(v *volume) map[string]string { return v.Tags })
+	items, err := selection[*volume]{idParam: "VolumeId", listName: "volumeIds", idForm: reVolumeID,
+		malformed: func(id string) error { return errf("InvalidVolumeID.Malformed", "Invalid id: \"%s\"", id) },
+		missing: func(ids []string) error {
+			return errf("InvalidVolume.NotFound", "The volume '%s' does not exist.", ids[0])
+		},
+	}.pick(c, s.volumes, func(v *volume) bool { return v.region == c.region })
 	if err != nil {
 		return err
 	}
-	items, next, err := page(items, func(v *volume) string { return v.ID }, c.p, 5, 500)
+	items, next, err := listing[*volume]{fields: volumeFields, tags: func(v *volume) map[string]string { return v.Tags },
+		key: func(v *volume) string { return v.ID }, minMax: 5, maxMax: 500}.apply(c, items)
 	if err != nil {
 		return err
 	}

@@ -9,32 +9,15 @@ func (s *Sim) describeVpcs(c *call, x *xmlw) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ensureRegion(c.region)
-	ids := c.p.list("VpcId")
-	if err := noMaxWithIDs(c.p, ids, "vpcIds"); err != nil {
+	items, err := selection[*vpc]{idParam: "VpcId", listName: "vpcIds",
+		missing: func(ids []string) error {
+			return errf("InvalidVpcID.NotFound", "The vpc ID '%s' does not exist", strings.Join(ids, ", "))
+		},
+	}.pick(c, s.vpcs, func(v *vpc) bool { return v.region == c.region })
+	if err != nil {
 		return err
 	}
-	var items []*vpc
-	if len(ids) > 0 {
-		var missingIDs []string
-		for _, id := range ids {
-			v, ok := s.vpcs[id]
-			if !ok || v.region != c.region {
-				missingIDs = append(missingIDs, id)
-				continue
-			}
-			items = append(items, v)
-		}
-		if len(missingIDs) > 0 {
-			return errf("InvalidVpcID.NotFound", "The vpc ID '%s' does not exist", strings.Join(missingIDs, ", "))
-		}
-	} else {
-		for _, v := range s.vpcs {
-			if v.region == c.region {
-				items = append(items, v)
-			}
-		}
-	}
-	items, err := applyFilters(items, parseFilters(c.p), fields[*vpc]{
+	items, next, err := listing[*vpc]{fields: fields[*vpc]{
 		"vpc-id":     func(v *vpc) []string { return []string{v.id} },
 		"isDefault":  func(v *vpc) []string { return []string{fmt.Sprint(v.isDefault)} },
 		"is-default": func(v *vpc) []string { return []string{fmt.Sprint(v.isDefault)} },
@@ -42,11 +25,7 @@ func (s *Sim) describeVpcs(c *call, x *xmlw) error {
 		"cidr-block": func(v *vpc) []string { return []string{v.cidr} },
 		"state":      func(*vpc) []string { return []string{"available"} },
 		"owner-id":   func(*vpc) []string { return []string{ownerID} },
-	}, func(v *vpc) map[string]string { return v.tags })
-	if err != nil {
-		return err
-	}
-	items, next, err := page(items, func(v *vpc) string { return v.id }, c.p, 5, 1000)
+	}, tags: func(v *vpc) map[string]string { return v.tags }, key: func(v *vpc) string { return v.id }, minMax: 5, maxMax: 1000}.apply(c, items)
 	if err != nil {
 		return err
 	}
@@ -74,30 +53,18 @@ func (s *Sim) describeSubnets(c *call, x *xmlw) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.ensureRegion(c.region)
-	ids := c.p.list("SubnetId")
-	if err := noMaxWithIDs(c.p, ids, "subnetIds"); err != nil {
+	items, err := selection[*subnet]{idParam: "SubnetId", listName: "subnetIds", idForm: reSubnetID,
+		malformed: func(id string) error {
+			return errf("InvalidSubnetID.Malformed", "Invalid id: \"%s\" (expecting \"subnet-...\")", id)
+		},
+		missing: func(ids []string) error {
+			return errf("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", ids[0])
+		},
+	}.pick(c, s.subnets, func(sn *subnet) bool { return sn.region == c.region })
+	if err != nil {
 		return err
 	}
-	var items []*subnet
-	if len(ids) > 0 {
-		for _, id := range ids {
-			if !reSubnetID.MatchString(id) {
-				return errf("InvalidSubnetID.Malformed", "Invalid id: \"%s\" (expecting \"subnet-...\")", id)
-			}
-			sn, ok := s.subnets[id]
-			if !ok || sn.region != c.region {
-				return errf("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", id)
-			}
-			items = append(items, sn)
-		}
-	} else {
-		for _, sn := range s.subnets {
-			if sn.region == c.region {
-				items = append(items, sn)
-			}
-		}
-	}
-	items, err := applyFilters(items, parseFilters(c.p), fields[*subnet]{
+	items, next, err := listing[*subnet]{fields: fields[*subnet]{
 		"subnet-id":               func(sn *subnet) []string { return []string{sn.id} },
 		"vpc-id":                  func(sn *subnet) []string { return []string{sn.vpcID} },
 		"default-for-az":          func(sn *subnet) []string { return []string{fmt.Sprint(sn.defaultForAz)} },
@@ -107,11 +74,7 @@ func (s *Sim) describeSubnets(c *call, x *xmlw) error {
 		"map-public-ip-on-launch": func(sn *subnet) []string { return []string{fmt.Sprint(sn.mapPublic)} },
 		"cidr-block":              func(sn *subnet) []string { return []string{sn.cidr} },
 		"state":                   func(*subnet) []string { return []string{"available"} },
-	}, func(sn *subnet) map[string]string { return sn.tags })
-	if err != nil {
-		return err
-	}
-	items, next, err := page(items, func(sn *subnet) string { return sn.id }, c.p, 5, 1000)
+	}, tags: func(sn *subnet) map[string]string { return sn.tags }, key: func(sn *subnet) string { return sn.id }, minMax: 5, maxMax: 1000}.apply(c, items)
 	if err != nil {
 		return err
 	}
@@ -154,25 +117,13 @@ func (s *Sim) describeRouteTables(c *call, x *xmlw) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ensureRegion(c.region)
-	ids := c.p.list("RouteTableId")
-	if err := noMaxWithIDs(c.p, ids, "routeTableIds"); err != nil {
+	items, err := selection[*routeTable]{idParam: "RouteTableId", listName: "routeTableIds",
+		missing: func(ids []string) error {
+			return errf("InvalidRouteTableID.NotFound", "The routeTable ID '%s' does not exist", ids[0])
+		},
+	}.pick(c, s.rtbs, func(rt *routeTable) bool { return rt.region == c.region })
+	if err != nil {
 		return err
-	}
-	var items []*routeTable
-	if len(ids) > 0 {
-		for _, id := range ids {
-			rt, ok := s.rtbs[id]
-			if !ok || rt.region != c.region {
-				return errf("InvalidRouteTableID.NotFound", "The routeTable ID '%s' does not exist", id)
-			}
-			items = append(items, rt)
-		}
-	} else {
-		for _, rt := range s.rtbs {
-			if rt.region == c.region {
-				items = append(items, rt)
-			}
-		}
 	}
 	assocField := func(f func(a rtAssoc) string) func(*routeTable) []string {
 		return func(rt *routeTable) []string {
@@ -196,7 +147,7 @@ func (s *Sim) describeRouteTables(c *call, x *xmlw) error {
 			return out
 		}
 	}
-	items, err := applyFilters(items, parseFilters(c.p), fields[*routeTable]{
+	items, next, err := listing[*routeTable]{fields: fields[*routeTable]{
 		"route-table-id":                         func(rt *routeTable) []string { return []string{rt.id} },
 		"vpc-id":                                 func(rt *routeTable) []string { return []string{rt.vpcID} },
 		"association.subnet-id":                  assocField(func(a rtAssoc) string { return a.subnetID }),
@@ -212,11 +163,7 @@ func (s *Sim) describeRouteTables(c *call, x *xmlw) error {
 		"route.destination-cidr-block": routeField(func(r route) string { return r.dest }),
 		"route.gateway-id":             routeField(func(r route) string { return r.gatewayID }),
 		"route.nat-gateway-id":         routeField(func(r route) string { return r.natID }),
-	}, func(rt *routeTable) map[string]string { return rt.tags })
-	if err != nil {
-		return err
-	}
-	items, next, err := page(items, func(rt *routeTable) string { return rt.id }, c.p, 5, 100)
+	}, tags: func(rt *routeTable) map[string]string { return rt.tags }, key: func(rt *routeTable) string { return rt.id }, minMax: 5, maxMax: 100}.apply(c, items)
 	if err != nil {
 		return err
 	}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -119,7 +121,7 @@ func (s *Sim) finish(v *invocation, status, details string, code int, stdout, st
 		"requested-date-time": isoMillis(c.requested), "status": cmdStatus,
 	}
 	// One event per region the command touched (a command's instances share one in practice).
-	for _, region := range sortedKeys(regions) {
+	for _, region := range slices.Sorted(maps.Keys(regions)) {
 		if err := s.cfg.Events.PutEvent(ctx, region, "aws.ssm", "EC2 Command Status-change Notification", resources, cdetail); err != nil {
 			s.log.WarnContext(ctx, "put command event", "commandId", c.id, "err", err)
 		}

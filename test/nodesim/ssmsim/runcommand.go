@@ -3,7 +3,6 @@ package ssmsim
 import (
 	"encoding/json"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -303,14 +302,4 @@ func refreshCommandLocked(c *command) (terminalNow bool) {
 		return true
 	}
 	return false
-}
-
-// sortedKeys is used where map order would make output unstable.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
