@@ -16,19 +16,24 @@ import (
 	"github.com/mecd/mecd/internal/backend"
 )
 
+// newRule puts one backend rule in scope, sending what it matches to target.
+func newRule(scope constructs.Construct, r backend.EventRule, description string, target awsevents.IRuleTarget) {
+	pattern, err := eventPattern(r.Pattern)
+	if err != nil {
+		panic(fmt.Errorf("stack: event rule %s: %w", r.Name, err))
+	}
+	awsevents.NewRule(scope, jsii.String(pascal(r.Name)), &awsevents.RuleProps{
+		Description:  jsii.String(description),
+		EventPattern: pattern,
+		Targets:      &[]awsevents.IRuleTarget{target},
+	})
+}
+
 // newRules puts backend.EventRules on the default bus, each targeting its function.
 func newRules(scope constructs.Construct, id string, rules []backend.EventRule, fns *Functions) {
 	c := constructs.NewConstruct(scope, jsii.String(id))
 	for _, r := range rules {
-		pattern, err := eventPattern(r.Pattern)
-		if err != nil {
-			panic(fmt.Errorf("stack: event rule %s: %w", r.Name, err))
-		}
-		awsevents.NewRule(c, jsii.String(pascal(r.Name)), &awsevents.RuleProps{
-			Description:  jsii.String("mecd " + r.Name + " -> " + r.Function),
-			EventPattern: pattern,
-			Targets:      &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(fns.byName[r.Function], nil)},
-		})
+		newRule(c, r, "mecd "+r.Name+" -> "+r.Function, awseventstargets.NewLambdaFunction(fns.byName[r.Function], nil))
 	}
 }
 

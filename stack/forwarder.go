@@ -43,15 +43,7 @@ func NewEventForwarderStack(scope constructs.Construct, id string, props *EventF
 	home := awsevents.EventBus_FromEventBusArn(stack, jsii.String("HomeBus"), awscdk.Fn_Sub(jsii.String(
 		"arn:${AWS::Partition}:events:"+props.HomeRegion+":${AWS::AccountId}:event-bus/default"), nil))
 	for _, r := range rules {
-		pattern, err := eventPattern(r.Pattern)
-		if err != nil {
-			panic(fmt.Errorf("stack: event rule %s: %w", r.Name, err))
-		}
-		awsevents.NewRule(stack, jsii.String(pascal(r.Name)), &awsevents.RuleProps{
-			Description:  jsii.String("mecd " + r.Name + ": to the backend in " + props.HomeRegion),
-			EventPattern: pattern,
-			Targets:      &[]awsevents.IRuleTarget{awseventstargets.NewEventBus(home, nil)},
-		})
+		newRule(stack, r, "mecd "+r.Name+": to the backend in "+props.HomeRegion, awseventstargets.NewEventBus(home, nil))
 	}
 	return stack
 }

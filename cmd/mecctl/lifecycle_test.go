@@ -23,7 +23,7 @@ func TestLifecycle(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
 	env := map[string]string{"MECD_ENDPOINT": rt.APIEndpoint()} // the endpoint from the environment
-	name := uniqueName("cli")
+	name := localrt.UniqueName("cli")
 
 	r := mecctl(t, env, "create", name, "--nodes", "1", "--ttl", "2h", "--addons", "dns,hostpath-storage", "--tag", "team=edge", "--wait")
 	if r.code != exitOK {
@@ -203,7 +203,7 @@ func TestLifecycle(t *testing.T) {
 func TestCreateFailed(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
-	name := uniqueName("cli-fail")
+	name := localrt.UniqueName("cli-fail")
 	rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: mec.TagName, TagValue: name, Index: 0},
 		Prefix: "snap install", ExitCode: 1, Stderr: "error: snap store unreachable (injected)"})
 	r := mecctl(t, nil, "create", name, "--nodes", "1", "--wait", "--endpoint", rt.APIEndpoint())
@@ -220,14 +220,14 @@ func TestAPIErrors(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
 	ep := []string{"--endpoint", rt.APIEndpoint()}
-	name := uniqueName("cli-err")
+	name := localrt.UniqueName("cli-err")
 	for _, tc := range []struct {
 		name string
 		args []string
 		want []string
 	}{
 		// A region name spec.Parse accepts but this stack does not serve.
-		{"region not served", []string{"create", uniqueName("cli-region"), "--region", "sa-east-1"},
+		{"region not served", []string{"create", localrt.UniqueName("cli-region"), "--region", "sa-east-1"},
 			[]string{"Error: the MEC spec is not valid", "(ValidationError, HTTP 400)", "region: must be one of the regions this stack serves"}},
 		{"no such id", []string{"get", "mec-00000000000000000000000000"}, []string{"Error: no MEC mec-00000000000000000000000000", "NotFound, HTTP 404"}},
 		{"no such name", []string{"delete", "never-was-" + name}, []string{"no live MEC has this name"}},

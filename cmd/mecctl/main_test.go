@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -59,20 +58,6 @@ func mecctl(t *testing.T, env map[string]string, args ...string) result {
 	code := a.main(ctx, args)
 	t.Logf("mecctl %s: exit %d in %v", strings.Join(args, " "), code, time.Since(start).Round(time.Millisecond))
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
-}
-
-var names struct {
-	sync.Mutex
-	n int
-}
-
-// uniqueName is a MEC name no other test of any run uses (the runtime's
-// state is shared by every test of the binary).
-func uniqueName(prefix string) string {
-	names.Lock()
-	defer names.Unlock()
-	names.n++
-	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixMilli()%1_000_000, names.n)
 }
 
 // TestRun covers run itself: the streams and exit codes main passes on.

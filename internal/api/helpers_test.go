@@ -82,31 +82,13 @@ func (c *regionSSM) GetParameter(ctx context.Context, in *ssm.GetParameterInput,
 	return c.Client.GetParameter(ctx, in, opts...)
 }
 
-// syncBuffer collects log output from concurrent requests.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	h       *Handler
 	st      *store.Store
 	ddb     *dynamodb.Client
 	sfn     *countingSFN
 	ssm     *regionSSM
-	logs    *syncBuffer
+	logs    *bytes.Buffer
 	clock   *clock
 	provArn string
 	tearArn string
@@ -144,7 +126,7 @@ func newEnv(t testing.TB) *env {
 		}
 		arns[i] = aws.ToString(out.StateMachineArn)
 	}
-	logs := &syncBuffer{}
+	logs := &bytes.Buffer{} // slog's handler serializes its writes
 	clk := &clock{}
 	e := &env{ddb: ddb, sfn: &countingSFN{Client: sf}, ssm: &regionSSM{Client: sm}, logs: logs, clock: clk,
 		provArn: arns[0], tearArn: arns[1]}

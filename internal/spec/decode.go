@@ -91,6 +91,22 @@ func isZeroNumber(raw json.RawMessage) bool {
 	return err == nil && f == 0
 }
 
+// stringFields are the fields that take one string, each with what would be
+// valid (the message for a value of another type).
+var stringFields = map[string]struct {
+	field func(*Spec) *string
+	msg   string
+}{
+	"name":            {func(s *Spec) *string { return &s.Name }, msgName},
+	"region":          {func(s *Spec) *string { return &s.Region }, msgRegion},
+	"instanceType":    {func(s *Spec) *string { return &s.InstanceType }, msgInstanceType},
+	"amiId":           {func(s *Spec) *string { return &s.AmiID }, msgAmiID},
+	"vpcId":           {func(s *Spec) *string { return &s.VpcID }, msgVpcID},
+	"subnetId":        {func(s *Spec) *string { return &s.SubnetID }, msgSubnetID},
+	"microk8sChannel": {func(s *Spec) *string { return &s.Microk8sChannel }, msgChannel},
+	"ttl":             {func(s *Spec) *string { return &s.TTL }, msgTTL},
+}
+
 // decodeField decodes one known field, or reports an unknown one. null is the
 // same as leaving the field out.
 func decodeField(s *Spec, key string, raw json.RawMessage, verr *ValidationError) {
@@ -104,23 +120,13 @@ func decodeField(s *Spec, key string, raw json.RawMessage, verr *ValidationError
 			verr.Add(key, "must be a whole number, "+strings.TrimPrefix(msg, "must be "))
 		}
 	}
+	if f, ok := stringFields[key]; ok {
+		str(f.field(s), f.msg)
+		return
+	}
 	switch key {
-	case "name":
-		str(&s.Name, msgName)
-	case "region":
-		str(&s.Region, msgRegion)
 	case "nodeCount":
 		num(&s.NodeCount, msgNodeCount)
-	case "instanceType":
-		str(&s.InstanceType, msgInstanceType)
-	case "amiId":
-		str(&s.AmiID, msgAmiID)
-	case "vpcId":
-		str(&s.VpcID, msgVpcID)
-	case "subnetId":
-		str(&s.SubnetID, msgSubnetID)
-	case "microk8sChannel":
-		str(&s.Microk8sChannel, msgChannel)
 	case "addons":
 		s.Addons = decodeStrings(key, raw, "must be a list of addon names; each "+msgAddon, msgAddon, verr)
 	case "apiAccessCidrs":
@@ -139,8 +145,6 @@ func decodeField(s *Spec, key string, raw json.RawMessage, verr *ValidationError
 		s.HAControlPlane = b
 	case "rootVolumeGiB":
 		num(&s.RootVolumeGiB, msgRootVolume)
-	case "ttl":
-		str(&s.TTL, msgTTL)
 	case "expiresAt":
 		var v string
 		if isNull(raw) {

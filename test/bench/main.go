@@ -17,23 +17,17 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mecd/mecd/internal/backend"
+	"github.com/mecd/mecd/test/localrt"
 	"github.com/mecd/mecd/test/nodesim/latency"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "mecd-bench:", err)
-		os.Exit(1)
-	}
-}
+func main() { localrt.RunCommand("mecd-bench", run) }
 
 type options struct {
 	kumo, build, out string
@@ -100,13 +94,11 @@ func parseOptions() (options, error) {
 	return o, nil
 }
 
-func run() error {
+func run(ctx context.Context) error {
 	o, err := parseOptions()
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	root, err := backend.RepoRoot(".")
 	if err != nil {
 		return err

@@ -19,23 +19,16 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/test/localrt"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "mecd-local:", err)
-		os.Exit(1)
-	}
-}
+func main() { localrt.RunCommand("mecd-local", run) }
 
-func run() error {
+func run(ctx context.Context) error {
 	if len(os.Args) < 2 || os.Args[1] != "demo" {
 		return errors.New("usage: mecd-local demo [-kumo PATH] [-scale 0.02] [-nodes 3] [-name NAME]")
 	}
@@ -47,8 +40,6 @@ func run() error {
 	if err := fs.Parse(os.Args[2:]); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	kumo, err := localrt.StartKumoProcess(ctx, *kumoBin)
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
-	"gopkg.in/yaml.v3"
 
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/store"
@@ -86,7 +85,7 @@ func create(t *testing.T, rt *localrt.Runtime, body string, hdr map[string]strin
 func TestLifecycleThroughTheAPI(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
-	name := uniqueName("api")
+	name := localrt.UniqueName("api")
 	code, h, m, b := create(t, rt, fmt.Sprintf(`{"name":%q,"ttl":"2h"}`, name), nil)
 	if code != http.StatusAccepted || m.Status != mec.Creating {
 		t.Fatalf("POST /mecs: %d %s", code, b)
@@ -106,15 +105,8 @@ func TestLifecycleThroughTheAPI(t *testing.T) {
 	if code != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "application/yaml") {
 		t.Fatalf("kubeconfig: %d %s", code, h.Get("Content-Type"))
 	}
-	var kc struct {
-		Clusters []struct {
-			Cluster struct {
-				Server string `yaml:"server"`
-			} `yaml:"cluster"`
-		} `yaml:"clusters"`
-	}
-	if err := yaml.Unmarshal(b, &kc); err != nil || len(kc.Clusters) != 1 || kc.Clusters[0].Cluster.Server != ready.Endpoint {
-		t.Fatalf("kubeconfig is not YAML pointing at %s: %v", ready.Endpoint, err)
+	if servers, err := kubeconfigServers(b); err != nil || len(servers) != 1 || servers[0] != ready.Endpoint {
+		t.Fatalf("kubeconfig is not YAML pointing at %s: %v %v", ready.Endpoint, servers, err)
 	}
 
 	code, _, b = call(t, rt, "GET", "/mecs?status=READY&limit=100", "", nil)
@@ -140,7 +132,7 @@ func TestLifecycleThroughTheAPI(t *testing.T) {
 func TestIdempotencyAndNames(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
-	name := uniqueName("idem")
+	name := localrt.UniqueName("idem")
 	body := fmt.Sprintf(`{"name":%q,"nodeCount":1}`, name)
 	key := map[string]string{"Idempotency-Key": "key-" + name}
 
@@ -203,7 +195,7 @@ func TestIdempotencyAndNames(t *testing.T) {
 func TestDeleteWhileCreating(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
-	name := uniqueName("early")
+	name := localrt.UniqueName("early")
 	code, _, m, b := create(t, rt, fmt.Sprintf(`{"name":%q}`, name), nil)
 	if code != http.StatusAccepted {
 		t.Fatalf("POST: %d %s", code, b)
@@ -257,7 +249,7 @@ func TestDeleteWhileCreating(t *testing.T) {
 func TestTeardownIsIdempotent(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
-	name := uniqueName("thrice")
+	name := localrt.UniqueName("thrice")
 	r := provision(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":1}`, name))
 	if r.out.Status != "SUCCEEDED" {
 		m := findByName(t, rt, name)
@@ -293,7 +285,7 @@ func TestSweeperTearsDownExactlyTheExpired(t *testing.T) {
 	past := time.Now().Add(-time.Minute).UTC()
 
 	mk := func(prefix, extra string, fail bool) *mec.MEC {
-		name := uniqueName(prefix)
+		name := localrt.UniqueName(prefix)
 		if fail {
 			rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: mec.TagName, TagValue: name, Index: 0},
 				Prefix: "snap install", ExitCode: 1, Stderr: "injected"})

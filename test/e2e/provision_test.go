@@ -47,19 +47,6 @@ func TestMain(m *testing.M) {
 	localrt.Main(m, opts)
 }
 
-var nameSeq struct {
-	sync.Mutex
-	n int
-}
-
-// uniqueName is a DNS-1123 MEC name unique within this test binary's runtime.
-func uniqueName(prefix string) string {
-	nameSeq.Lock()
-	defer nameSeq.Unlock()
-	nameSeq.n++
-	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano()%1e6, nameSeq.n)
-}
-
 type run struct {
 	out     *sfn.DescribeExecutionOutput
 	summary steps.Summary
@@ -134,7 +121,7 @@ func leakFree(t *testing.T, rt *localrt.Runtime, clusterID string) {
 func TestProvisionThreeNodeMEC(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
-	name := uniqueName("edge")
+	name := localrt.UniqueName("edge")
 	r := provision(t, rt, fmt.Sprintf(`{"name":%q,"apiAccessCidrs":["10.20.0.0/16"],"nodePortCidrs":["192.168.0.0/24"],"tags":{"team":"edge"}}`, name))
 	if r.out.Status != "SUCCEEDED" {
 		m := findByName(t, rt, name)
@@ -210,18 +197,12 @@ func TestProvisionThreeNodeMEC(t *testing.T) {
 		if p.Parameter.Type != ssmtypes.ParameterTypeSecureString {
 			t.Errorf("kubeconfig parameter type %s", p.Parameter.Type)
 		}
-		var kc struct {
-			Clusters []struct {
-				Cluster struct {
-					Server string `yaml:"server"`
-				} `yaml:"cluster"`
-			} `yaml:"clusters"`
-		}
-		if err := yaml.Unmarshal([]byte(aws.ToString(p.Parameter.Value)), &kc); err != nil || len(kc.Clusters) == 0 {
+		servers, err := kubeconfigServers([]byte(aws.ToString(p.Parameter.Value)))
+		if err != nil || len(servers) == 0 {
 			t.Fatalf("kubeconfig is not YAML with a cluster: %v", err)
 		}
-		if kc.Clusters[0].Cluster.Server != m.Endpoint {
-			t.Errorf("kubeconfig server %s, want %s", kc.Clusters[0].Cluster.Server, m.Endpoint)
+		if servers[0] != m.Endpoint {
+			t.Errorf("kubeconfig server %s, want %s", servers[0], m.Endpoint)
 		}
 		_, err = c.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(mec.TokenParam(m.ID))})
 		var nf *ssmtypes.ParameterNotFound
@@ -326,7 +307,7 @@ func TestProvisionRoles(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%d nodes", tc.nodes), func(t *testing.T) {
 			t.Parallel()
-			name := uniqueName(fmt.Sprintf("n%d", tc.nodes))
+			name := localrt.UniqueName(fmt.Sprintf("n%d", tc.nodes))
 			r := provision(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":%d}`, name, tc.nodes))
 			m := findByName(t, rt, name)
 			if r.out.Status != "SUCCEEDED" || m.Status != mec.Ready {
@@ -389,7 +370,7 @@ func TestProvisionFailuresRollBack(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			name := uniqueName("fail")
+			name := localrt.UniqueName("fail")
 			tc.inject(name)
 			r := provision(t, rt, fmt.Sprintf(`{"name":%q}`, name))
 			m := findByName(t, rt, name)
@@ -410,7 +391,7 @@ func TestProvisionFailuresRollBack(t *testing.T) {
 func TestProvisionJoinRetriedAfterReset(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
-	name := uniqueName("rejoin")
+	name := localrt.UniqueName("rejoin")
 	rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: mec.TagName, TagValue: name, Index: 1},
 		Prefix: "microk8s join", Times: 1, ExitCode: 1, Stderr: "Connection failed. Timeout (injected)"})
 	r := provision(t, rt, fmt.Sprintf(`{"name":%q}`, name))
@@ -435,7 +416,7 @@ func TestProvisionJoinRetriedAfterReset(t *testing.T) {
 func TestSecretsStayInParameterStore(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
-	name := uniqueName("secret")
+	name := localrt.UniqueName("secret")
 	// Capture the join token while it exists: poll Parameter Store during the run.
 	var tokenMu sync.Mutex
 	var token string
@@ -548,7 +529,7 @@ func scanTable(t *testing.T, rt *localrt.Runtime) []string {
 func TestPublicEndpoint(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
-	name := uniqueName("public")
+	name := localrt.UniqueName("public")
 	r := provision(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":1,"publicEndpoint":true,"apiAccessCidrs":["198.51.100.0/24"]}`, name))
 	m := findByName(t, rt, name)
 	if r.out.Status != "SUCCEEDED" || m.Status != mec.Ready {
@@ -584,7 +565,7 @@ func TestProvisionUnderThrottling(t *testing.T) {
 	} {
 		rt.Sim.Faults.FailAPI(f)
 	}
-	name := uniqueName("throttled")
+	name := localrt.UniqueName("throttled")
 	r := provision(t, rt, fmt.Sprintf(`{"name":%q}`, name))
 	m := findByName(t, rt, name)
 	if r.out.Status != "SUCCEEDED" || m.Status != mec.Ready {
@@ -617,7 +598,7 @@ func TestMECsInTwoRegionsAtOnce(t *testing.T) {
 		wg.Add(1)
 		go func(i int, region string) {
 			defer wg.Done()
-			name := uniqueName("r" + strconv.Itoa(i))
+			name := localrt.UniqueName("r" + strconv.Itoa(i))
 			provision(t, rt, fmt.Sprintf(`{"name":%q,"region":%q}`, name, region))
 			mecs[i] = findByName(t, rt, name)
 		}(i, region)
@@ -638,4 +619,21 @@ func TestMECsInTwoRegionsAtOnce(t *testing.T) {
 			}
 		}
 	}
+}
+
+// kubeconfigServers reads the server of each cluster of a kubeconfig.
+func kubeconfigServers(b []byte) ([]string, error) {
+	var kc struct {
+		Clusters []struct {
+			Cluster struct {
+				Server string `yaml:"server"`
+			} `yaml:"cluster"`
+		} `yaml:"clusters"`
+	}
+	err := yaml.Unmarshal(b, &kc)
+	var out []string
+	for _, c := range kc.Clusters {
+		out = append(out, c.Cluster.Server)
+	}
+	return out, err
 }

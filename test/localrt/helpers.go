@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/mecd/mecd/internal/mec"
 )
 
 var shared struct {
@@ -154,19 +158,20 @@ func (rt *Runtime) WaitExecution(ctx context.Context, arn string, timeout time.D
 }
 
 // LeakAudit lists every resource still alive for a cluster ("" = every
-// cluster): instances not terminated, security groups, and parameters under
-// /mecd/<cluster-id>/ in every seeded region. Empty means nothing leaked.
+// cluster): instances not terminated, security groups, node roles and
+// instance profiles, and parameters under /mecd/<cluster-id>/ in every
+// seeded region. Empty means nothing leaked.
 func (rt *Runtime) LeakAudit(ctx context.Context, clusterID string) ([]string, error) {
 	var leaks []string
 	match := func(tags map[string]string) bool {
 		if clusterID == "" {
-			return tags["mecd:managed"] == "true"
+			return tags[mec.TagManaged] == "true"
 		}
-		return tags["mecd:cluster-id"] == clusterID
+		return tags[mec.TagClusterID] == clusterID
 	}
 	for _, in := range rt.Sim.EC2Sim.Instances() {
 		if match(in.Tags) && in.State != "terminated" {
-			leaks = append(leaks, fmt.Sprintf("instance %s (%s) in %s is %s", in.ID, in.Tags["mecd:cluster-id"], in.Region, in.State))
+			leaks = append(leaks, fmt.Sprintf("instance %s (%s) in %s is %s", in.ID, in.Tags[mec.TagClusterID], in.Region, in.State))
 		}
 	}
 	for _, sg := range rt.Sim.EC2Sim.SecurityGroups() {
@@ -174,28 +179,14 @@ func (rt *Runtime) LeakAudit(ctx context.Context, clusterID string) ([]string, e
 			leaks = append(leaks, fmt.Sprintf("security group %s (%s) in %s", sg.ID, sg.Name, sg.Region))
 		}
 	}
-	ic := iam.NewFromConfig(rt.kumoConfig(""))
-	roles, err := ic.ListRoles(ctx, &iam.ListRolesInput{PathPrefix: aws.String("/mecd/")})
+	iamLeaks, err := rt.iamLeaks(ctx, clusterID)
 	if err != nil {
-		return nil, fmt.Errorf("leak audit: roles: %w", err)
+		return nil, err
 	}
-	for _, r := range roles.Roles {
-		if clusterID == "" || strings.HasSuffix(aws.ToString(r.RoleName), clusterID) {
-			leaks = append(leaks, "node role "+aws.ToString(r.RoleName))
-		}
-	}
-	profiles, err := ic.ListInstanceProfiles(ctx, &iam.ListInstanceProfilesInput{PathPrefix: aws.String("/mecd/")})
-	if err != nil {
-		return nil, fmt.Errorf("leak audit: instance profiles: %w", err)
-	}
-	for _, p := range profiles.InstanceProfiles {
-		if clusterID == "" || strings.HasSuffix(aws.ToString(p.InstanceProfileName), clusterID) {
-			leaks = append(leaks, "instance profile "+aws.ToString(p.InstanceProfileName))
-		}
-	}
-	path := "/mecd/"
+	leaks = append(leaks, iamLeaks...)
+	path := mec.ParamRoot
 	if clusterID != "" {
-		path += clusterID + "/"
+		path = mec.ParamPrefix(clusterID)
 	}
 	for _, region := range rt.opts.Regions {
 		c := ssm.NewFromConfig(rt.kumoConfig(region))
@@ -212,4 +203,43 @@ func (rt *Runtime) LeakAudit(ctx context.Context, clusterID string) ([]string, e
 	}
 	sort.Strings(leaks)
 	return leaks, nil
+}
+
+// iamLeaks lists the node roles and instance profiles of a cluster ("" =
+// every cluster) that still exist.
+func (rt *Runtime) iamLeaks(ctx context.Context, clusterID string) ([]string, error) {
+	ic := iam.NewFromConfig(rt.kumoConfig(""))
+	var names []string
+	roles := iam.NewListRolesPaginator(ic, &iam.ListRolesInput{PathPrefix: aws.String(mec.NodeRolePath)})
+	for roles.HasMorePages() {
+		page, err := roles.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("leak audit: roles: %w", err)
+		}
+		for _, r := range page.Roles {
+			names = append(names, "node role "+aws.ToString(r.RoleName))
+		}
+	}
+	profiles := iam.NewListInstanceProfilesPaginator(ic, &iam.ListInstanceProfilesInput{PathPrefix: aws.String(mec.NodeRolePath)})
+	for profiles.HasMorePages() {
+		page, err := profiles.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("leak audit: instance profiles: %w", err)
+		}
+		for _, p := range page.InstanceProfiles {
+			names = append(names, "instance profile "+aws.ToString(p.InstanceProfileName))
+		}
+	}
+	if clusterID != "" {
+		names = slices.DeleteFunc(names, func(n string) bool { return !strings.HasSuffix(n, mec.NodeRoleName(clusterID)) })
+	}
+	return names, nil
+}
+
+var nameSeq atomic.Int64
+
+// UniqueName is a DNS-1123 MEC name no other test uses: every test of a
+// binary shares one runtime, and runs share nothing but the clock.
+func UniqueName(prefix string) string {
+	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano()%1e6, nameSeq.Add(1))
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"syscall"
 	"time"
@@ -54,4 +55,18 @@ func StartKumoProcess(ctx context.Context, bin string) (*KumoProcess, error) {
 func (k *KumoProcess) Stop() {
 	_ = syscall.Kill(-k.PID, syscall.SIGKILL)
 	_ = k.cmd.Wait()
+}
+
+// RunCommand is the whole main of a command that runs the local runtime (the
+// demo, the benchmark, the dashboard): run gets a context that Ctrl-C or
+// SIGTERM cancels, so it can stop every process it started; an error is
+// printed with the command's name and ends the process with status 1.
+func RunCommand(name string, run func(ctx context.Context) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
 }

@@ -16,29 +16,20 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/mecd/mecd/test/browser"
 	"github.com/mecd/mecd/test/localrt"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "dashboard:", err)
-		os.Exit(1)
-	}
-}
+func main() { localrt.RunCommand("dashboard", run) }
 
-func run() error {
+func run(ctx context.Context) error {
 	port := flag.Int("port", 8080, "dashboard port on 127.0.0.1 (0: any free port)")
 	scale := flag.Float64("scale", 0.05, "latency time scale: 0.05 makes a provisioning take ~10 s, so its steps can be watched")
 	seed := flag.Bool("seed", true, "create MECs in different states")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	// kumo's in-process services log through the default logger.
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -246,33 +246,39 @@ func (s *Sim) describeSecurityGroups(c *call, x *xmlw) error {
 }
 
 func (s *Sim) deleteSecurityGroup(c *call, x *xmlw) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := s.ensureRegion(c.region)
-	g, err := s.findGroup(c, r)
-	if err != nil {
-		return err
-	}
-	if g.isDefault {
-		return errf("CannotDelete", "the specified group: \"%s\" name: \"default\" cannot be deleted by a user", g.id)
-	}
-	for _, in := range s.instances {
-		if in.State != StateTerminated && slices.Contains(in.SecurityGroupIDs, g.id) {
-			return errf("DependencyViolation", "resource %s has a dependent object", g.id)
+	return s.withGroup(c, func(g *group) error {
+		if g.isDefault {
+			return errf("CannotDelete", "the specified group: \"%s\" name: \"default\" cannot be deleted by a user", g.id)
 		}
-	}
-	for _, o := range s.groups {
-		if o == g {
-			continue
-		}
-		for _, rule := range o.rules {
-			if rule.groupID == g.id {
+		for _, in := range s.instances {
+			if in.State != StateTerminated && slices.Contains(in.SecurityGroupIDs, g.id) {
 				return errf("DependencyViolation", "resource %s has a dependent object", g.id)
 			}
 		}
+		for _, o := range s.groups {
+			if o == g {
+				continue
+			}
+			for _, rule := range o.rules {
+				if rule.groupID == g.id {
+					return errf("DependencyViolation", "resource %s has a dependent object", g.id)
+				}
+			}
+		}
+		delete(s.groups, g.id)
+		x.boolean("return", true)
+		x.leaf("groupId", g.id)
+		return nil
+	})
+}
+
+// withGroup runs fn under the lock on the group the call names.
+func (s *Sim) withGroup(c *call, fn func(g *group) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, err := s.findGroup(c, s.ensureRegion(c.region))
+	if err != nil {
+		return err
 	}
-	delete(s.groups, g.id)
-	x.boolean("return", true)
-	x.leaf("groupId", g.id)
-	return nil
+	return fn(g)
 }

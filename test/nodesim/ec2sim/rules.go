@@ -82,26 +82,26 @@ func (s *Sim) parseRules(c *call, g *group, egress bool) ([]*sgRule, error) {
 		if p.has("CidrIp") {
 			cidrs = append(cidrs, params{v: p.v, prefix: p.prefix})
 		}
-		for _, rng := range cidrs {
-			pre, err := netip.ParsePrefix(rng.get("CidrIp"))
-			if err != nil || !pre.Addr().Is4() {
-				return nil, errf("InvalidParameterValue", "Value (%s) for parameter cidrIp is invalid. This is not a valid CIDR block.", rng.get("CidrIp"))
+		ranges := map[bool][]params{false: cidrs, true: p.structs("Ipv6Ranges")}
+		for _, v6 := range []bool{false, true} {
+			field, param, kind := "CidrIp", "cidrIp", "CIDR block"
+			if v6 {
+				field, param, kind = "CidrIpv6", "cidrIpv6", "IPv6 CIDR block"
 			}
-			r := base
-			r.cidr = pre.Masked().String()
-			if err := add(r, rng.get("Description")); err != nil {
-				return nil, err
-			}
-		}
-		for _, rng := range p.structs("Ipv6Ranges") {
-			pre, err := netip.ParsePrefix(rng.get("CidrIpv6"))
-			if err != nil || !pre.Addr().Is6() || pre.Addr().Is4In6() {
-				return nil, errf("InvalidParameterValue", "Value (%s) for parameter cidrIpv6 is invalid. This is not a valid IPv6 CIDR block.", rng.get("CidrIpv6"))
-			}
-			r := base
-			r.cidr6 = pre.Masked().String()
-			if err := add(r, rng.get("Description")); err != nil {
-				return nil, err
+			for _, rng := range ranges[v6] {
+				pre, err := netip.ParsePrefix(rng.get(field))
+				if err != nil || pre.Addr().Is6() != v6 || pre.Addr().Is4In6() {
+					return nil, errf("InvalidParameterValue", "Value (%s) for parameter %s is invalid. This is not a valid %s.", rng.get(field), param, kind)
+				}
+				r := base
+				if v6 {
+					r.cidr6 = pre.Masked().String()
+				} else {
+					r.cidr = pre.Masked().String()
+				}
+				if err := add(r, rng.get("Description")); err != nil {
+					return nil, err
+				}
 			}
 		}
 		for _, pair := range p.structs("Groups") {
@@ -185,41 +185,36 @@ func parseProtoPorts(p params) (sgRule, error) {
 }
 
 func (s *Sim) authorize(c *call, x *xmlw, egress bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := s.ensureRegion(c.region)
-	g, err := s.findGroup(c, r)
-	if err != nil {
-		return err
-	}
-	rules, err := s.parseRules(c, g, egress)
-	if err != nil {
-		return err
-	}
-	have := map[string]bool{}
-	count := 0
-	for _, e := range g.rules {
-		have[e.key()] = true
-		if e.egress == egress {
-			count++
+	return s.withGroup(c, func(g *group) error {
+		rules, err := s.parseRules(c, g, egress)
+		if err != nil {
+			return err
 		}
-	}
-	for _, nr := range rules {
-		if have[nr.key()] {
-			return errf("InvalidPermission.Duplicate", "the specified rule \"%s\" already exists", nr.describe())
+		have := map[string]bool{}
+		count := 0
+		for _, e := range g.rules {
+			have[e.key()] = true
+			if e.egress == egress {
+				count++
+			}
 		}
-		have[nr.key()] = true
-	}
-	if count+len(rules) > 60 {
-		return errf("RulesPerSecurityGroupLimitExceeded", "The maximum number of rules per security group has been reached.")
-	}
-	for _, nr := range rules {
-		nr.id = s.newID("sgr")
-		g.rules = append(g.rules, nr)
-	}
-	x.boolean("return", true)
-	x.set("securityGroupRuleSet", len(rules), func(i int) { writeRule(x, g, rules[i]) })
-	return nil
+		for _, nr := range rules {
+			if have[nr.key()] {
+				return errf("InvalidPermission.Duplicate", "the specified rule \"%s\" already exists", nr.describe())
+			}
+			have[nr.key()] = true
+		}
+		if count+len(rules) > 60 {
+			return errf("RulesPerSecurityGroupLimitExceeded", "The maximum number of rules per security group has been reached.")
+		}
+		for _, nr := range rules {
+			nr.id = s.newID("sgr")
+			g.rules = append(g.rules, nr)
+		}
+		x.boolean("return", true)
+		x.set("securityGroupRuleSet", len(rules), func(i int) { writeRule(x, g, rules[i]) })
+		return nil
+	})
 }
 
 func writeRule(x *xmlw, g *group, r *sgRule) {
@@ -243,54 +238,49 @@ func writeRule(x *xmlw, g *group, r *sgRule) {
 }
 
 func (s *Sim) revoke(c *call, x *xmlw, egress bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := s.ensureRegion(c.region)
-	g, err := s.findGroup(c, r)
-	if err != nil {
-		return err
-	}
-	drop := map[string]bool{} // rule ids
-	if ids := c.p.list("SecurityGroupRuleId"); len(ids) > 0 {
-		for _, id := range ids {
-			found := false
-			for _, e := range g.rules {
-				if e.id == id && e.egress == egress {
-					drop[id], found = true, true
+	return s.withGroup(c, func(g *group) error {
+		drop := map[string]bool{} // rule ids
+		if ids := c.p.list("SecurityGroupRuleId"); len(ids) > 0 {
+			for _, id := range ids {
+				found := false
+				for _, e := range g.rules {
+					if e.id == id && e.egress == egress {
+						drop[id], found = true, true
+					}
+				}
+				if !found {
+					return errf("InvalidSecurityGroupRuleId.NotFound", "The security group rule ID '%s' does not exist", id)
 				}
 			}
-			if !found {
-				return errf("InvalidSecurityGroupRuleId.NotFound", "The security group rule ID '%s' does not exist", id)
+		} else {
+			rules, err := s.parseRules(c, g, egress)
+			if err != nil {
+				return err
 			}
-		}
-	} else {
-		rules, err := s.parseRules(c, g, egress)
-		if err != nil {
-			return err
-		}
-		for _, want := range rules {
-			found := false
-			for _, e := range g.rules {
-				if e.key() == want.key() {
-					drop[e.id], found = true, true
+			for _, want := range rules {
+				found := false
+				for _, e := range g.rules {
+					if e.key() == want.key() {
+						drop[e.id], found = true, true
+					}
+				}
+				if !found {
+					return errf("InvalidPermission.NotFound", "The specified rule does not exist in this security group.")
 				}
 			}
-			if !found {
-				return errf("InvalidPermission.NotFound", "The specified rule does not exist in this security group.")
+		}
+		var revoked []*sgRule
+		g.rules = slices.DeleteFunc(g.rules, func(e *sgRule) bool {
+			if drop[e.id] {
+				revoked = append(revoked, e)
+				return true
 			}
-		}
-	}
-	var revoked []*sgRule
-	g.rules = slices.DeleteFunc(g.rules, func(e *sgRule) bool {
-		if drop[e.id] {
-			revoked = append(revoked, e)
-			return true
-		}
-		return false
+			return false
+		})
+		x.boolean("return", true)
+		x.set("revokedSecurityGroupRuleSet", len(revoked), func(i int) { writeRule(x, g, revoked[i]) })
+		return nil
 	})
-	x.boolean("return", true)
-	x.set("revokedSecurityGroupRuleSet", len(revoked), func(i int) { writeRule(x, g, revoked[i]) })
-	return nil
 }
 
 // writePermissions groups one direction's rules by protocol and ports, in

@@ -199,31 +199,29 @@ func (s *Sim) Instance(id string) (Instance, bool) {
 // Instances returns copies of every instance, terminated ones included,
 // ordered by launch time then id.
 func (s *Sim) Instances() []Instance {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Instance, 0, len(s.instances))
-	for _, in := range s.instances {
-		out = append(out, in.snapshot())
-	}
-	slices.SortFunc(out, func(a, b Instance) int {
+	return snapshots(s, s.instances, (*instance).snapshot, func(a, b Instance) int {
 		if c := a.LaunchedAt.Compare(b.LaunchedAt); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	return out
 }
 
 // SecurityGroups returns copies of every security group in every region,
 // default groups included, ordered by id.
 func (s *Sim) SecurityGroups() []SecurityGroup {
+	return snapshots(s, s.groups, (*group).snapshot, func(a, b SecurityGroup) int { return strings.Compare(a.ID, b.ID) })
+}
+
+// snapshots copies every item of m under the lock, in cmp's order.
+func snapshots[T, S any](s *Sim, m map[string]T, snap func(T) S, cmp func(a, b S) int) []S {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]SecurityGroup, 0, len(s.groups))
-	for _, g := range s.groups {
-		out = append(out, g.snapshot())
+	out := make([]S, 0, len(m))
+	for _, it := range m {
+		out = append(out, snap(it))
 	}
-	slices.SortFunc(out, func(a, b SecurityGroup) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, cmp)
 	return out
 }
 

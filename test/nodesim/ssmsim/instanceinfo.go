@@ -104,12 +104,9 @@ func (s *Sim) describeInstanceInformation(r *http.Request) (any, error) {
 	if err := decodeBody(r, &in); err != nil {
 		return nil, err
 	}
-	max := 50
-	if in.MaxResults != nil {
-		if *in.MaxResults < 5 || *in.MaxResults > 50 {
-			return nil, validationError("Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between 5 and 50", *in.MaxResults)
-		}
-		max = *in.MaxResults
+	max, err := pageSize(in.MaxResults, 5, 50)
+	if err != nil {
+		return nil, err
 	}
 	if len(in.InstanceInformationFilterList) > 0 && len(in.Filters) > 0 {
 		return nil, badRequest("InvalidFilter", "You can specify InstanceInformationFilterList or Filters, not both.")

@@ -72,12 +72,9 @@ func (s *Sim) listCommandInvocations(r *http.Request) (any, error) {
 	if err := decodeBody(r, &in); err != nil {
 		return nil, err
 	}
-	max := 50
-	if in.MaxResults != nil {
-		if *in.MaxResults < 1 || *in.MaxResults > 50 {
-			return nil, validationError("Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 50", *in.MaxResults)
-		}
-		max = *in.MaxResults
+	max, err := pageSize(in.MaxResults, 1, 50)
+	if err != nil {
+		return nil, err
 	}
 	if in.CommandId != "" && len(in.CommandId) != 36 {
 		return nil, validationError("Value '%s' at 'commandId' failed to satisfy constraint: Member must have length equal to 36", in.CommandId)

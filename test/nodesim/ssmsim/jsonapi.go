@@ -151,3 +151,14 @@ func cutChars(s string, n int) string {
 	}
 	return s
 }
+
+// pageSize is a request's MaxResults within lo-hi, hi when absent.
+func pageSize(maxResults *int, lo, hi int) (int, error) {
+	if maxResults == nil {
+		return hi, nil
+	}
+	if *maxResults < lo || *maxResults > hi {
+		return 0, validationError("Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between %d and %d", *maxResults, lo, hi)
+	}
+	return *maxResults, nil
+}
