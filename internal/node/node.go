@@ -6,17 +6,19 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/mecd/mecd/internal/mec"
 )
 
 //go:embed scripts/*.sh
 var scripts embed.FS
 
-// Script names.
+// Script names: each is the node step (internal/mec) it runs.
 const (
-	Install  = "install"
-	Join     = "join"
-	Reset    = "reset"
-	Finalize = "finalize"
+	Install  = mec.StepInstall
+	Join     = mec.StepJoin
+	Reset    = mec.StepReset
+	Finalize = mec.StepFinalize
 )
 
 // safeValue is what a script input may contain: ids, IPs, channels, paths,
@@ -62,9 +64,6 @@ func Render(name string, vars map[string]string) (string, error) {
 
 // Names lists the scripts (for tests such as shellcheck).
 func Names() []string { return []string{Install, Join, Reset, Finalize} }
-
-// Source returns a script's raw text (for tests).
-func Source(name string) ([]byte, error) { return scripts.ReadFile("scripts/" + name + ".sh") }
 
 // Markers parses the progress markers a script prints: "::mecd-step NAME START_MS END_MS".
 type Marker struct {

@@ -69,8 +69,12 @@
 // # Hosts
 //
 // Instance i gets <Dir>/<i>/ with bin/ (snap and microk8s: symlinks to
-// os.Executable()) and root/ (the host's "/", given to scripts as
-// MECD_HOST_ROOT). Commands run with a clean environment, nothing inherited
+// os.Executable()) and root/ (the host's "/"). A script's absolute paths in
+// the host's own directories (/var/snap/, /var/lib/cloud/, /run/cloud-init/,
+// /etc/mecd/, /var/lib/mecd/) are mapped under root/ before it runs, so node
+// scripts are written for a real node and know nothing of the simulator;
+// MECD_HOST_ROOT names root/ for the simulator's own tests' scratch files.
+// Commands run with a clean environment, nothing inherited
 // from the test process (no AWS credentials: a script gets them from IMDS):
 //
 //	PATH=<host>/bin:<PATH of the simulator>   HOME=<root>/root   USER=root   LANG=C.UTF-8   TMPDIR=<root>/tmp
