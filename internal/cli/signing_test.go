@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -19,8 +19,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-
-	"github.com/mecd/mecd/test/localrt"
 )
 
 var reAuth = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$`)
@@ -120,7 +118,7 @@ func (f *fakeAPI) last() seenRequest {
 // region the endpoint or flags say. Not parallel: a case sets the
 // environment the SDK reads.
 func TestRequestsAreSigned(t *testing.T) {
-	api := &fakeAPI{creds: aws.Credentials{AccessKeyID: localrt.AccessKey, SecretAccessKey: localrt.SecretKey}}
+	api := &fakeAPI{creds: aws.Credentials{AccessKeyID: testAccessKey, SecretAccessKey: testSecretKey}}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 	u, _ := url.Parse(srv.URL)
@@ -150,9 +148,8 @@ func TestRequestsAreSigned(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("AWS_SESSION_TOKEN", tc.token)
 			api.creds.SessionToken = tc.token
-			r := mecctl(t, nil, tc.args...)
-			if r.code != exitOK {
-				t.Fatalf("%s", r)
+			if code, out := runWithCredentials(t, tc.args...); code != exitOK {
+				t.Fatalf("exit %d: %s", code, out)
 			}
 			got := api.last()
 			if got.err != nil {
@@ -177,7 +174,7 @@ func TestRequestsAreSigned(t *testing.T) {
 
 	// The check is not vacuous: other credentials, a changed body or path fail it.
 	t.Run("verifier rejects", func(t *testing.T) {
-		good := aws.Credentials{AccessKeyID: localrt.AccessKey, SecretAccessKey: localrt.SecretKey}
+		good := aws.Credentials{AccessKeyID: testAccessKey, SecretAccessKey: testSecretKey}
 		sign := func(creds aws.Credentials, body string) *http.Request {
 			req, _ := http.NewRequest("POST", srv.URL+"/v1/mecs", strings.NewReader(body))
 			sum := sha256.Sum256([]byte(body))
@@ -192,7 +189,7 @@ func TestRequestsAreSigned(t *testing.T) {
 			req  *http.Request
 			body string
 		}{
-			{"wrong secret", sign(aws.Credentials{AccessKeyID: localrt.AccessKey, SecretAccessKey: "other"}, "{}"), "{}"},
+			{"wrong secret", sign(aws.Credentials{AccessKeyID: testAccessKey, SecretAccessKey: "other"}, "{}"), "{}"},
 			{"other body", sign(good, `{"name":"a"}`), `{"name":"b"}`},
 		} {
 			if _, err := verifySigV4(tc.req, []byte(tc.body), good); err == nil {
@@ -228,14 +225,15 @@ func (s *syncBuffer) String() string {
 // browser's side of the exchange carries none. Ctrl-C (here: the context)
 // stops it.
 func TestDashboardCommand(t *testing.T) {
-	api := &fakeAPI{creds: aws.Credentials{AccessKeyID: localrt.AccessKey, SecretAccessKey: localrt.SecretKey}}
+	api := &fakeAPI{creds: aws.Credentials{AccessKeyID: testAccessKey, SecretAccessKey: testSecretKey}}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
+	setTestCredentials(t)
 	var out, errb syncBuffer
-	a := &app{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: os.Getenv, now: time.Now}
+	a := NewApp(strings.NewReader(""), &out, &errb, os.Getenv, time.Now)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
-	go func() { done <- a.main(ctx, []string{"dashboard", "--port", "0", "--endpoint", srv.URL + "/v1"}) }()
+	go func() { done <- a.Main(ctx, []string{"dashboard", "--port", "0", "--endpoint", srv.URL + "/v1"}) }()
 	reURL := regexp.MustCompile(`Dashboard: (http://127\.0\.0\.1:\d+/)`)
 	var base string
 	for deadline := time.Now().Add(10 * time.Second); base == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
@@ -276,7 +274,7 @@ func TestDashboardCommand(t *testing.T) {
 			t.Errorf("the browser got header %s", k)
 		}
 	}
-	if strings.Contains(body, localrt.SecretKey) || strings.Contains(body, "Signature=") {
+	if strings.Contains(body, testSecretKey) || strings.Contains(body, "Signature=") {
 		t.Error("credentials in the page's answer")
 	}
 	cancel()
@@ -287,5 +285,34 @@ func TestDashboardCommand(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("dashboard did not stop")
+	}
+}
+
+// Credentials of the fake API: any will do, the fake checks the signature.
+const (
+	testAccessKey = "AKIAMECDTEST00000000"
+	testSecretKey = "mecd-test-secret"
+)
+
+// runWithCredentials runs the CLI in-process with the fake API's
+// credentials in the environment, where the SDK's chain finds them, and
+// nothing from the machine's own AWS files.
+func runWithCredentials(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	setTestCredentials(t)
+	var out bytes.Buffer
+	code := NewApp(strings.NewReader(""), &out, &out, os.Getenv, time.Now).Main(t.Context(), args)
+	return code, out.String()
+}
+
+// setTestCredentials puts the fake API's credentials and region in the
+// environment for the rest of the test.
+func setTestCredentials(t *testing.T) {
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": testAccessKey, "AWS_SECRET_ACCESS_KEY": testSecretKey, "AWS_REGION": "us-east-1",
+		"AWS_PROFILE": "", "AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
+		"AWS_EC2_METADATA_DISABLED": "true", "MECD_ENDPOINT": "",
+	} {
+		t.Setenv(k, v)
 	}
 }

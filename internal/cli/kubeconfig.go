@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ another name with --context).
   mecctl kubeconfig edge-1 && kubectl get nodes
   mecctl kubeconfig edge-1 -o edge-1.yaml
   mecctl kubeconfig edge-1 -o - | less`,
-	flags: func(a *app, fs *flag.FlagSet) func(context.Context, []string) error {
+	flags: func(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 		out := fs.String("o", "", "write a standalone kubeconfig to this file (- for stdout) instead of merging")
 		path := fs.String("kubeconfig", "", "the kubeconfig to merge into (default: $KUBECONFIG's first existing file, else ~/.kube/config)")
 		ctxName := fs.String("context", "", "name of the context, cluster and user (default: the MEC's name)")
@@ -179,7 +179,7 @@ func encodeYAML(n *yaml.Node) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-func (a *app) writeStandalone(path string, e *kubeEntries, force bool) error {
+func (a *App) writeStandalone(path string, e *kubeEntries, force bool) error {
 	b, err := encodeYAML(standalone(e))
 	if err != nil {
 		return err
@@ -202,7 +202,7 @@ func (a *app) writeStandalone(path string, e *kubeEntries, force bool) error {
 // else the first existing file of $KUBECONFIG (the last if none exists),
 // else ~/.kube/config. others are the rest of $KUBECONFIG, checked for
 // names the merge would shadow.
-func (a *app) kubeconfigPaths(flagPath string) (string, []string) {
+func (a *App) kubeconfigPaths(flagPath string) (string, []string) {
 	if flagPath != "" {
 		return flagPath, nil
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -17,7 +17,7 @@ var listCmd = &command{
 	summary: "list MECs in every region, newest first",
 	detail: `DELETED MECs (kept a while for audit) are left out unless --all or
 --status DELETED is given. Every page is read.`,
-	flags: func(a *app, fs *flag.FlagSet) func(context.Context, []string) error {
+	flags: func(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 		out := fs.String("o", fmtTable, "output: table, json or yaml")
 		status := fs.String("status", "", "only MECs with this status: CREATING, READY, FAILED, DELETING or DELETED")
 		region := fs.String("region", "", "only MECs in this region")
@@ -65,7 +65,7 @@ var getCmd = &command{
 	name:    "get",
 	args:    "ID|NAME",
 	summary: "show a MEC: status, nodes and roles, endpoint, progress per step",
-	flags: func(a *app, fs *flag.FlagSet) func(context.Context, []string) error {
+	flags: func(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 		out := fs.String("o", fmtTable, "output: table (for people), json or yaml (the record)")
 		return func(ctx context.Context, args []string) error {
 			if err := checkFormat("get", *out); err != nil {
@@ -87,7 +87,7 @@ var deleteCmd = &command{
 	name:    "delete",
 	args:    "ID|NAME",
 	summary: "tear a MEC down: nodes, security group, parameters (with --wait: until DELETED)",
-	flags: func(a *app, fs *flag.FlagSet) func(context.Context, []string) error {
+	flags: func(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 		wait := fs.Bool("wait", false, "follow the teardown until the MEC is DELETED")
 		timeout := fs.Duration("timeout", 30*time.Minute, "with --wait: give up waiting after this long (the teardown goes on)")
 		poll := fs.Duration("poll", 0, "with --wait: how often to look (default 2s; 200ms for local endpoints)")

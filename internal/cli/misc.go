@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -44,7 +44,7 @@ func version() string {
 var versionCmd = &command{
 	name:    "version",
 	summary: "print mecctl's version",
-	flags: func(a *app, fs *flag.FlagSet) func(context.Context, []string) error {
+	flags: func(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 		return func(ctx context.Context, args []string) error {
 			fmt.Fprintf(a.stdout, "mecctl %s (%s, %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
@@ -59,7 +59,7 @@ var dashboardCmd = &command{
 creates, deletes and downloads kubeconfigs. Its API calls go to this process,
 which signs them: your AWS credentials never reach the browser. It listens on
 127.0.0.1 only and answers only pages that come from it. Ctrl-C stops it.`,
-	flags: func(a *app, fs *flag.FlagSet) func(context.Context, []string) error {
+	flags: func(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 		port := fs.Int("port", 8080, "port on 127.0.0.1 (0: any free port)")
 		return func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
@@ -105,7 +105,7 @@ var completionCmd = &command{
 	summary: "print a shell completion script",
 	detail: `  source <(mecctl completion bash)            # bash, this shell
   mecctl completion zsh > "${fpath[1]}/_mecctl"  # zsh, then restart it`,
-	flags: func(a *app, fs *flag.FlagSet) func(context.Context, []string) error {
+	flags: func(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 		return func(ctx context.Context, args []string) error {
 			if len(args) != 1 || (args[0] != "bash" && args[0] != "zsh") {
 				return usagef("completion", "want bash or zsh")

@@ -1,4 +1,4 @@
-package main
+package cli_test
 
 import (
 	"encoding/json"
@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
 	"gopkg.in/yaml.v3"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/mecd/mecd/internal/client"
 	"github.com/mecd/mecd/internal/mec"
@@ -113,7 +116,7 @@ func TestLifecycle(t *testing.T) {
 	t.Run("kubeconfig", func(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "config")
-		if err := os.WriteFile(path, []byte(otherKubeconfig), 0o600); err != nil {
+		if err := os.WriteFile(path, otherKubeconfig(t), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		kenv := map[string]string{"MECD_ENDPOINT": rt.APIEndpoint(), "KUBECONFIG": filepath.Join(dir, "missing") + ":" + path}
@@ -122,15 +125,15 @@ func TestLifecycle(t *testing.T) {
 			t.Fatalf("kubeconfig merge: %s", r)
 		}
 		kc := readKubeconfig(t, path)
-		if kc.Current != name || kc.context("other") == nil || kc.cluster("other-cluster") == nil || kc.user("other-user") == nil {
+		if kc.CurrentContext != name || kc.Contexts["other"] == nil || kc.Clusters["other-cluster"] == nil || kc.AuthInfos["other-user"] == nil {
 			t.Fatalf("merged kubeconfig lost the other context or did not switch: %+v", kc)
 		}
-		mc := kc.context(name)
-		if mc == nil || mc.Context.Cluster != name || mc.Context.User != name || kc.cluster(name) == nil || kc.user(name) == nil {
+		mc := kc.Contexts[name]
+		if mc == nil || mc.Cluster != name || mc.AuthInfo != name || kc.Clusters[name] == nil || kc.AuthInfos[name] == nil {
 			t.Fatalf("merged kubeconfig has no complete %s context: %+v", name, kc)
 		}
-		if !strings.HasPrefix(kc.cluster(name).Cluster.Server, "https://") || kc.cluster(name).Cluster.CA == "" {
-			t.Errorf("cluster %s: %+v", name, kc.cluster(name))
+		if !strings.HasPrefix(kc.Clusters[name].Server, "https://") || len(kc.Clusters[name].CertificateAuthorityData) == 0 {
+			t.Errorf("cluster %s: %+v", name, kc.Clusters[name])
 		}
 		if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
 			t.Errorf("kubeconfig mode %v, want 0600", st.Mode().Perm())
@@ -146,7 +149,7 @@ func TestLifecycle(t *testing.T) {
 
 		// A different cluster under the MEC's name is not overwritten...
 		b, _ := os.ReadFile(path)
-		changed := strings.Replace(string(b), kc.cluster(name).Cluster.Server, "https://203.0.113.9:16443", 1)
+		changed := strings.Replace(string(b), kc.Clusters[name].Server, "https://203.0.113.9:16443", 1)
 		if err := os.WriteFile(path, []byte(changed), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -159,10 +162,10 @@ func TestLifecycle(t *testing.T) {
 		}
 		// ...unless forced.
 		r = mecctl(t, kenv, "kubeconfig", name, "--force")
-		if r.code != exitOK || !strings.Contains(r.stdout, "Replaced") || strings.Contains(mustRead(t, path), "203.0.113.9") {
+		if r.code != exitOK || !strings.Contains(r.stdout, "Replaced") || readKubeconfig(t, path).Clusters[name].Server == "https://203.0.113.9:16443" {
 			t.Errorf("forced merge: %s", r)
 		}
-		if readKubeconfig(t, path).context("other") == nil {
+		if readKubeconfig(t, path).Contexts["other"] == nil {
 			t.Error("forced merge dropped the other context")
 		}
 
@@ -171,7 +174,7 @@ func TestLifecycle(t *testing.T) {
 		if r := mecctl(t, env, "kubeconfig", name, "-o", out); r.code != exitOK {
 			t.Fatalf("kubeconfig -o: %s", r)
 		}
-		if s := readKubeconfig(t, out); s.Current != name || len(s.Contexts) != 1 {
+		if s := readKubeconfig(t, out); s.CurrentContext != name || len(s.Contexts) != 1 {
 			t.Errorf("standalone kubeconfig: %+v", s)
 		}
 		if r := mecctl(t, env, "kubeconfig", name, "-o", out); r.code != exitError || !strings.Contains(r.stderr, "exists") {
@@ -278,101 +281,28 @@ func find2(t *testing.T, rt *localrt.Runtime, name string) string {
 	return m.ID
 }
 
-const otherKubeconfig = `# my clusters
-apiVersion: v1
-kind: Config
-preferences: {}
-clusters:
-- name: other-cluster
-  cluster:
-    server: https://192.0.2.1:6443
-users:
-- name: other-user
-  user:
-    token: abc
-contexts:
-- name: other
-  context:
-    cluster: other-cluster
-    user: other-user
-current-context: other
-`
-
-type kubeconfigFile struct {
-	Clusters []struct {
-		Name    string `yaml:"name"`
-		Cluster struct {
-			Server string `yaml:"server"`
-			CA     string `yaml:"certificate-authority-data"`
-		} `yaml:"cluster"`
-	} `yaml:"clusters"`
-	Users []struct {
-		Name string         `yaml:"name"`
-		User map[string]any `yaml:"user"`
-	} `yaml:"users"`
-	Contexts []struct {
-		Name    string `yaml:"name"`
-		Context struct {
-			Cluster string `yaml:"cluster"`
-			User    string `yaml:"user"`
-		} `yaml:"context"`
-	} `yaml:"contexts"`
-	Current string `yaml:"current-context"`
-}
-
-func (k *kubeconfigFile) context(n string) *struct {
-	Name    string `yaml:"name"`
-	Context struct {
-		Cluster string `yaml:"cluster"`
-		User    string `yaml:"user"`
-	} `yaml:"context"`
-} {
-	for i := range k.Contexts {
-		if k.Contexts[i].Name == n {
-			return &k.Contexts[i]
-		}
-	}
-	return nil
-}
-
-func (k *kubeconfigFile) cluster(n string) *struct {
-	Name    string `yaml:"name"`
-	Cluster struct {
-		Server string `yaml:"server"`
-		CA     string `yaml:"certificate-authority-data"`
-	} `yaml:"cluster"`
-} {
-	for i := range k.Clusters {
-		if k.Clusters[i].Name == n {
-			return &k.Clusters[i]
-		}
-	}
-	return nil
-}
-
-func (k *kubeconfigFile) user(n string) map[string]any {
-	for _, u := range k.Users {
-		if u.Name == n {
-			return u.User
-		}
-	}
-	return nil
-}
-
-func readKubeconfig(t *testing.T, path string) *kubeconfigFile {
+// otherKubeconfig is a user's own kubeconfig, with a comment, that a merge
+// must keep.
+func otherKubeconfig(t *testing.T) []byte {
 	t.Helper()
-	var k kubeconfigFile
-	if err := yaml.Unmarshal([]byte(mustRead(t, path)), &k); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return &k
-}
-
-func mustRead(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["other-cluster"] = &clientcmdapi.Cluster{Server: "https://192.0.2.1:6443"}
+	cfg.AuthInfos["other-user"] = &clientcmdapi.AuthInfo{Token: "abc"}
+	cfg.Contexts["other"] = &clientcmdapi.Context{Cluster: "other-cluster", AuthInfo: "other-user"}
+	cfg.CurrentContext = "other"
+	b, err := clientcmd.Write(*cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	return append([]byte("# my clusters\n"), b...)
+}
+
+// readKubeconfig loads a kubeconfig as kubectl does.
+func readKubeconfig(t *testing.T, path string) *clientcmdapi.Config {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return cfg
 }

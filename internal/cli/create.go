@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -56,7 +56,7 @@ API's own rules before anything is sent.
 
   mecctl create edge-1 --nodes 3 --addons dns,hostpath-storage --ttl 8h --wait
   mecctl create -f spec.json --region eu-central-1`,
-	flags: func(a *app, fs *flag.FlagSet) func(context.Context, []string) error {
+	flags: func(a *App, fs *flag.FlagSet) func(context.Context, []string) error {
 		vals := map[string]any{}
 		for _, sf := range specFlags {
 			sf := sf
@@ -160,7 +160,7 @@ API's own rules before anything is sent.
 
 // buildSpec assembles the JSON body from the file and the flags given,
 // and checks it with spec.Parse (the API's own rules) before sending.
-func (a *app) buildSpec(args []string, set map[string]bool, vals map[string]any, file string) ([]byte, error) {
+func (a *App) buildSpec(args []string, set map[string]bool, vals map[string]any, file string) ([]byte, error) {
 	obj := map[string]json.RawMessage{}
 	if file != "" {
 		var (
@@ -262,7 +262,7 @@ func fieldLines(fields map[string]string, hint func(string) string) string {
 	return b.String()
 }
 
-func (a *app) pollInterval(c *client.Client, flagValue time.Duration) time.Duration {
+func (a *App) pollInterval(c *client.Client, flagValue time.Duration) time.Duration {
 	if flagValue > 0 {
 		return flagValue
 	}

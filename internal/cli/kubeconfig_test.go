@@ -1,10 +1,12 @@
-package main
+package cli
 
 import (
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // A kubeconfig as `microk8s config` writes it.
@@ -89,7 +91,8 @@ func TestMergeKubeconfig(t *testing.T) {
 			if res != tc.res {
 				t.Errorf("result %+v, want %+v", res, tc.res)
 			}
-			got := mustRead(t, path)
+			b, _ := os.ReadFile(path)
+			got := string(b)
 			for _, w := range tc.want {
 				if !strings.Contains(got, w) {
 					t.Errorf("lacks %q:\n%s", w, got)
@@ -100,8 +103,10 @@ func TestMergeKubeconfig(t *testing.T) {
 					t.Errorf("still has %q:\n%s", w, got)
 				}
 			}
-			if kc := readKubeconfig(t, path); kc.Current != tc.current {
-				t.Errorf("current-context %q, want %q", kc.Current, tc.current)
+			if kc, err := clientcmd.LoadFromFile(path); err != nil {
+				t.Errorf("kubectl cannot load the result: %v", err)
+			} else if kc.CurrentContext != tc.current {
+				t.Errorf("current-context %q, want %q", kc.CurrentContext, tc.current)
 			}
 			st, _ := os.Stat(path)
 			wantMode := os.FileMode(0o600)
@@ -154,7 +159,7 @@ func TestKubeconfigPaths(t *testing.T) {
 		{env: a1 + ":" + exists + ":" + a2, dest: exists, others: []string{a1, a2}},
 		{env: a1 + "::" + a2, dest: a2, others: []string{a1}}, // none exists: the last
 	} {
-		a := &app{getenv: func(k string) string {
+		a := &App{getenv: func(k string) string {
 			return map[string]string{"KUBECONFIG": tc.env, "HOME": tc.home}[k]
 		}}
 		dest, others := a.kubeconfigPaths(tc.flag)
@@ -178,3 +183,23 @@ func TestMecEntries(t *testing.T) {
 		}
 	}
 }
+
+const otherKubeconfig = `# my clusters
+apiVersion: v1
+kind: Config
+preferences: {}
+clusters:
+- name: other-cluster
+  cluster:
+    server: https://192.0.2.1:6443
+users:
+- name: other-user
+  user:
+    token: abc
+contexts:
+- name: other
+  context:
+    cluster: other-cluster
+    user: other-user
+current-context: other
+`
