@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/mecd/mecd/internal/backend"
+	"github.com/mecd/mecd/internal/store"
 )
 
 func TestFunctionsAreArm64Al2023WithTheirEnvironmentAndLogGroup(t *testing.T) {
@@ -290,7 +291,7 @@ func TestTableHasPITRTTLAndTheGSIs(t *testing.T) {
 	s, _ := full(t)
 	tbl := s.one(t, "AWS::DynamoDB::Table")
 	p := tbl.Props
-	def := backend.MecTable
+	def := store.Table
 	if p["BillingMode"] != "PAY_PER_REQUEST" {
 		t.Errorf("billing %v, want on-demand", p["BillingMode"])
 	}
@@ -309,7 +310,7 @@ func TestTableHasPITRTTLAndTheGSIs(t *testing.T) {
 }
 
 // TestTemplateMatchesBackendDefinitions: the local runtime (test/localrt)
-// creates its table from backend.MecTable, each function's environment with
+// creates its table from store.Table, each function's environment with
 // Function.EnvFrom and the state machines with backend.Substitutions; the
 // template must carry the same keys, indexes, names and substitutions.
 func TestTemplateMatchesBackendDefinitions(t *testing.T) {
@@ -328,7 +329,7 @@ func TestTemplateMatchesBackendDefinitions(t *testing.T) {
 		}
 		return out
 	}
-	def := backend.MecTable
+	def := store.Table
 	if got := keys(p["KeySchema"]); !slices.Equal(got, []string{"HASH:" + def.HashKey + ":S"}) {
 		t.Errorf("table key %v, want %s (S)", got, def.HashKey)
 	}
@@ -345,7 +346,7 @@ func TestTemplateMatchesBackendDefinitions(t *testing.T) {
 		want[g.Name] = []string{"HASH:" + g.HashKey + ":S", "RANGE:" + g.RangeKey + ":" + g.RangeType}
 	}
 	if !reflect.DeepEqual(gsis, want) {
-		t.Errorf("indexes %v, want backend.MecTable's %v", gsis, want)
+		t.Errorf("indexes %v, want store.Table's %v", gsis, want)
 	}
 
 	var gotFns, wantFns []string

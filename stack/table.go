@@ -6,10 +6,10 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/mecd/mecd/internal/backend"
+	"github.com/mecd/mecd/internal/store"
 )
 
-// Table is the MEC records table, shaped by backend.MecTable.
+// Table is the MEC records table, shaped by store.Table.
 type Table struct {
 	constructs.Construct
 	Table awsdynamodb.Table
@@ -19,7 +19,7 @@ type Table struct {
 
 func newTable(scope constructs.Construct, id string, removal awscdk.RemovalPolicy) *Table {
 	c := constructs.NewConstruct(scope, jsii.String(id))
-	def := backend.MecTable
+	def := store.Table
 	// On-demand: nothing to pay while idle but storage. AWS-managed key: no
 	// monthly key fee, and nothing outside DynamoDB decrypts the records.
 	t := awsdynamodb.NewTable(c, jsii.String("Mecs"), &awsdynamodb.TableProps{

@@ -8,54 +8,6 @@ import (
 	"sort"
 )
 
-// Table describes the DynamoDB table.
-type Table struct {
-	HashKey      string
-	TTLAttribute string
-	GSIs         []GSI
-}
-
-// GSI is a global secondary index projecting all attributes.
-type GSI struct {
-	Name     string
-	HashKey  string
-	RangeKey string
-	// RangeType is "S" or "N".
-	RangeType string
-}
-
-// Index and attribute names of the table: internal/store reads and writes
-// them; nothing else touches the table.
-const (
-	IndexByKind   = "byKind"
-	IndexByStatus = "byStatus"
-	IndexByExpiry = "byExpiry"
-
-	AttrKind           = "kind"
-	AttrID             = "id"
-	AttrStatus         = "status"
-	AttrRegion         = "region"
-	AttrExpiresAtEpoch = "expiresAtEpoch"
-
-	// KindMEC is the kind of MEC items (the byKind index lists them).
-	KindMEC = "mec"
-)
-
-// MecTable is the single table: one item per MEC plus the name-claim,
-// idempotency and command-wait items that keep writes transactional.
-var MecTable = Table{
-	HashKey:      "pk",
-	TTLAttribute: "ttl",
-	GSIs: []GSI{
-		// Listing every MEC, newest first (ids sort by creation time).
-		{Name: IndexByKind, HashKey: AttrKind, RangeKey: AttrID, RangeType: "S"},
-		// Listing by status.
-		{Name: IndexByStatus, HashKey: AttrStatus, RangeKey: AttrID, RangeType: "S"},
-		// The sweeper: MECs of a status whose expiry has passed (sparse: only MECs with an expiry).
-		{Name: IndexByExpiry, HashKey: AttrStatus, RangeKey: AttrExpiresAtEpoch, RangeType: "N"},
-	},
-}
-
 // Environment variable names read by the functions.
 const (
 	EnvTableName      = "TABLE_NAME"

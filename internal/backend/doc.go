@@ -1,9 +1,7 @@
-// Package backend owns the one definition of mecd's AWS resources: the table,
-// functions, environment, state machines, rules and API routes the stack and the local runtime build.
+// Package backend owns the one definition of mecd's functions (with the
+// environment each reads), state machines, event rules and API routes.
 //
-// It is the one definition of mecd's AWS resources that both the
-// CDK stack and the local runtime build from: the table's keys and indexes, the
-// functions with the environment each reads, and the state machines with their
-// definition substitutions. Keeping it in one place is what stops a local run
-// and a deployment from drifting apart.
+// The CDK stack and the local runtime both build from it, which is what stops
+// a local run and a deployment from drifting apart; the table's definition
+// is internal/store's, which owns the table.
 package backend

@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/mecd/mecd/internal/backend"
 	"github.com/mecd/mecd/internal/mec"
 )
 
@@ -84,7 +83,7 @@ func (s *Store) List(ctx context.Context, q ListQuery) ([]*mec.MEC, string, erro
 	filtered := q.Region != ""
 	if filtered {
 		in.FilterExpression = aws.String("#r = :r")
-		in.ExpressionAttributeNames["#r"] = backend.AttrRegion
+		in.ExpressionAttributeNames["#r"] = attrRegion
 		in.ExpressionAttributeValues[":r"] = &types.AttributeValueMemberS{Value: q.Region}
 	}
 
@@ -140,23 +139,23 @@ type index struct {
 
 func indexFor(st mec.Status) index {
 	if st == "" {
-		return index{name: backend.IndexByKind, hashAttr: attrKind, hashValue: kindMEC}
+		return index{name: indexByKind, hashAttr: attrKind, hashValue: kindMEC}
 	}
-	return index{name: backend.IndexByStatus, hashAttr: backend.AttrStatus, hashValue: string(st)}
+	return index{name: indexByStatus, hashAttr: attrStatus, hashValue: string(st)}
 }
 
 // key is the full start key of a GSI query: the table key plus the index keys.
 func (ix index) key(id string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
-		attrPK:         str(pk(kindMEC, id)),
-		ix.hashAttr:    str(ix.hashValue),
-		backend.AttrID: str(id),
+		attrPK:      str(pk(kindMEC, id)),
+		ix.hashAttr: str(ix.hashValue),
+		attrID:      str(id),
 	}
 }
 
 // encodeToken renders the start key as base64url JSON of its string values.
 func (ix index) encodeToken(id string) string {
-	b, _ := json.Marshal(map[string]string{attrPK: pk(kindMEC, id), ix.hashAttr: ix.hashValue, backend.AttrID: id}) // strings cannot fail
+	b, _ := json.Marshal(map[string]string{attrPK: pk(kindMEC, id), ix.hashAttr: ix.hashValue, attrID: id}) // strings cannot fail
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
@@ -177,7 +176,7 @@ func (ix index) decodeToken(tok string) (string, error) {
 		return "", ErrBadToken
 	}
 	field := func(k string) string { v, _ := attrs[k].(string); return v }
-	id := field(backend.AttrID)
+	id := field(attrID)
 	if !mec.ValidID(id) || field(attrPK) != pk(kindMEC, id) || field(ix.hashAttr) != ix.hashValue {
 		return "", ErrBadToken
 	}
@@ -203,9 +202,9 @@ func (s *Store) Expired(ctx context.Context, status mec.Status, now time.Time, l
 	limit = max(limit, 1)
 	in := &dynamodb.QueryInput{
 		TableName:                aws.String(s.Table),
-		IndexName:                aws.String(backend.IndexByExpiry),
+		IndexName:                aws.String(indexByExpiry),
 		KeyConditionExpression:   aws.String("#s = :s AND #e <= :now"),
-		ExpressionAttributeNames: map[string]string{"#s": backend.AttrStatus, "#e": backend.AttrExpiresAtEpoch},
+		ExpressionAttributeNames: map[string]string{"#s": attrStatus, "#e": attrExpiresAtEpoch},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":s":   str(string(status)),
 			":now": num(now.Unix()),

@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/mecd/mecd/internal/backend"
 	"github.com/mecd/mecd/internal/mec"
 )
 
@@ -54,16 +53,14 @@ func (s *Store) now() time.Time {
 	return time.Now().UTC()
 }
 
-// The table's attributes (internal/backend defines its keys and indexes).
+// The table's key and TTL attributes (schema.go).
 var (
-	attrPK   = backend.MecTable.HashKey
-	attrTTL  = backend.MecTable.TTLAttribute
-	attrKind = backend.AttrKind
+	attrPK  = Table.HashKey
+	attrTTL = Table.TTLAttribute
 )
 
 // Item kinds: the hash key is "<kind>#<id>".
 const (
-	kindMEC  = backend.KindMEC
 	kindName = "name"
 	kindIdem = "idem"
 	kindCmd  = "cmd"
@@ -111,7 +108,7 @@ func (s *Store) item(m *mec.MEC) (map[string]types.AttributeValue, error) {
 	it[attrPK] = str(pk(kindMEC, m.ID))
 	it[attrKind] = str(kindMEC)
 	if m.ExpiresAt != nil {
-		it[backend.AttrExpiresAtEpoch] = num(m.ExpiresAt.Unix())
+		it[attrExpiresAtEpoch] = num(m.ExpiresAt.Unix())
 	}
 	if m.Status == mec.Deleted && s.Retention > 0 && m.DeletedAt != nil {
 		it[attrTTL] = num(m.DeletedAt.Add(s.Retention).Unix())

@@ -9,8 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
-	"github.com/mecd/mecd/internal/backend"
 )
 
 // TableAdmin is what creating the table needs; *dynamodb.Client satisfies it.
@@ -20,11 +18,11 @@ type TableAdmin interface {
 	UpdateTimeToLive(ctx context.Context, in *dynamodb.UpdateTimeToLiveInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateTimeToLiveOutput, error)
 }
 
-// CreateTable creates the table as the stack defines it (backend.MecTable:
+// CreateTable creates the table as the stack defines it (Table:
 // keys, indexes, TTL), for the local runtime and tests; on AWS the stack
 // makes it.
 func CreateTable(ctx context.Context, c TableAdmin, name string) error {
-	t := backend.MecTable
+	t := Table
 	attrs := map[string]types.ScalarAttributeType{t.HashKey: types.ScalarAttributeTypeS}
 	var gsis []types.GlobalSecondaryIndex
 	for _, g := range t.GSIs {
