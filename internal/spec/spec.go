@@ -59,9 +59,11 @@ const (
 // DefaultAddons is used when the spec has no addons field; an explicit [] means none.
 var DefaultAddons = []string{"dns"}
 
-// AllowedAddons lists the MicroK8s addons mecd enables; others are refused
-// because they are untested on the node scripts' path.
-var AllowedAddons = []string{"dns", "hostpath-storage", "ingress", "metrics-server", "cert-manager", "observability", "rbac", "edgex"}
+// AllowedAddons lists the MicroK8s addons mecd enables, all from MicroK8s'
+// core repository of the pinned channel; others are refused because they are
+// untested on the node scripts' path. MicroK8s has no edgex addon (neither its
+// core nor its community addons.yaml lists one).
+var AllowedAddons = []string{"dns", "hostpath-storage", "ingress", "metrics-server", "cert-manager", "observability", "rbac"}
 
 // Bounds. Exported so the API documentation and tests quote the same numbers.
 const (

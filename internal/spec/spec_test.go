@@ -244,6 +244,9 @@ func TestParseFieldRules(t *testing.T) {
 		{name: "addons explicit none", fields: `"addons":[]`},
 		{name: "addons null takes default", fields: `"addons":null`},
 		{name: "addons unknown", fields: `"addons":["dns","dashboard"]`, want: map[string]string{"addons[1]": "must be one of: dns, hostpath-storage"}},
+		// MicroK8s has no edgex addon (neither repository's addons.yaml): refused
+		// up front, not at the node when `microk8s enable edgex` fails.
+		{name: "addons edgex", fields: `"addons":["dns","edgex"]`, want: map[string]string{"addons[1]": "must be one of"}},
 		{name: "addons duplicate", fields: `"addons":["dns","ingress","dns"]`, want: map[string]string{"addons[2]": "duplicate of addons[0]"}},
 		{name: "addons element type", fields: `"addons":["dns",3]`, want: map[string]string{"addons[1]": "must be a string"}},
 		{name: "addons element null", fields: `"addons":[null]`, want: map[string]string{"addons[0]": "must be a string"}},

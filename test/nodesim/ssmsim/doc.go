@@ -139,8 +139,9 @@
 //     enable/disable <addon>... (enable takes latency.Addons per call; core:
 //     dns, hostpath-storage, ingress, metrics-server, cert-manager, observability,
 //     rbac, community, dashboard, metallb, registry, and the default ha-cluster,
-//     helm, helm3; edgex is in the community repository: `microk8s enable
-//     community` first, else "Addon edgex was not found in any repository", exit
+//     helm, helm3 — the addons of MicroK8s 1.35's real core and community
+//     addons.yaml (testdata/addons), community ones after `microk8s enable
+//     community`; any other: "Addon X was not found in any repository", exit
 //     1, as for any unknown addon), kubectl get nodes [-o wide|json|name]
 //     [--no-headers] (ROLES <none> as on MicroK8s; -o json carries the
 //     node.kubernetes.io/microk8s-controlplane|worker labels), kubectl wait

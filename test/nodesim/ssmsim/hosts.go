@@ -82,6 +82,9 @@ func (s *Sim) ensureHostLocked(inst Instance) (*host, error) {
 	// Addresses can be assigned after the first sighting; keep them current.
 	h.region, h.profileArn, h.tags, h.launchIndex = inst.Region, inst.IamInstanceProfileArn, inst.Tags, inst.LaunchIndex
 	h.az, h.arch = inst.AvailabilityZone, inst.Architecture
+	if h.arch == "" {
+		h.arch = "arm64" // Instance.Architecture's default
+	}
 	if h.arch == "x86_64" {
 		h.arch = "amd64" // Kubernetes' name
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -154,7 +153,7 @@ func (s *Sim) status(ctx context.Context, h *host, args []string) result {
 			fmt.Fprintf(&b, "  - address: %s\n    role: standby\n", v)
 		}
 		b.WriteString("addons:\n")
-		for _, a := range visibleAddons(c) {
+		for _, a := range visibleAddons(c, h.arch) {
 			st := "disabled"
 			if enabled(a.name) {
 				st = "enabled"
@@ -169,7 +168,7 @@ func (s *Sim) status(ctx context.Context, h *host, args []string) result {
 	fmt.Fprintf(&b, "  datastore standby nodes: %s\n", listOrNone(standby))
 	b.WriteString("addons:\n")
 	if format == "short" {
-		for _, a := range visibleAddons(c) {
+		for _, a := range visibleAddons(c, h.arch) {
 			st := "disabled"
 			if enabled(a.name) {
 				st = "enabled"
@@ -184,7 +183,7 @@ func (s *Sim) status(ctx context.Context, h *host, args []string) result {
 		} else {
 			b.WriteString("  disabled:\n")
 		}
-		for _, a := range visibleAddons(c) {
+		for _, a := range visibleAddons(c, h.arch) {
 			if enabled(a.name) == state {
 				fmt.Fprintf(&b, "    %-20s # (%s) %s\n", a.name, a.repo, a.desc)
 			}
@@ -207,69 +206,8 @@ func listOrNone(l []string) string {
 	return strings.Join(l, " ")
 }
 
-type addonInfo struct{ name, repo, desc string }
-
-// The addons the stand-in knows. edgex lives in the community repository,
-// which `microk8s enable community` adds, as in MicroK8s.
-var addonCatalog = []addonInfo{
-	{"cert-manager", "core", "Cloud native certificate management"},
-	{"community", "core", "The community addons repository"},
-	{"dashboard", "core", "The Kubernetes dashboard"},
-	{"dns", "core", "CoreDNS"},
-	{"ha-cluster", "core", "Configure high availability on the current node"},
-	{"helm", "core", "Helm - the package manager for Kubernetes"},
-	{"helm3", "core", "Helm 3 - the package manager for Kubernetes"},
-	{"hostpath-storage", "core", "Storage class; allocates storage from host directory"},
-	{"ingress", "core", "Ingress controller for external access"},
-	{"metallb", "core", "Loadbalancer for your Kubernetes cluster"},
-	{"metrics-server", "core", "K8s Metrics Server for API access to service metrics"},
-	{"observability", "core", "A lightweight observability stack for logs, traces and metrics"},
-	{"rbac", "core", "Role-Based Access Control for authorisation"},
-	{"registry", "core", "Private image registry exposed on localhost:32000"},
-	{"edgex", "community", "EdgeX Foundry, an open source IoT edge platform"},
-}
-
-// Enabled on every fresh MicroK8s.
-var defaultAddons = map[string]bool{"ha-cluster": true, "helm": true, "helm3": true}
-
-func visibleAddons(c *cluster) []addonInfo {
-	var out []addonInfo
-	for _, a := range addonCatalog {
-		if a.repo == "core" || c.addons["community"] {
-			out = append(out, a)
-		}
-	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].repo != out[j].repo {
-			return out[i].repo < out[j].repo
-		}
-		return out[i].name < out[j].name
-	})
-	return out
-}
-
-// findAddon resolves "name", "repo/name" or "name:args" against the
-// repositories the cluster has.
-func findAddon(c *cluster, spec string) (addonInfo, bool) {
-	name, _, _ := strings.Cut(spec, ":")
-	repo := ""
-	if r, n, found := strings.Cut(name, "/"); found {
-		repo, name = r, n
-	}
-	for _, a := range addonCatalog {
-		if a.name != name || (repo != "" && a.repo != repo) {
-			continue
-		}
-		if a.repo == "community" && !c.addons["community"] {
-			return addonInfo{}, false
-		}
-		return a, true
-	}
-	return addonInfo{}, false
-}
-
-func enableAddonLocked(c *cluster, spec string) error {
-	a, found := findAddon(c, spec)
+func enableAddonLocked(c *cluster, arch, spec string) error {
+	a, found := findAddon(c, arch, spec)
 	if !found {
 		name, _, _ := strings.Cut(spec, ":")
 		return fmt.Errorf("addon %s was not found in any repository", name)
@@ -291,10 +229,9 @@ func (s *Sim) enable(ctx context.Context, h *host, args []string) result {
 	c := h.cluster
 	// MicroK8s resolves every addon before it enables any.
 	for _, spec := range args {
-		if _, found := findAddon(c, spec); !found {
+		if _, found := findAddon(c, h.arch, spec); !found {
 			s.mu.Unlock()
-			name, _, _ := strings.Cut(spec, ":")
-			return fail(1, fmt.Sprintf("Addon %s was not found in any repository\n", name))
+			return fail(1, notFound(h.arch, spec))
 		}
 	}
 	s.mu.Unlock()
@@ -305,7 +242,7 @@ func (s *Sim) enable(ctx context.Context, h *host, args []string) result {
 	defer s.mu.Unlock()
 	var b strings.Builder
 	for _, spec := range args {
-		a, _ := findAddon(c, spec)
+		a, _ := findAddon(c, h.arch, spec)
 		if c.addons[a.name] || defaultAddons[a.name] {
 			fmt.Fprintf(&b, "Addon %s/%s is already enabled\n", a.repo, a.name)
 			continue
@@ -328,10 +265,9 @@ func (s *Sim) disable(h *host, args []string) result {
 	c := h.cluster
 	var b strings.Builder
 	for _, spec := range args {
-		a, found := findAddon(c, spec)
+		a, found := findAddon(c, h.arch, spec)
 		if !found {
-			name, _, _ := strings.Cut(spec, ":")
-			return fail(1, fmt.Sprintf("Addon %s was not found in any repository\n", name))
+			return fail(1, notFound(h.arch, spec))
 		}
 		if !c.addons[a.name] {
 			fmt.Fprintf(&b, "Addon %s/%s is already disabled\n", a.repo, a.name)

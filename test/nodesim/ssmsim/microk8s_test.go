@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/mecd/mecd/internal/spec"
 	"github.com/mecd/mecd/test/nodesim/fault"
 )
 
@@ -448,16 +449,26 @@ func TestEnableAddons(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "Addon nosuchaddon was not found in any repository") {
 		t.Fatalf("%+v", r)
 	}
-	r = e.sh(t, inst.ID, "microk8s enable edgex")
-	if r.code != 1 || !strings.Contains(r.stderr, "Addon edgex was not found in any repository") {
-		t.Fatalf("edgex without the community repository: %+v", r)
+	// A community addon needs the community repository, and says so.
+	r = e.sh(t, inst.ID, "microk8s enable traefik")
+	if r.code != 1 || !strings.Contains(r.stderr, "Addon traefik was not found in any repository") || !strings.Contains(r.stderr, "microk8s enable community") {
+		t.Fatalf("traefik without the community repository: %+v", r)
 	}
-	e.mustSh(t, inst.ID, "microk8s enable community\nmicrok8s enable edgex hostpath-storage metrics-server cert-manager observability rbac")
+	// Neither 1.35 repository has edgex (testdata/addons): it fails with or without community.
+	e.mustSh(t, inst.ID, "microk8s enable community\nmicrok8s enable traefik hostpath-storage metrics-server cert-manager observability rbac")
+	r = e.sh(t, inst.ID, "microk8s enable edgex")
+	if r.code != 1 || !strings.Contains(r.stderr, "Addon edgex was not found in any repository") || strings.Contains(r.stderr, "community") {
+		t.Fatalf("edgex: %+v", r)
+	}
+	// An addon of another architecture is not available: nvidia is amd64 only.
+	if r := e.sh(t, inst.ID, "microk8s enable nvidia"); r.code != 1 || !strings.Contains(r.stderr, "Addon nvidia was not found") {
+		t.Fatalf("nvidia on arm64: %+v", r)
+	}
 	r = e.mustSh(t, inst.ID, "microk8s enable dns; microk8s enable dns")
 	if !strings.Contains(r.stdout, "Addon core/dns is already enabled") {
 		t.Fatalf("%q", r.stdout)
 	}
-	want := "cert-manager,community,dns,edgex,hostpath-storage,metrics-server,observability,rbac"
+	want := "cert-manager,community,dns,hostpath-storage,metrics-server,observability,rbac,traefik"
 	if got := strings.Join(e.host(t, inst.ID).Addons, ","); got != want {
 		t.Fatalf("addons %s", got)
 	}
@@ -481,5 +492,19 @@ func TestCommandFaultOnInstall(t *testing.T) {
 	evs := e.sink.forCommand(id)
 	if last := evs[len(evs)-1]; last.detailType != "EC2 Command Status-change Notification" || last.detail["status"] != "Failed" {
 		t.Fatalf("command event %+v", last)
+	}
+}
+
+// Every addon the spec accepts exists in MicroK8s 1.35's core repository
+// for both architectures mecd launches: none needs `microk8s enable
+// community` and none is invented.
+func TestAllowedAddonsAreInTheRealCatalogue(t *testing.T) {
+	c := &cluster{addons: map[string]bool{}}
+	for _, arch := range []string{"arm64", "amd64"} {
+		for _, name := range spec.AllowedAddons {
+			if a, ok := findAddon(c, arch, name); !ok || a.repo != "core" {
+				t.Errorf("addon %s on %s: not in the core repository of 1.35", name, arch)
+			}
+		}
 	}
 }

@@ -200,7 +200,7 @@ func (s *Sim) snapInstall(ctx context.Context, h *host, args []string) result {
 				delete(h.cluster.addons, a.Name)
 				continue
 			}
-			if err := enableAddonLocked(h.cluster, a.Name); err != nil {
+			if err := enableAddonLocked(h.cluster, h.arch, a.Name); err != nil {
 				addonErr = err
 			}
 		}
