@@ -70,7 +70,12 @@ func newFunction(scope constructs.Construct, def backend.Function, cfg functions
 	if timeout == 0 {
 		timeout = 30
 	}
+	var name *string
+	if n, ok := cfg.refs.functions[def.Name]; ok {
+		name = jsii.String(n)
+	}
 	fn := awslambda.NewFunction(scope, jsii.String(id), &awslambda.FunctionProps{
+		FunctionName:  name,
 		Description:   jsii.String(def.Description),
 		Runtime:       awslambda.Runtime_PROVIDED_AL2023(),
 		Architecture:  awslambda.Architecture_ARM_64(),

@@ -73,6 +73,8 @@ type refs struct {
 	nodeBoundary string
 	// stateMachines are the deployed names by backend name.
 	stateMachines map[string]string
+	// functions are the fixed names of the functions other functions call.
+	functions map[string]string
 }
 
 // stateMachineArn and executionsArn are ARN patterns of the stack's own
@@ -158,6 +160,13 @@ func functionAccess(name string, r refs) ([]access, bool) {
 		return access{actions: actions, resources: []string{anyResource}, regional: true, why: whyNoResourceLevel}
 	}
 	switch name {
+	case CheckSpecFunction:
+		// Resolves a spec in its region for the API, creating nothing.
+		return []access{
+			describe("ec2:DescribeInstanceTypes", "ec2:DescribeImages", "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeRouteTables"),
+			{actions: []string{"ssm:GetParameter"}, resources: []string{arnCanonical}, regional: true,
+				why: "Canonical publishes the Ubuntu AMI ids as public parameters under /aws/service/canonical/ (one per release and architecture); public parameters have no account and are read-only"},
+		}, true
 	case "prepare":
 		// Reads and creates the record (a transaction with the name claim),
 		// then resolves architecture, AMI and network.
@@ -249,6 +258,10 @@ func functionAccess(name string, r refs) ([]access, bool) {
 			{actions: []string{"dynamodb:Query"}, resources: r.indexes},
 			{actions: []string{"ssm:GetParameter"}, resources: []string{arnKubeconfig}, regional: true,
 				why: whyAnyRegion + "; it reads a READY MEC's /mecd/<clusterId>/kubeconfig, whose id is known only at run time"},
+		}
+		if name, ok := r.functions[CheckSpecFunction]; ok {
+			acc = append(acc, access{actions: []string{"lambda:InvokeFunction"},
+				resources: []string{"arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:" + name}})
 		}
 		return append(append(acc, startExecution(r, ProvisionMachine, TeardownMachine)...), describeTeardowns(r)...), true
 	case SweeperFunction:

@@ -495,6 +495,8 @@ func globMatch(pattern, s string) bool {
 // a function's AWS calls must change this table and stack/iam.go together.
 func TestFunctionPermissions(t *testing.T) {
 	want := map[string][]string{
+		CheckSpecFunction: {"ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:DescribeRouteTables", "ec2:DescribeSubnets",
+			"ec2:DescribeVpcs", "ssm:GetParameter"},
 		"prepare": {"dynamodb:GetItem", "dynamodb:PutItem", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
 			"ec2:DescribeRouteTables", "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ssm:GetParameter"},
 		"launch-nodes": {"dynamodb:GetItem", "dynamodb:PutItem", "ec2:AuthorizeSecurityGroupIngress", "ec2:CreateSecurityGroup",
@@ -510,8 +512,8 @@ func TestFunctionPermissions(t *testing.T) {
 			"ec2:TerminateInstances", "iam:DeleteInstanceProfile", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:DetachRolePolicy",
 			"iam:RemoveRoleFromInstanceProfile", "ssm:DeleteParameters", "ssm:GetParametersByPath"},
 		"record-status": {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "states:StopExecution"},
-		APIFunction: {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "ssm:GetParameter", "states:DescribeExecution",
-			"states:StartExecution"},
+		APIFunction: {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "lambda:InvokeFunction", "ssm:GetParameter",
+			"states:DescribeExecution", "states:StartExecution"},
 		SweeperFunction: {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "states:DescribeExecution", "states:StartExecution"},
 	}
 	s, _ := full(t)

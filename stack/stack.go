@@ -16,10 +16,11 @@ import (
 
 // Names the stack gives special roles to, once the backend defines them.
 const (
-	APIFunction      = "api"
-	SweeperFunction  = "sweeper"
-	ProvisionMachine = "provision"
-	TeardownMachine  = "teardown"
+	APIFunction       = "api"
+	SweeperFunction   = "sweeper"
+	CheckSpecFunction = "check-spec"
+	ProvisionMachine  = "provision"
+	TeardownMachine   = "teardown"
 )
 
 // Validate checks props before anything is built: the app calls it to fail
@@ -107,7 +108,11 @@ func NewMecdStack(scope constructs.Construct, id string, props *MecdStackProps) 
 		smNames[sm.Name] = *stack.StackName() + "-" + sm.Name
 		smArns[sm.Name] = *awscdk.Fn_Sub(jsii.String(stateMachineArn(smNames[sm.Name])), nil)
 	}
+	// The API invokes check-spec by name: a fixed one, like the state
+	// machines', so its policy can name the function without a reference.
+	fnNames := map[string]string{CheckSpecFunction: *stack.StackName() + "-" + CheckSpecFunction}
 	res := backend.Resources{
+		CheckSpecFunction: fnNames[CheckSpecFunction],
 		TableName:         *table.Table.TableName(),
 		ProvisionSMArn:    smArns[ProvisionMachine],
 		TeardownSMArn:     smArns[TeardownMachine],
@@ -121,7 +126,8 @@ func NewMecdStack(scope constructs.Construct, id string, props *MecdStackProps) 
 		CommandTimeout:    goDuration(p.CommandTimeout),
 		PollInterval:      goDuration(p.PollInterval),
 	}
-	r := refs{table: *table.Table.TableArn(), indexes: table.IndexArns, nodeBoundary: *boundary.ManagedPolicyArn(), stateMachines: smNames}
+	r := refs{table: *table.Table.TableArn(), indexes: table.IndexArns, nodeBoundary: *boundary.ManagedPolicyArn(), stateMachines: smNames,
+		functions: fnNames}
 	fns := newFunctions(stack, "Functions", functionsConfig{
 		defs: defs.Functions, dir: p.FunctionsDir, resources: res, refs: r, regions: regions, logRetention: p.LogRetention,
 	})

@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"log"
 
-	"github.com/aws/aws-lambda-go/lambda"
+	awslambda "github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
@@ -42,6 +43,9 @@ func run(ctx context.Context) error {
 		Env: env,
 		Log: config.Logger(),
 	}
-	lambda.StartWithOptions(h.Handle, lambda.WithContext(ctx))
+	if env.CheckSpecFunction != "" {
+		h.Checker = api.FunctionChecker{Lambda: lambda.NewFromConfig(cfg), Function: env.CheckSpecFunction}
+	}
+	awslambda.StartWithOptions(h.Handle, awslambda.WithContext(ctx))
 	return nil
 }

@@ -41,10 +41,13 @@ type Store interface {
 
 var _ Store = (*store.Store)(nil)
 
-// Handler serves the API. Every field but Now is required.
+// Handler serves the API. Every field but Now and Checker is required.
 type Handler struct {
 	Store Store
 	SFN   lifecycle.Starter
+	// Checker, when set, checks each new spec against its region before the
+	// API accepts it; when it cannot answer, the provisioning checks again.
+	Checker SpecChecker
 	// SSM reads kubeconfigs; each call is pointed at the MEC's region.
 	SSM SSMAPI
 	Env config.Env

@@ -56,9 +56,16 @@ func (h *Handler) create(ctx context.Context, r *request) (events.APIGatewayProx
 		}
 		return events.APIGatewayProxyResponse{}, fmt.Errorf("parse spec: %w", err)
 	}
+	resolved, err := h.checkRegion(ctx, sp)
+	if err != nil {
+		return events.APIGatewayProxyResponse{}, err
+	}
 	hash := sp.Hash()
 	now := h.now()
 	m := mec.New(sp, "created by the API", now)
+	if resolved != nil {
+		m.SetResolved(*resolved, now)
+	}
 	var idem *store.Idempotency
 	if key != "" {
 		idem = &store.Idempotency{Key: key, SpecHash: hash, ClusterID: m.ID, ExpiresAt: now.Add(idempotencyTTL)}
@@ -104,6 +111,24 @@ func (h *Handler) create(ctx context.Context, r *request) (events.APIGatewayProx
 		return events.APIGatewayProxyResponse{}, err
 	}
 	return accepted(m)
+}
+
+// checkRegion asks the region what it makes of the spec: a field it refuses
+// is a 400 now, not a FAILED MEC later. When the check cannot run, the
+// spec goes on unresolved and the provisioning's own resolve decides.
+func (h *Handler) checkRegion(ctx context.Context, sp spec.Spec) (*mec.Resolved, error) {
+	if h.Checker == nil {
+		return nil, nil
+	}
+	res, err := h.Checker.CheckSpec(ctx, sp)
+	if err != nil {
+		h.log().WarnContext(ctx, "region check unavailable; the provisioning resolves the spec", "region", sp.Region, "error", err)
+		return nil, nil
+	}
+	if len(res.Fields) > 0 {
+		return nil, validationError(fmt.Sprintf("the MEC spec does not fit region %s", sp.Region), res.Fields)
+	}
+	return res.Resolved, nil
 }
 
 func (r *request) idempotencyKey() (string, error) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/spec"
 )
 
 // failingStore is a Store whose reads fail (the methods it does not
@@ -33,5 +34,27 @@ func TestStoreFailureIsAnInternalError(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "secret-detail") {
 		t.Fatalf("the cause is not logged: %s", logs.String())
+	}
+}
+
+// refusingRegion is a SpecChecker for a region without the instance type.
+type refusingRegion struct{}
+
+func (refusingRegion) CheckSpec(context.Context, spec.Spec) (mec.SpecCheck, error) {
+	return mec.SpecCheck{Fields: map[string]string{"instanceType": `instance type "t9z.gigantic" does not exist in us-east-1`}}, nil
+}
+
+// What the region refuses is a 400 naming the field, before anything is
+// written or started.
+func TestRegionRefusalIsAValidationError(t *testing.T) {
+	e := newEnv(t)
+	e.h.Checker = refusingRegion{}
+	resp := e.do(t, post(`{"name":"edge-t9z","instanceType":"t9z.gigantic"}`, "Idempotency-Key", "k-t9z"))
+	er := errOf(t, resp)
+	if resp.StatusCode != http.StatusBadRequest || er.Code != CodeValidation || !strings.Contains(er.Fields["instanceType"], "does not exist") {
+		t.Fatalf("%d %s", resp.StatusCode, resp.Body)
+	}
+	if n := e.count(t, ""); n != 0 || e.sfn.starts.Load() != 0 {
+		t.Fatalf("%d items written, %d executions started", n, e.sfn.starts.Load())
 	}
 }

@@ -18,6 +18,9 @@ const (
 	EnvNodeBoundaryArn   = "NODE_BOUNDARY_ARN"
 	EnvNodeCorePolicyArn = "NODE_CORE_POLICY_ARN"
 	EnvAllowedRegions    = "ALLOWED_REGIONS"
+	// The function the API asks, before it accepts a spec, whether the
+	// spec's region can serve it (instance type, AMI, network).
+	EnvCheckSpecFunction = "CHECK_SPEC_FUNCTION"
 	EnvLogLevel          = "LOG_LEVEL"
 	EnvRecordRetention   = "RECORD_RETENTION"
 	EnvSweepBatch        = "SWEEP_BATCH"
@@ -49,6 +52,15 @@ var Functions = []Function{
 		Name: "prepare", Description: "Creates the MEC record (console runs) and resolves architecture, AMI, VPC and subnet",
 		Env:      []string{EnvTableName, EnvAllowedRegions, EnvProvisionSMArn, EnvNodeOnlineTimeout, EnvCommandTimeout, EnvLogLevel},
 		MemoryMB: 256, TimeoutSeconds: 60, Placeholder: "PrepareFunctionArn",
+	},
+	{
+		// The API calls it synchronously before it answers 202: what only the
+		// MEC's region can tell (the instance type exists and is offered, the
+		// AMI's architecture, the network) is refused with a 400, not found
+		// out by a provisioning that then fails.
+		Name: "check-spec", Description: "Checks a MEC spec against its region (instance type, AMI, VPC and subnet) for the API",
+		Env:      []string{EnvTableName, EnvAllowedRegions, EnvLogLevel},
+		MemoryMB: 256, TimeoutSeconds: 20,
 	},
 	{
 		Name: "launch-nodes", Description: "Creates the security group and the MEC's node role, and launches every node in one idempotent RunInstances",
@@ -83,7 +95,7 @@ var Functions = []Function{
 	{
 		// More memory buys CPU for the API's p99 (JSON, DynamoDB transactions).
 		Name: "api", Description: "The MEC resource API behind API Gateway (REST, IAM auth)",
-		Env:      []string{EnvTableName, EnvProvisionSMArn, EnvTeardownSMArn, EnvAllowedRegions, EnvLogLevel},
+		Env:      []string{EnvTableName, EnvProvisionSMArn, EnvTeardownSMArn, EnvAllowedRegions, EnvCheckSpecFunction, EnvLogLevel},
 		MemoryMB: 512, TimeoutSeconds: 29,
 	},
 	{
@@ -113,6 +125,7 @@ type Resources struct {
 	NodeBoundaryArn      string
 	NodeCorePolicyArn    string
 	AllowedRegions       string
+	CheckSpecFunction    string
 	LogLevel             string
 	RecordRetention      string
 	SweepBatch           string
@@ -132,6 +145,7 @@ func (f Function) EnvFrom(r Resources) map[string]string {
 		EnvNodeBoundaryArn:   r.NodeBoundaryArn,
 		EnvNodeCorePolicyArn: r.NodeCorePolicyArn,
 		EnvAllowedRegions:    r.AllowedRegions,
+		EnvCheckSpecFunction: r.CheckSpecFunction,
 		EnvLogLevel:          r.LogLevel,
 		EnvRecordRetention:   r.RecordRetention,
 		EnvSweepBatch:        r.SweepBatch,

@@ -25,6 +25,7 @@ type Env struct {
 	NodeBoundaryArn   string
 	NodeCorePolicyArn string
 	AllowedRegions    []string
+	CheckSpecFunction string
 	RecordRetention   time.Duration
 	NodeOnlineTimeout time.Duration
 	CommandTimeout    time.Duration
@@ -41,6 +42,7 @@ func FromEnv() (Env, error) {
 		TeardownSMArn:     os.Getenv(backend.EnvTeardownSMArn),
 		NodeBoundaryArn:   os.Getenv(backend.EnvNodeBoundaryArn),
 		NodeCorePolicyArn: os.Getenv(backend.EnvNodeCorePolicyArn),
+		CheckSpecFunction: os.Getenv(backend.EnvCheckSpecFunction),
 	}
 	for _, r := range strings.Split(os.Getenv(backend.EnvAllowedRegions), ",") {
 		if r = strings.TrimSpace(r); r != "" {

@@ -49,6 +49,14 @@ type Resolved struct {
 	VpcCIDR          string `json:"vpcCidr,omitempty"`
 }
 
+// SpecCheck is what a MEC's region makes of its spec (the check-spec
+// function's answer to the API): the resolution, or the fields the region
+// refuses with what would be valid.
+type SpecCheck struct {
+	Resolved *Resolved        `json:"resolved,omitempty"`
+	Fields   map[string]string `json:"fields,omitempty"`
+}
+
 // MEC is the cluster record. It never holds a secret: the join token and
 // the kubeconfig live only in Parameter Store.
 type MEC struct {
@@ -87,6 +95,36 @@ func New(sp spec.Spec, how string, now time.Time) *MEC {
 	m.StartStep(StepRecord, now)
 	m.EndStep(StepRecord, OutcomeSucceeded, how, now)
 	return m
+}
+
+// HoldsName reports whether m keeps its name from other MECs: every MEC that
+// is not DELETED, but one that failed to resolve (it never created anything
+// and never will, so its name goes back at once).
+func (m *MEC) HoldsName() bool {
+	return m.Status.Live() && !(m.Status == Failed && m.FailedStep == StepResolve)
+}
+
+// SetResolved records the spec's resolution in its region as the resolve step.
+func (m *MEC) SetResolved(res Resolved, now time.Time) {
+	m.Resolved = &res
+	m.StartStep(StepResolve, now)
+	m.EndStep(StepResolve, OutcomeSucceeded, res.Architecture+" "+res.AmiID+" in "+res.SubnetID, now)
+}
+
+// Fail moves a CREATING MEC to FAILED at step with cause; every step still
+// running ends failed. It reports false when m was not CREATING.
+func (m *MEC) Fail(step, cause string, now time.Time) bool {
+	if m.Status != Creating {
+		return false
+	}
+	for i := range m.Steps {
+		if st := &m.Steps[i]; st.Outcome == OutcomeRunning {
+			end := now
+			st.Outcome, st.EndedAt, st.Seconds = OutcomeFailed, &end, end.Sub(st.StartedAt).Seconds()
+		}
+	}
+	m.Status, m.FailedStep, m.FailureCause = Failed, step, cause
+	return true
 }
 
 // Step returns the latest progress entry named name, or nil.

@@ -121,6 +121,12 @@ func decodeField(s *Spec, key string, raw json.RawMessage, verr *ValidationError
 		}
 	}
 	if f, ok := stringFields[key]; ok {
+		if string(raw) == `""` && key != "name" {
+			// An empty string (often a template's unset variable) is not a
+			// request for the default: say so rather than replace it.
+			verr.Add(key, "must not be empty; leave the field out for the default, or "+strings.TrimPrefix(f.msg, "must "))
+			return
+		}
 		str(f.field(s), f.msg)
 		return
 	}
@@ -155,6 +161,7 @@ func decodeField(s *Spec, key string, raw json.RawMessage, verr *ValidationError
 			return
 		}
 		if v == "" {
+			verr.Add(key, "must not be empty; leave the field out for no expiry, or "+strings.TrimPrefix(msgExpiresAt, "must "))
 			return
 		}
 		t, err := time.Parse(time.RFC3339, v)

@@ -176,7 +176,10 @@ func TestParseFieldRules(t *testing.T) {
 		{name: "region given", fields: `"region":"ap-southeast-2"`},
 		{name: "region gov", fields: `"region":"us-gov-west-1"`},
 		{name: "region iso", fields: `"region":"us-isob-east-1"`},
-		{name: "region empty string takes default", fields: `"region":""`},
+		// An empty string is refused, not replaced by the default.
+		{name: "region empty string", fields: `"region":""`, want: map[string]string{"region": "must not be empty; leave the field out"}},
+		{name: "instanceType empty string", fields: `"instanceType":""`, want: map[string]string{"instanceType": "must not be empty; leave the field out"}},
+		{name: "microk8sChannel empty string", fields: `"microk8sChannel":""`, want: map[string]string{"microk8sChannel": "must not be empty"}},
 		{name: "region no number", fields: `"region":"eu-west"`, want: map[string]string{"region": `such as "eu-west-1"`}},
 		{name: "region uppercase", fields: `"region":"EU-WEST-1"`, want: map[string]string{"region": "AWS region name"}},
 		{name: "region az not region", fields: `"region":"eu-west-1a"`, want: map[string]string{"region": "AWS region name"}},
@@ -306,7 +309,8 @@ func TestParseFieldRules(t *testing.T) {
 		{name: "ttl days unit", fields: `"ttl":"7d"`, want: map[string]string{"ttl": "Go duration"}},
 		{name: "ttl negative", fields: `"ttl":"-8h"`, want: map[string]string{"ttl": "Go duration"}},
 		{name: "ttl number", fields: `"ttl":3600`, want: map[string]string{"ttl": "Go duration"}},
-		{name: "ttl empty string means none", fields: `"ttl":""`},
+		{name: "ttl empty string", fields: `"ttl":""`, want: map[string]string{"ttl": "must not be empty; leave the field out"}},
+		{name: "expiresAt empty string", fields: `"expiresAt":""`, want: map[string]string{"expiresAt": "must not be empty"}},
 
 		// expiresAt
 		{name: "expiresAt below", fields: `"expiresAt":"` + at(9*time.Minute) + `"`, want: map[string]string{"expiresAt": "at least 10 minutes"}},

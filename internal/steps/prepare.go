@@ -40,13 +40,22 @@ func (s *Steps) Prepare(ctx context.Context, raw json.RawMessage) (State, error)
 		if err != nil {
 			var ve *spec.ValidationError
 			if errors.As(err, &ve) {
+				// The region refuses the spec: FAILED now, and the name goes
+				// back (a console run's Catch cannot name this record).
+				if _, uerr := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
+					if !r.Fail(mec.StepResolve, tail(ve.Error(), 2000), s.now()) {
+						return store.ErrNoChange
+					}
+					return nil
+				}); uerr != nil {
+					return State{}, uerr
+				}
 				return State{}, stepErr(ErrInvalidSpec, "%s", ve.Error())
 			}
 			return State{}, fmt.Errorf("resolve: %w", err)
 		}
 		m, err = s.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
-			r.Resolved = &res
-			r.EndStep(mec.StepResolve, mec.OutcomeSucceeded, res.Architecture+" "+res.AmiID+" in "+res.SubnetID, s.now())
+			r.SetResolved(res, s.now())
 			return nil
 		})
 		if err != nil {

@@ -138,15 +138,16 @@ func (s *Store) Get(ctx context.Context, id string) (*mec.MEC, error) {
 
 // Update applies fn to the current record and writes it back only if nobody
 // wrote in between (version check), re-reading and re-applying on conflict.
-// fn may return ErrNoChange to skip the write. Moving to DELETED releases the
-// name in the same transaction.
+// fn may return ErrNoChange to skip the write. A record that stops holding
+// its name (DELETED, or FAILED at resolve: mec.MEC.HoldsName) releases it in
+// the same transaction.
 func (s *Store) Update(ctx context.Context, id string, fn func(*mec.MEC) error) (*mec.MEC, error) {
 	for attempt := 0; attempt < 8; attempt++ {
 		m, err := s.Get(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		before, prev := m.Status, m.Version
+		held, prev := m.HoldsName(), m.Version
 		if err := fn(m); err != nil {
 			if errors.Is(err, ErrNoChange) {
 				return m, nil
@@ -169,7 +170,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*mec.MEC) error) 
 			ConditionExpression:       aws.String("version = :v"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":v": num(int64(prev))},
 		}
-		if m.Status == mec.Deleted && before != mec.Deleted {
+		if held && !m.HoldsName() {
 			_, err = s.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 				{Put: put}, {Delete: s.releaseName(m)},
 			}})

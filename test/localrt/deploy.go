@@ -112,6 +112,7 @@ func (rt *Runtime) deploy(ctx context.Context) error {
 		NodeBoundaryArn:   d.NodeBoundaryArn,
 		NodeCorePolicyArn: d.NodeCorePolicyArn,
 		AllowedRegions:    strings.Join(regions, ","),
+		CheckSpecFunction: FunctionName("check-spec"),
 		LogLevel:          "debug",
 		RecordRetention:   "720h",
 		SweepBatch:        "25",

@@ -1,0 +1,48 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/store"
+	"github.com/mecd/mecd/test/localrt"
+)
+
+// An instance type the region does not have is refused before 202, naming
+// the field: no record, no name held, no provisioning that fails later.
+// Started from the console (no API in front), the same spec fails at resolve
+// and gives its name back at once.
+func TestRegionRefusalsComeBeforeAccepting(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := localrt.UniqueName("badtype")
+	code, _, b := call(t, rt, "POST", "/mecs", `{"name":"`+name+`","nodeCount":1,"instanceType":"t9z.gigantic"}`, nil)
+	var er struct {
+		Error struct {
+			Code   string            `json:"code"`
+			Fields map[string]string `json:"fields"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(b, &er)
+	if code != http.StatusBadRequest || !strings.Contains(er.Error.Fields["instanceType"], "does not exist") {
+		t.Fatalf("POST with t9z.gigantic: %d %s", code, b)
+	}
+	st := &store.Store{DB: rt.Clients("").DynamoDB, Table: localrt.TableName}
+	if owner, err := st.NameOwner(context.Background(), name); err != nil || owner != "" {
+		t.Fatalf("the refused name is held by %q (%v)", owner, err)
+	}
+
+	console := localrt.UniqueName("badtype-console")
+	r := provision(t, rt, `{"name":"`+console+`","nodeCount":1,"instanceType":"t9z.gigantic"}`)
+	m := findByName(t, rt, console)
+	if string(r.out.Status) != "FAILED" || m.Status != mec.Failed || m.FailedStep != mec.StepResolve || !strings.Contains(m.FailureCause, "instanceType") {
+		t.Fatalf("console run: %s, record %s at %q: %s", r.out.Status, m.Status, m.FailedStep, m.FailureCause)
+	}
+	if owner, err := st.NameOwner(context.Background(), console); err != nil || owner != "" {
+		t.Fatalf("a MEC FAILED at resolve still holds its name (%q, %v)", owner, err)
+	}
+}
