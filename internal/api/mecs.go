@@ -90,17 +90,19 @@ func (h *Handler) delete(ctx context.Context, r *request) (events.APIGatewayProx
 	if m.Status == mec.Deleted {
 		return accepted(m)
 	}
-	arn, started, err := lifecycle.StartTeardown(ctx, h.SFN, h.Env.TeardownSMArn, m)
-	if err != nil {
+	updated, started, err := lifecycle.Teardown(ctx, h.SFN, h.Store, h.Env.TeardownSMArn, m)
+	switch {
+	case updated == nil:
 		h.log().ErrorContext(ctx, "start teardown", "clusterId", m.ID, "error", err)
 		return events.APIGatewayProxyResponse{}, unavailable("the teardown could not be started; try again")
+	case err != nil:
+		// The teardown runs and marks the record itself.
+		h.log().WarnContext(ctx, "record teardown", "clusterId", m.ID, "error", err)
+	case !started:
+		h.checkTeardown(ctx, updated, updated.TeardownExecutionArn)
 	}
-	if !started {
-		h.checkTeardown(ctx, m, arn)
-	}
-	h.log().InfoContext(ctx, "teardown", "clusterId", m.ID, "execution", arn, "started", started)
-	// The teardown runs regardless; the ARN follows from its name.
-	return accepted(h.noteExecution(ctx, m, arn, func(r *mec.MEC) *string { return &r.TeardownExecutionArn }))
+	h.log().InfoContext(ctx, "teardown", "clusterId", m.ID, "execution", updated.TeardownExecutionArn, "started", started)
+	return accepted(updated)
 }
 
 // checkTeardown logs when the teardown that answers a repeat is not
@@ -158,9 +160,16 @@ func (h *Handler) kubeconfig(ctx context.Context, r *request) (events.APIGateway
 	}}, nil
 }
 
+// notReady says why a MEC has no kubeconfig to give, and whether one will come.
 func notReady(m *mec.MEC) *Error {
-	return &Error{Status: http.StatusConflict, Code: CodeNotReady,
-		Message: fmt.Sprintf("MEC %s is %s; its kubeconfig is available once it is READY", m.ID, m.Status)}
+	msg := fmt.Sprintf("MEC %s is %s; its kubeconfig is available once it is READY", m.ID, m.Status)
+	switch m.Status {
+	case mec.Deleting, mec.Deleted:
+		msg = fmt.Sprintf("MEC %s is %s: its kubeconfig was deleted with it and will not come back", m.ID, m.Status)
+	case mec.Failed:
+		msg = fmt.Sprintf("MEC %s FAILED at step %s and has no kubeconfig; delete it and create it again", m.ID, m.FailedStep)
+	}
+	return &Error{Status: http.StatusConflict, Code: CodeNotReady, Message: msg}
 }
 
 func awsCode(err error) string {

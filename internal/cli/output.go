@@ -91,7 +91,7 @@ func writeTable(w io.Writer, ms []*mec.MEC, now time.Time) error {
 func nodesSummary(m *mec.MEC) string {
 	var cp, w int
 	if len(m.Nodes) > 0 {
-		for _, n := range m.Nodes {
+		for _, n := range m.LiveNodes() {
 			if n.Role == string(spec.RoleWorker) {
 				w++
 			} else {
@@ -193,9 +193,11 @@ func writeMEC(w io.Writer, m *mec.MEC, now time.Time) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if len(m.Nodes) > 0 {
+	if live := m.LiveNodes(); len(live) > 0 {
 		fmt.Fprintln(w, "Nodes:")
-		writeNodes(w, m.Nodes)
+		writeNodes(w, live)
+	} else if len(m.Nodes) > 0 {
+		fmt.Fprintf(w, "Nodes:    none (%d terminated: %s)\n", len(m.Nodes), m.Nodes[0].Reason)
 	}
 	if len(m.Steps) > 0 {
 		fmt.Fprintln(w, "Steps:")

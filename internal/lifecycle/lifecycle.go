@@ -10,6 +10,7 @@ import (
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/store"
 )
 
 // Starter is what starting a workflow needs from Step Functions.
@@ -74,4 +75,40 @@ func StartTeardown(ctx context.Context, c Starter, stateMachineArn string, m *me
 		// That attempt ended without deleting the MEC: try the next name.
 	}
 	return "", false, fmt.Errorf("start teardown of %s: %d attempts already ended without deleting it", m.ID, maxTeardownAttempts)
+}
+
+// Recorder is what recording a started workflow needs of the record store.
+type Recorder interface {
+	Update(ctx context.Context, id string, fn func(*mec.MEC) error) (*mec.MEC, error)
+}
+
+// Teardown starts m's teardown (or finds the one running) and records it:
+// the MEC is DELETING from this answer on, not only once the workflow's
+// first step ran. When the start fails, out is nil. A failed write comes
+// back with the MEC as it would read: the teardown runs regardless and
+// marks the record itself.
+func Teardown(ctx context.Context, c Starter, rec Recorder, stateMachineArn string, m *mec.MEC) (out *mec.MEC, started bool, err error) {
+	arn, started, err := StartTeardown(ctx, c, stateMachineArn, m)
+	if err != nil {
+		return nil, false, err
+	}
+	mark := func(r *mec.MEC) {
+		r.TeardownExecutionArn = arn
+		if r.Status != mec.Deleted {
+			r.Status = mec.Deleting
+		}
+	}
+	updated, err := rec.Update(ctx, m.ID, func(r *mec.MEC) error {
+		if r.TeardownExecutionArn == arn && (r.Status == mec.Deleting || r.Status == mec.Deleted) {
+			return store.ErrNoChange
+		}
+		mark(r)
+		return nil
+	})
+	if err != nil {
+		cp := *m
+		mark(&cp)
+		return &cp, started, fmt.Errorf("record teardown %s: %w", arn, err)
+	}
+	return updated, started, nil
 }

@@ -27,7 +27,8 @@ type Step struct {
 	CommandID string `json:"commandId,omitempty"`
 }
 
-// Node is one EC2 instance of a MEC.
+// Node is one EC2 instance of a MEC. A node that is gone stays in the
+// record as history: terminated, without its public address.
 type Node struct {
 	Index      int    `json:"index"`
 	InstanceID string `json:"instanceId"`
@@ -35,6 +36,39 @@ type Node struct {
 	PrivateIP  string `json:"privateIp,omitempty"`
 	PublicIP   string `json:"publicIp,omitempty"`
 	Joined     bool   `json:"joined,omitempty"`
+	// State is "" while the node is part of the MEC, NodeTerminated after.
+	State string `json:"state,omitempty"`
+	// EndedAt and Reason say when and why a node left.
+	EndedAt *time.Time `json:"endedAt,omitempty"`
+	Reason  string     `json:"reason,omitempty"`
+}
+
+// NodeTerminated is the State of a node whose instance is gone.
+const NodeTerminated = "terminated"
+
+// Live reports whether the node is still part of its MEC.
+func (n Node) Live() bool { return n.State != NodeTerminated }
+
+// LiveNodes are the nodes still part of the MEC.
+func (m *MEC) LiveNodes() []Node {
+	var out []Node
+	for _, n := range m.Nodes {
+		if n.Live() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// EndNodes marks every live node terminated, for why (its public address
+// is given back with the instance).
+func (m *MEC) EndNodes(why string, now time.Time) {
+	for i := range m.Nodes {
+		if n := &m.Nodes[i]; n.Live() {
+			end := now
+			n.State, n.EndedAt, n.Reason, n.PublicIP = NodeTerminated, &end, why, ""
+		}
+	}
 }
 
 // Resolved holds what the spec leaves to the region, fixed once before

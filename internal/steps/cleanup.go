@@ -81,7 +81,14 @@ func (s *Steps) Cleanup(ctx context.Context, in CleanupInput) (CleanupResult, er
 	if err := s.deleteParameters(ctx, m); err != nil {
 		return CleanupResult{}, err
 	}
+	why := "the MEC was deleted"
+	if step == mec.StepRollback {
+		why = "rolled back after a failed provisioning"
+	}
 	if _, err := s.Store.Update(ctx, id, func(r *mec.MEC) error {
+		r.EndNodes(why, s.now())
+		// The address and the parameter went with the nodes.
+		r.Endpoint, r.KubeconfigParameter = "", ""
 		r.EndStep(step, mec.OutcomeSucceeded, "instances terminated; security group, node role and parameters deleted", s.now())
 		return nil
 	}); err != nil {

@@ -107,7 +107,10 @@ func (s *Steps) RecordStatus(ctx context.Context, in StatusInput) (Summary, erro
 			if r.Status == mec.Deleted {
 				return store.ErrNoChange // a repeated teardown: cleanup finds nothing, DELETED stays
 			}
-			if r.Status == mec.Creating {
+			// A provisioning that never ended (neither READY nor FAILED) is
+			// stopped, whether the record is still CREATING or the API
+			// already marked it DELETING.
+			if r.ReadyAt == nil && r.FailedStep == "" && (r.Status == mec.Creating || r.Status == mec.Deleting) {
 				stopArn = r.ExecutionArn
 			}
 			r.Status = mec.Deleting

@@ -71,20 +71,18 @@ func (s *Sweeper) Run(ctx context.Context, ev events.CloudWatchEvent) (Report, e
 }
 
 func (s *Sweeper) teardown(ctx context.Context, m *mec.MEC, status mec.Status, rep *Report) error {
-	arn, started, err := lifecycle.StartTeardown(ctx, s.SFN, s.TeardownArn, m)
-	if err != nil {
+	updated, started, err := lifecycle.Teardown(ctx, s.SFN, s.Store, s.TeardownArn, m)
+	if updated == nil {
 		return err
 	}
+	arn := updated.TeardownExecutionArn
 	if !started {
 		rep.Running = append(rep.Running, m.ID)
 		s.Log.InfoContext(ctx, "teardown already running", "clusterId", m.ID, "execution", arn)
 		return nil
 	}
 	rep.Started = append(rep.Started, m.ID)
-	if _, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error { r.TeardownExecutionArn = arn; return nil }); err != nil {
-		return err
-	}
 	s.Log.InfoContext(ctx, "teardown started for an expired MEC", "clusterId", m.ID, "name", m.Name,
-		"status", status, "expiresAt", m.ExpiresAt.Format(time.RFC3339), "execution", arn)
+		"status", status, "expiresAt", m.ExpiresAt.Format(time.RFC3339), "execution", arn, "recordError", err)
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/store"
@@ -44,5 +45,39 @@ func TestRegionRefusalsComeBeforeAccepting(t *testing.T) {
 	}
 	if owner, err := st.NameOwner(context.Background(), console); err != nil || owner != "" {
 		t.Fatalf("a MEC FAILED at resolve still holds its name (%q, %v)", owner, err)
+	}
+}
+
+// A deleted MEC says so at once (DELETE answers DELETING), keeps its nodes
+// only as terminated history without their public addresses, and its
+// kubeconfig call says the kubeconfig is gone rather than "once READY".
+func TestGoneMECsShowWhatIsGone(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := localrt.UniqueName("gone")
+	code, _, m, b := create(t, rt, `{"name":"`+name+`","nodeCount":1,"publicEndpoint":true}`, nil)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", code, b)
+	}
+	ready := waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second)
+	if len(ready.LiveNodes()) != 1 || ready.Nodes[0].PublicIP == "" {
+		t.Fatalf("READY MEC nodes %+v", ready.Nodes)
+	}
+	code, _, b = call(t, rt, "DELETE", "/mecs/"+m.ID, "", nil)
+	if d := decodeMEC(t, b); code != http.StatusAccepted || d.Status != mec.Deleting {
+		t.Fatalf("DELETE answered %d with status %s, want 202 DELETING", code, d.Status)
+	}
+	gone := waitStatus(t, rt, m.ID, mec.Deleted, 60*time.Second)
+	for _, n := range gone.Nodes {
+		if n.Live() || n.PublicIP != "" || n.EndedAt == nil || n.Reason == "" {
+			t.Errorf("node of a DELETED MEC: %+v", n)
+		}
+	}
+	if gone.Endpoint != "" {
+		t.Errorf("a DELETED MEC still has endpoint %s", gone.Endpoint)
+	}
+	code, _, b = call(t, rt, "GET", "/mecs/"+m.ID+"/kubeconfig", "", nil)
+	if code != http.StatusConflict || !strings.Contains(string(b), "deleted with it") {
+		t.Fatalf("kubeconfig of a DELETED MEC: %d %s", code, b)
 	}
 }

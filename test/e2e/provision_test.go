@@ -383,6 +383,10 @@ func TestProvisionFailuresRollBack(t *testing.T) {
 			if st := m.Step(mec.StepRollback); st == nil || st.Outcome != mec.OutcomeSucceeded {
 				t.Fatalf("rollback step: %v", stepNames(m))
 			}
+			// The rolled-back nodes are history: terminated, no public address.
+			if live := m.LiveNodes(); len(live) > 0 || len(m.Nodes) == 0 || m.Nodes[0].PublicIP != "" {
+				t.Errorf("a FAILED MEC lists live nodes %+v (of %+v)", live, m.Nodes)
+			}
 			leakFree(t, rt, m.ID)
 		})
 	}

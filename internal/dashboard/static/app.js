@@ -106,7 +106,7 @@ function fact(label, value, cls) {
 function roles(m) {
   let cp = 0, w = 0;
   if (m.nodes && m.nodes.length) {
-    for (const n of m.nodes) n.role === "worker" ? w++ : cp++;
+    for (const n of m.nodes) if (n.state !== "terminated") n.role === "worker" ? w++ : cp++;
   } else {
     const count = m.spec.nodeCount || 0;
     cp = count >= 3 && m.spec.haControlPlane !== false ? 3 : Math.min(count, 1);
@@ -130,12 +130,12 @@ function stepsList(m) {
   return ol;
 }
 
-function nodesTable(m) {
+function nodesTable(m, nodes) {
   const t = el("table", { class: "nodes" });
   t.append(el("caption", { class: "sr-only", text: `Nodes of ${m.name}` }));
   t.append(el("thead", {}, el("tr", {}, ...["#", "Instance", "Role", "IP"].map((h) => el("th", { scope: "col", text: h })))));
   const tb = el("tbody");
-  for (const n of m.nodes) {
+  for (const n of nodes) {
     const ip = el("td", { text: n.privateIp || "" });
     if (n.publicIp) ip.append(el("br"), el("span", { class: "muted", text: `public ${n.publicIp}` }));
     tb.append(el("tr", {}, el("td", { text: String(n.index) }), el("td", {}, el("code", { text: n.instanceId })),
@@ -174,7 +174,9 @@ function cardBody(m, openSteps) {
   if (m.status === "FAILED") {
     b.append(el("p", { class: "failure", text: `Failed at ${m.failedStep || "?"}: ${m.failureCause || "no cause recorded"}` }));
   }
-  if (m.nodes && m.nodes.length) b.append(nodesTable(m));
+  const live = (m.nodes || []).filter((n) => n.state !== "terminated");
+  if (live.length) b.append(nodesTable(m, live));
+  else if (m.nodes && m.nodes.length) b.append(el("p", { class: "muted", text: `${m.nodes.length} nodes terminated: ${m.nodes[0].reason || ""}` }));
   if (m.steps && m.steps.length) {
     const d = el("details", { class: "steps" }, el("summary", { text: `Steps (${m.steps.length})` }), stepsList(m));
     d.open = openSteps;
