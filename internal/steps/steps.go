@@ -70,6 +70,7 @@ type Store interface {
 	RegisterWait(ctx context.Context, w store.Wait) (*store.Wait, error)
 	SetWaitStatus(ctx context.Context, cmdID, instanceID, status string) (*store.Wait, error)
 	ClaimWait(ctx context.Context, cmdID, token string) (bool, error)
+	ReleaseWait(ctx context.Context, cmdID, token string) error
 }
 
 var _ Store = (*store.Store)(nil)

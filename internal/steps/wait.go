@@ -134,5 +134,14 @@ func (s *Steps) maybeResolve(ctx context.Context, w *store.Wait) error {
 	if err != nil || !ok {
 		return err // !ok: someone else resolves it
 	}
-	return s.finishCommand(ctx, w)
+	if err := s.finishCommand(ctx, w); err != nil {
+		// The workflow was not resumed: give the claim back, so the event's
+		// redelivery (or the task's timeout poll) resolves it, instead of
+		// the execution waiting out its timeout and sending the command again.
+		if rerr := s.Store.ReleaseWait(ctx, w.CommandID, w.Token); rerr != nil {
+			return fmt.Errorf("%w (and %v)", err, rerr)
+		}
+		return err
+	}
+	return nil
 }

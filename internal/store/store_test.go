@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -129,5 +130,35 @@ func TestNewIDSortsByTime(t *testing.T) {
 	}
 	if !sort.StringsAreSorted(ids) {
 		t.Fatal("ids do not sort by creation time")
+	}
+}
+
+// A command wait is written by the sender and the status events in either
+// order; one claim resumes it, and a released claim can be taken again.
+func TestCommandWait(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	if _, err := s.SetWaitStatus(ctx, "cmd-1", "i-1", "Success"); err != nil { // the event came first
+		t.Fatal(err)
+	}
+	w, err := s.RegisterWait(ctx, store.Wait{CommandID: "cmd-1", Token: "tok-1", ClusterID: "mec-1", Step: "install",
+		Region: "us-east-1", Instances: []string{"i-2", "i-1"}})
+	if err != nil || w.Token != "tok-1" || !slices.Equal(w.Instances, []string{"i-1", "i-2"}) || w.Statuses["i-1"] != "Success" {
+		t.Fatalf("registered: %+v %v", w, err)
+	}
+	// A re-registration (a new task token) keeps the first targets.
+	if w, err = s.RegisterWait(ctx, store.Wait{CommandID: "cmd-1", Token: "tok-2", Instances: []string{"i-9"}}); err != nil || len(w.Instances) != 2 {
+		t.Fatalf("re-registered: %+v %v", w, err)
+	}
+	for i, want := range []bool{true, false} {
+		if ok, err := s.ClaimWait(ctx, "cmd-1", "tok-2"); err != nil || ok != want {
+			t.Fatalf("claim %d: %v %v, want %v", i, ok, err, want)
+		}
+	}
+	if err := s.ReleaseWait(ctx, "cmd-1", "tok-2"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.ClaimWait(ctx, "cmd-1", "tok-2"); err != nil || !ok {
+		t.Fatalf("claim after release: %v %v", ok, err)
 	}
 }

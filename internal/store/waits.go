@@ -117,3 +117,20 @@ func (s *Store) ClaimWait(ctx context.Context, cmdID, token string) (bool, error
 	}
 	return true, nil
 }
+
+// ReleaseWait undoes a claim of token whose resumption failed, so that the
+// next status event or poll resolves the wait again.
+func (s *Store) ReleaseWait(ctx context.Context, cmdID, token string) error {
+	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.Table),
+		Key:                       key(kindCmd, cmdID),
+		UpdateExpression:          aws.String("REMOVE resolvedToken"),
+		ConditionExpression:       aws.String("resolvedToken = :tok"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":tok": str(token)},
+	})
+	var cf *types.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &cf) {
+		return fmt.Errorf("release command %s: %w", cmdID, err)
+	}
+	return nil
+}
