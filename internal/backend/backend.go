@@ -64,7 +64,7 @@ var Functions = []Function{
 	},
 	{
 		Name: "launch-nodes", Description: "Creates the security group and the MEC's node role, and launches every node in one idempotent RunInstances",
-		Env:      []string{EnvTableName, EnvNodeBoundaryArn, EnvNodeCorePolicyArn, EnvLogLevel},
+		Env:      []string{EnvTableName, EnvNodeBoundaryArn, EnvNodeCorePolicyArn, EnvPollInterval, EnvLogLevel},
 		MemoryMB: 256, TimeoutSeconds: 60, Placeholder: "LaunchNodesFunctionArn",
 	},
 	{

@@ -87,7 +87,7 @@ type Resolved struct {
 // function's answer to the API): the resolution, or the fields the region
 // refuses with what would be valid.
 type SpecCheck struct {
-	Resolved *Resolved        `json:"resolved,omitempty"`
+	Resolved *Resolved         `json:"resolved,omitempty"`
 	Fields   map[string]string `json:"fields,omitempty"`
 }
 
@@ -101,6 +101,7 @@ type MEC struct {
 	Spec                 spec.Spec  `json:"spec"`
 	Resolved             *Resolved  `json:"resolved,omitempty"`
 	SecurityGroupID      string     `json:"securityGroupId,omitempty"`
+	InstanceProfileArn   string     `json:"instanceProfileArn,omitempty"`
 	Nodes                []Node     `json:"nodes,omitempty"`
 	Endpoint             string     `json:"endpoint,omitempty"`
 	KubeconfigParameter  string     `json:"kubeconfigParameter,omitempty"`

@@ -33,24 +33,9 @@ func (s *Steps) CheckNodes(ctx context.Context, st State) (CheckResult, error) {
 		return CheckResult{}, err
 	}
 	ids := m.InstanceIDs()
-	c := s.AWS.EC2(m.Region)
-	states := map[string]string{}
-	publicIPs := map[string]string{}
-	p := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{InstanceIds: ids})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return CheckResult{}, fmt.Errorf("describe instances: %w", err)
-		}
-		for _, r := range page.Reservations {
-			for _, in := range r.Instances {
-				id := aws.ToString(in.InstanceId)
-				if in.State != nil {
-					states[id] = string(in.State.Name)
-				}
-				publicIPs[id] = aws.ToString(in.PublicIpAddress)
-			}
-		}
+	states, publicIPs, err := s.instanceStates(ctx, m.Region, ids)
+	if err != nil {
+		return CheckResult{}, err
 	}
 	for _, id := range ids {
 		switch ec2types.InstanceStateName(states[id]) {
@@ -59,16 +44,13 @@ func (s *Steps) CheckNodes(ctx context.Context, st State) (CheckResult, error) {
 			return CheckResult{}, stepErr(ErrNodeLost, "node %s is %s before the MEC was ready", id, states[id])
 		}
 	}
-	online := map[string]bool{}
-	info, err := s.AWS.SSM(m.Region).DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{
-		Filters: []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: ids}},
-	})
+	online, err := s.onlineAgents(ctx, m.Region, ids)
 	if err != nil {
-		return CheckResult{}, fmt.Errorf("describe instance information: %w", err)
+		return CheckResult{}, err
 	}
-	for _, ii := range info.InstanceInformationList {
-		if ii.PingStatus == ssmtypes.PingStatusOnline && states[aws.ToString(ii.InstanceId)] == string(ec2types.InstanceStateNameRunning) {
-			online[aws.ToString(ii.InstanceId)] = true
+	for id := range online {
+		if states[id] != string(ec2types.InstanceStateNameRunning) {
+			delete(online, id)
 		}
 	}
 	now := s.now()
@@ -126,4 +108,45 @@ func orUnknown(s string) string {
 		return "not found"
 	}
 	return s
+}
+
+// instanceStates reads each instance's state and public address. New ids may
+// not be visible yet (EC2's eventual consistency answers
+// InvalidInstanceID.NotFound for a while after RunInstances): then no state
+// is known this time and the caller looks again.
+func (s *Steps) instanceStates(ctx context.Context, region string, ids []string) (states, publicIPs map[string]string, err error) {
+	states, publicIPs = map[string]string{}, map[string]string{}
+	err = eachInstance(ctx, s.AWS.EC2(region), &ec2.DescribeInstancesInput{InstanceIds: ids}, func(in ec2types.Instance) {
+		id := aws.ToString(in.InstanceId)
+		if in.State != nil {
+			states[id] = string(in.State.Name)
+		}
+		publicIPs[id] = aws.ToString(in.PublicIpAddress)
+	})
+	if apiCode(err) == "InvalidInstanceID.NotFound" {
+		return map[string]string{}, map[string]string{}, nil
+	}
+	return states, publicIPs, err
+}
+
+// onlineAgents lists the instances whose SSM agent is Online, reading every
+// page (a page holds 10 unless asked for more: an 11-node MEC needs two).
+func (s *Steps) onlineAgents(ctx context.Context, region string, ids []string) (map[string]bool, error) {
+	online := map[string]bool{}
+	p := ssm.NewDescribeInstanceInformationPaginator(s.AWS.SSM(region), &ssm.DescribeInstanceInformationInput{
+		Filters:    []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: ids}},
+		MaxResults: aws.Int32(50),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describe instance information: %w", err)
+		}
+		for _, ii := range page.InstanceInformationList {
+			if ii.PingStatus == ssmtypes.PingStatusOnline {
+				online[aws.ToString(ii.InstanceId)] = true
+			}
+		}
+	}
+	return online, nil
 }

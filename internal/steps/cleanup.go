@@ -110,25 +110,39 @@ func (s *Steps) notYet(waited time.Duration, remaining int, why string) (Cleanup
 // returns how many are not terminated yet.
 func (s *Steps) terminate(ctx context.Context, c EC2API, m *mec.MEC) (int, error) {
 	var toStop []string
-	alive := 0
-	p := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
-		{Name: aws.String("tag:" + mec.TagClusterID), Values: []string{m.ID}},
-	}})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return 0, fmt.Errorf("describe instances: %w", err)
+	alive, seen := 0, map[string]bool{}
+	visit := func(in ec2types.Instance) {
+		id := aws.ToString(in.InstanceId)
+		seen[id] = true
+		if in.State == nil || in.State.Name == ec2types.InstanceStateNameTerminated {
+			return
 		}
-		for _, r := range page.Reservations {
-			for _, in := range r.Instances {
-				if in.State == nil || in.State.Name == ec2types.InstanceStateNameTerminated {
-					continue
-				}
-				alive++
-				if in.State.Name != ec2types.InstanceStateNameShuttingDown {
-					toStop = append(toStop, aws.ToString(in.InstanceId))
-				}
-			}
+		alive++
+		if in.State.Name != ec2types.InstanceStateNameShuttingDown {
+			toStop = append(toStop, id)
+		}
+	}
+	if err := eachInstance(ctx, c, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("tag:" + mec.TagClusterID), Values: []string{m.ID}},
+	}}, visit); err != nil {
+		return 0, err
+	}
+	// A tag search lags new instances (EC2 eventual consistency): the live
+	// nodes the record knows are looked up by id too. Not visible yet
+	// counts as alive, so the cleanup looks again.
+	var unseen []string
+	for _, n := range m.LiveNodes() {
+		if !seen[n.InstanceID] {
+			unseen = append(unseen, n.InstanceID)
+		}
+	}
+	if len(unseen) > 0 {
+		err := eachInstance(ctx, c, &ec2.DescribeInstancesInput{InstanceIds: unseen}, visit)
+		switch {
+		case apiCode(err) == "InvalidInstanceID.NotFound":
+			alive += len(unseen)
+		case err != nil:
+			return 0, err
 		}
 	}
 	if len(toStop) > 0 {
@@ -138,6 +152,23 @@ func (s *Steps) terminate(ctx context.Context, c EC2API, m *mec.MEC) (int, error
 		s.Log.InfoContext(ctx, "terminating instances", "clusterId", m.ID, "count", len(toStop))
 	}
 	return alive, nil
+}
+
+// eachInstance calls fn on every instance DescribeInstances lists for in.
+func eachInstance(ctx context.Context, c EC2API, in *ec2.DescribeInstancesInput, fn func(ec2types.Instance)) error {
+	p := ec2.NewDescribeInstancesPaginator(c, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("describe instances: %w", err)
+		}
+		for _, r := range page.Reservations {
+			for _, inst := range r.Instances {
+				fn(inst)
+			}
+		}
+	}
+	return nil
 }
 
 func (s *Steps) deleteGroups(ctx context.Context, c EC2API, m *mec.MEC) error {

@@ -2,9 +2,11 @@ package steps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -22,26 +24,63 @@ const (
 
 // LaunchNodes creates the MEC's security group (closed by default) and
 // launches every node in one idempotent RunInstances.
-func (s *Steps) LaunchNodes(ctx context.Context, st State) (*struct{}, error) {
+func (s *Steps) LaunchNodes(ctx context.Context, st State) (LaunchResult, error) {
 	m, err := s.live(ctx, st.ClusterID)
 	if err != nil {
-		return nil, err
+		return LaunchResult{}, err
 	}
 	if m.SecurityGroupID == "" {
 		if m, err = s.ensureSecurityGroup(ctx, m); err != nil {
-			return nil, err
+			return LaunchResult{}, err
 		}
 	}
-	if len(m.Nodes) == 0 {
-		if _, err = s.launch(ctx, m); err != nil {
-			return nil, err
-		}
+	if len(m.Nodes) > 0 {
+		return LaunchResult{Launched: true}, nil
 	}
-	return nil, nil
+	err = s.launch(ctx, m)
+	if errors.Is(err, errProfileNotReady) {
+		return s.waitForProfile(m, err)
+	}
+	return LaunchResult{Launched: err == nil}, err
 }
 
-// nodeProfile makes the MEC's node role, recording it as a step.
+// LaunchResult tells the state machine whether the nodes run, or when to
+// try again: a new instance profile reaches EC2 only after IAM propagated
+// it (often 10 s or more), and a Wait state waits for it at no cost.
+type LaunchResult struct {
+	Launched    bool   `json:"launched"`
+	NextCheckAt string `json:"nextCheckAt,omitempty"`
+}
+
+// errProfileNotReady: RunInstances does not accept the new profile yet.
+var errProfileNotReady = errors.New("the node instance profile is not usable by EC2 yet")
+
+// profileWaitPolls bounds the wait for the profile, in poll intervals
+// (3 minutes on AWS): IAM propagates in seconds, so longer is a fault.
+const profileWaitPolls = 18
+
+// waitForProfile says when to try the launch again, or fails once the
+// profile has had far longer than IAM needs.
+func (s *Steps) waitForProfile(m *mec.MEC, cause error) (LaunchResult, error) {
+	waited := time.Duration(0)
+	if st := m.Step(mec.StepLaunch); st != nil {
+		waited = s.now().Sub(st.StartedAt)
+	}
+	if limit := profileWaitPolls * s.Env.PollInterval; waited > limit {
+		return LaunchResult{}, stepErr(ErrStep, "EC2 still refuses the node instance profile %s after %v: %v",
+			m.InstanceProfileArn, limit.Round(time.Second), cause)
+	}
+	// Propagation takes seconds: look again after one poll interval.
+	return LaunchResult{NextCheckAt: s.now().Add(s.Env.PollInterval).Format(time.RFC3339Nano)}, nil
+}
+
+// nodeProfile makes the MEC's node role once, recording it as a step and
+// its instance profile on the record (a launch waiting for the profile to
+// propagate does not make it again).
 func (s *Steps) nodeProfile(ctx context.Context, m *mec.MEC) (string, error) {
+	if m.InstanceProfileArn != "" {
+		return m.InstanceProfileArn, nil
+	}
 	if _, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error { r.StartStep(mec.StepNodeRole, s.now()); return nil }); err != nil {
 		return "", err
 	}
@@ -50,11 +89,13 @@ func (s *Steps) nodeProfile(ctx context.Context, m *mec.MEC) (string, error) {
 		return "", err
 	}
 	if _, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
+		r.InstanceProfileArn = arn
 		r.EndStep(mec.StepNodeRole, mec.OutcomeSucceeded, arn, s.now())
 		return nil
 	}); err != nil {
 		return "", err
 	}
+	m.InstanceProfileArn = arn
 	return arn, nil
 }
 
@@ -161,13 +202,13 @@ func (s *Steps) authorize(ctx context.Context, c EC2API, m *mec.MEC, groupID str
 
 // launch runs every node in one RunInstances. The ClientToken is the
 // cluster id: a retried call returns the same instances instead of new ones.
-func (s *Steps) launch(ctx context.Context, m *mec.MEC) (*mec.MEC, error) {
+func (s *Steps) launch(ctx context.Context, m *mec.MEC) error {
 	profile, err := s.nodeProfile(ctx, m)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if _, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error { r.StartStep(mec.StepLaunch, s.now()); return nil }); err != nil {
-		return nil, err
+	if m, err = s.Store.Update(ctx, m.ID, func(r *mec.MEC) error { r.StartStep(mec.StepLaunch, s.now()); return nil }); err != nil {
+		return err
 	}
 	n := int32(m.Spec.NodeCount)
 	tags := ec2Tags(m)
@@ -199,12 +240,10 @@ func (s *Steps) launch(ctx context.Context, m *mec.MEC) (*mec.MEC, error) {
 	}
 	out, err := s.AWS.EC2(m.Region).RunInstances(ctx, in)
 	if isProfilePropagation(err) {
-		// A new instance profile takes seconds to reach EC2: the state
-		// machine retries TransientError with backoff.
-		return nil, stepErr(ErrTransient, "the node instance profile is not visible to EC2 yet: %v", err)
+		return fmt.Errorf("%w: %v", errProfileNotReady, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("run instances: %w", err)
+		return fmt.Errorf("run instances: %w", err)
 	}
 	roles := m.Spec.Roles()
 	nodes := make([]mec.Node, 0, len(out.Instances))
@@ -223,10 +262,27 @@ func (s *Steps) launch(ctx context.Context, m *mec.MEC) (*mec.MEC, error) {
 		ids = append(ids, nd.InstanceID)
 	}
 	s.Log.InfoContext(ctx, "nodes launched", "clusterId", m.ID, "instances", strings.Join(ids, ","))
-	return s.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
+	// The nodes go on the record whatever became of the MEC meanwhile, so a
+	// teardown finds them by id (a tag search lags a new instance); if a
+	// DELETE came during RunInstances, this launch undoes itself.
+	var status mec.Status
+	if _, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
+		status = r.Status
 		r.Nodes = nodes
-		r.EndStep(mec.StepLaunch, mec.OutcomeSucceeded, strings.Join(ids, " "), s.now())
-		r.StartStep(mec.StepNodesOnline, s.now())
+		if r.Status == mec.Creating {
+			r.EndStep(mec.StepLaunch, mec.OutcomeSucceeded, strings.Join(ids, " "), s.now())
+			r.StartStep(mec.StepNodesOnline, s.now())
+		}
 		return nil
-	})
+	}); err != nil {
+		return err
+	}
+	if status != mec.Creating {
+		if _, err := s.AWS.EC2(m.Region).TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids}); err != nil {
+			// Not visible yet, or throttled: the teardown (by id) or the orphan reaper ends them.
+			s.Log.WarnContext(ctx, "terminate nodes of a deleted MEC", "clusterId", m.ID, "instances", strings.Join(ids, ","), "error", err)
+		}
+		return stepErr(ErrCancelled, "MEC %s became %s while its nodes launched: they are terminated", m.ID, status)
+	}
+	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/store"
 	"github.com/mecd/mecd/test/localrt"
+	"github.com/mecd/mecd/test/nodesim/fidelity"
+	"github.com/mecd/mecd/test/nodesim/latency"
 )
 
 // An instance type the region does not have is refused before 202, naming
@@ -80,4 +82,65 @@ func TestGoneMECsShowWhatIsGone(t *testing.T) {
 	if code != http.StatusConflict || !strings.Contains(string(b), "deleted with it") {
 		t.Fatalf("kubeconfig of a DELETED MEC: %d %s", code, b)
 	}
+}
+
+// force turns a documented behaviour on for every launch while the test
+// runs, lasting seconds (on AWS, before scaling) each time.
+func force(t *testing.T, rt *localrt.Runtime, b fidelity.Behaviour, p latency.Phase, seconds float64) {
+	t.Helper()
+	rt.Sim.Fidelity.Force(b, 1)
+	rt.Sim.Latency.Fix(p, seconds)
+	t.Cleanup(func() {
+		rt.Sim.Fidelity.Force(b, fidelity.Defaults[b])
+		rt.Sim.Latency.Unfix(p)
+	})
+}
+
+// New instance ids answer InvalidInstanceID.NotFound for a while (EC2's
+// eventual consistency): the online check waits for them instead of
+// rolling the MEC back. Here they stay invisible past the first look.
+func TestNewInstancesNotYetVisible(t *testing.T) {
+	rt := localrt.Get(t)
+	force(t, rt, fidelity.InstanceVisibility, latency.Visibility, 90)
+	name := localrt.UniqueName("invisible")
+	r := provision(t, rt, `{"name":"`+name+`","nodeCount":2}`)
+	m := findByName(t, rt, name)
+	if string(r.out.Status) != "SUCCEEDED" || m.Status != mec.Ready {
+		t.Fatalf("%s, record %s at %s: %s", r.out.Status, m.Status, m.FailedStep, m.FailureCause)
+	}
+}
+
+// A new instance profile is refused by RunInstances until IAM propagated
+// it (often 10 s or more): the launch waits for it, here a minute.
+func TestNodeProfileNotYetPropagated(t *testing.T) {
+	rt := localrt.Get(t)
+	force(t, rt, fidelity.ProfilePropagation, latency.ProfilePropagation, 60)
+	name := localrt.UniqueName("profile")
+	r := provision(t, rt, `{"name":"`+name+`","nodeCount":1}`)
+	m := findByName(t, rt, name)
+	if string(r.out.Status) != "SUCCEEDED" || m.Status != mec.Ready {
+		t.Fatalf("%s, record %s at %s: %s", r.out.Status, m.Status, m.FailedStep, m.FailureCause)
+	}
+	minWait := time.Duration(60 * rt.Sim.Latency.Scale() * float64(time.Second))
+	if st := m.Step(mec.StepLaunch); st == nil || time.Duration(st.Seconds*float64(time.Second)) < minWait {
+		t.Fatalf("launch step %+v: it did not wait for the profile (%v)", st, minWait)
+	}
+}
+
+// DescribeInstanceInformation answers 10 nodes a page: a 20-node MEC is
+// online only when every page was read.
+func TestTwentyNodeMEC(t *testing.T) {
+	rt := localrt.Get(t)
+	name := localrt.UniqueName("twenty")
+	r := provision(t, rt, `{"name":"`+name+`","nodeCount":20}`)
+	m := findByName(t, rt, name)
+	if string(r.out.Status) != "SUCCEEDED" || m.Status != mec.Ready || len(m.LiveNodes()) != 20 {
+		t.Fatalf("%s, record %s at %s: %s", r.out.Status, m.Status, m.FailedStep, m.FailureCause)
+	}
+	code, _, _ := call(t, rt, "DELETE", "/mecs/"+m.ID, "", nil)
+	if code != http.StatusAccepted {
+		t.Fatalf("DELETE: %d", code)
+	}
+	waitStatus(t, rt, m.ID, mec.Deleted, 90*time.Second)
+	leakFree(t, rt, m.ID)
 }

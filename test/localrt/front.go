@@ -32,6 +32,9 @@ type SimHandlers interface {
 	// NodeScope returns the parameter path prefix a node credential may use
 	// ("/mecd/<cluster-id>/"), ok=false if the access key is not a node's.
 	NodeScope(accessKeyID string) (prefix string, ok bool)
+	// ProfileCreated tells EC2 an instance profile was just created in IAM
+	// (which kumo serves): IAM propagates it to EC2 only after a while.
+	ProfileCreated(name string)
 }
 
 // runCommandActions are the SSM actions kumo lacks, answered by the simulator.
@@ -154,6 +157,11 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if call.Service == "iam" && call.Action == "CreateInstanceProfile" {
+		// Noted on success only (modifyResponse): a repeated create changes nothing.
+		form, _ := url.ParseQuery(string(call.Body))
+		r.Header.Set(profileHeader, form.Get("InstanceProfileName"))
+	}
 	if call.Service == "lambda" && fromKumo(r) {
 		if err := rewriteProxyEvent(r); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -228,6 +236,7 @@ func classify(r *http.Request) (Call, error) {
 		}
 		form, _ := url.ParseQuery(string(body))
 		c.Action = form.Get("Action")
+		c.Body = body
 		if c.Service == "" && form.Get("Version") == "2016-11-15" {
 			c.Service = "ec2"
 		}
@@ -307,6 +316,10 @@ func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
 }
 
+// profileHeader carries a CreateInstanceProfile call's profile name from the
+// request to its answer.
+const profileHeader = "X-Mecd-Sim-Profile"
+
 // fromKumo tells kumo's own calls (Step Functions, API Gateway and
 // EventBridge invoking Lambda) from the SDK's.
 func fromKumo(r *http.Request) bool {
@@ -329,6 +342,9 @@ func (f *Front) modifyResponse(resp *http.Response) error {
 	if invokePath.MatchString(req.URL.Path) && resp.Header.Get("X-Amz-Function-Error") != "" && fromKumo(req) {
 		resp.StatusCode = http.StatusInternalServerError
 		resp.Status = "500 Internal Server Error"
+	}
+	if name := req.Header.Get(profileHeader); name != "" && resp.StatusCode == http.StatusOK {
+		f.sim.ProfileCreated(name)
 	}
 	// kumo's DynamoDB sends no X-Amz-Crc32; AWS always does and the SDK checks it.
 	if m := credScope.FindStringSubmatch(req.Header.Get("Authorization")); m != nil && m[3] == "dynamodb" &&

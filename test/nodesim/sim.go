@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/mecd/mecd/test/nodesim/ec2sim"
 	"github.com/mecd/mecd/test/nodesim/fault"
+	"github.com/mecd/mecd/test/nodesim/fidelity"
 	"github.com/mecd/mecd/test/nodesim/latency"
 	"github.com/mecd/mecd/test/nodesim/ssmsim"
 )
@@ -30,8 +30,11 @@ type Config struct {
 type Sim struct {
 	Latency *latency.Model
 	Faults  *fault.Injector
-	EC2Sim  *ec2sim.Sim
-	SSMSim  *ssmsim.Sim
+	// Fidelity holds AWS's, Ubuntu's and MicroK8s' documented behaviours,
+	// on at realistic rates; tests force one to prove mecd survives it.
+	Fidelity *fidelity.Set
+	EC2Sim   *ec2sim.Sim
+	SSMSim   *ssmsim.Sim
 }
 
 // New builds a simulator.
@@ -47,12 +50,15 @@ func New(cfg Config) (*Sim, error) {
 	}
 	lat := latency.New(cfg.Scale, cfg.Mode, cfg.Seed)
 	faults := fault.New(cfg.Seed + 7)
+	fid := fidelity.New(cfg.Seed + 17)
 	e := ec2sim.New(lat, cfg.Seed+13)
+	e.SetFidelity(fid)
 	s, err := ssmsim.New(ssmsim.Config{
 		Instances: instances{e},
 		Events:    cfg.Events,
 		Latency:   lat,
 		Faults:    faults,
+		Fidelity:  fid,
 		Dir:       cfg.Dir,
 		Endpoint:  cfg.Endpoint,
 		Logger:    cfg.Logger,
@@ -61,7 +67,7 @@ func New(cfg Config) (*Sim, error) {
 		e.Close()
 		return nil, fmt.Errorf("node simulator: %w", err)
 	}
-	return &Sim{Latency: lat, Faults: faults, EC2Sim: e, SSMSim: s}, nil
+	return &Sim{Latency: lat, Faults: faults, Fidelity: fid, EC2Sim: e, SSMSim: s}, nil
 }
 
 // EC2 serves the EC2 Query API.
@@ -88,6 +94,9 @@ func (s *Sim) NodeScope(accessKeyID string) (string, bool) {
 	return "/mecd/" + inst.Tags[ClusterTag] + "/", true
 }
 
+// ProfileCreated tells EC2 an instance profile was just created in IAM.
+func (s *Sim) ProfileCreated(name string) { s.EC2Sim.ProfileCreated(name) }
+
 // Close stops every host process and timer.
 func (s *Sim) Close() {
 	s.SSMSim.Close()
@@ -108,5 +117,3 @@ func (i instances) Instance(id string) (ssmsim.Instance, bool) {
 		RunningAt: in.RunningAt,
 	}, true
 }
-
-var _ = time.Second

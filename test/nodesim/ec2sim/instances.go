@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mecd/mecd/test/nodesim/fidelity"
 	"github.com/mecd/mecd/test/nodesim/latency"
 )
 
@@ -17,6 +18,9 @@ import (
 // simulator needs. Fields change under s.mu.
 type instance struct {
 	Instance
+	// visibleAt is when Describe and Terminate first see the instance
+	// (fidelity.InstanceVisibility); RunInstances' own answer has it at once.
+	visibleAt                  time.Time
 	eniID, attachID, profileID string
 	reason                     string
 	volumes                    []*volume
@@ -65,6 +69,9 @@ func (s *Sim) runInstances(c *call, x *xmlw) error {
 			s.writeReservation(x, l.reservationID, l.instanceIDs)
 			return nil
 		}
+	}
+	if err := s.profileUsable(sp.profileArn); err != nil {
+		return err
 	}
 	img, ok := s.images[c.region][sp.imageID]
 	if !ok {
@@ -118,6 +125,9 @@ func (s *Sim) runInstances(c *call, x *xmlw) error {
 		}
 		if sp.profileArn != "" {
 			in.profileID = profileID(sp.profileArn)
+		}
+		if s.fidelity.Happens(fidelity.InstanceVisibility) {
+			in.visibleAt = now.Add(s.delay(latency.Visibility))
 		}
 		if public {
 			in.PublicIP = s.newPublicIP()
@@ -303,9 +313,10 @@ func (s *Sim) lookupInstances(region string, ids []string) ([]*instance, error) 
 	}
 	var out []*instance
 	var missingIDs []string
+	now := time.Now()
 	for _, id := range ids {
 		in, ok := s.instances[id]
-		if !ok || in.Region != region {
+		if !ok || in.Region != region || now.Before(in.visibleAt) {
 			missingIDs = append(missingIDs, id)
 			continue
 		}
@@ -374,8 +385,9 @@ func (s *Sim) describeInstances(c *call, x *xmlw) error {
 			return err
 		}
 	} else {
+		now := time.Now()
 		for _, in := range s.instances {
-			if in.Region == c.region {
+			if in.Region == c.region && !now.Before(in.visibleAt) {
 				items = append(items, in)
 			}
 		}
@@ -400,5 +412,32 @@ func (s *Sim) describeInstances(c *call, x *xmlw) error {
 		s.writeReservationBody(x, order[i], ins)
 	})
 	x.opt("nextToken", next)
+	return nil
+}
+
+// ProfileCreated tells the simulator an instance profile was just created
+// (the front sees IAM's CreateInstanceProfile): with
+// fidelity.ProfilePropagation it is not usable by RunInstances until
+// latency.ProfilePropagation has passed.
+func (s *Sim) ProfileCreated(name string) {
+	if !s.fidelity.Happens(fidelity.ProfilePropagation) {
+		return
+	}
+	at := time.Now().Add(s.delay(latency.ProfilePropagation))
+	s.mu.Lock()
+	s.profilesReadyAt[name] = at
+	s.mu.Unlock()
+}
+
+// profileUsable refuses a profile IAM has not propagated to EC2 yet, as
+// RunInstances does. Callers hold s.mu.
+func (s *Sim) profileUsable(arn string) error {
+	if arn == "" {
+		return nil
+	}
+	name := arn[strings.LastIndex(arn, "/")+1:]
+	if at, ok := s.profilesReadyAt[name]; ok && time.Now().Before(at) {
+		return errf("InvalidParameterValue", "Value (%s) for parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN", arn)
+	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mecd/mecd/test/nodesim/fidelity"
 	"github.com/mecd/mecd/test/nodesim/latency"
 )
 
@@ -83,7 +84,8 @@ type Rule struct {
 
 // Sim is the EC2 test double. It is safe for concurrent use.
 type Sim struct {
-	lat *latency.Model
+	lat      *latency.Model
+	fidelity *fidelity.Set
 
 	mu        sync.Mutex
 	rng       *rand.Rand
@@ -100,6 +102,8 @@ type Sim struct {
 	images    map[string]map[string]*image // region -> image id
 	launches  map[string]*launch           // region + "\x00" + client token
 	publicIPs map[string]bool
+	// profilesReadyAt: instance profile name -> when RunInstances accepts it.
+	profilesReadyAt map[string]time.Time
 
 	// State change delivery is serialised through a queue so subscribers see
 	// each instance's changes in order, outside s.mu, and may call back in.
@@ -127,6 +131,8 @@ func New(lat *latency.Model, seed uint64) *Sim {
 		images:    map[string]map[string]*image{},
 		launches:  map[string]*launch{},
 		publicIPs: map[string]bool{},
+
+		profilesReadyAt: map[string]time.Time{},
 	}
 }
 
@@ -183,6 +189,13 @@ func (s *Sim) drain() {
 	}
 	s.draining = false
 	s.evMu.Unlock()
+}
+
+// SetFidelity turns on the documented behaviours of f (nil: none).
+func (s *Sim) SetFidelity(f *fidelity.Set) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fidelity = f
 }
 
 // Instance returns a copy of one instance.

@@ -24,10 +24,18 @@ const (
 	Join             Phase = "join"             // microk8s join, per node
 	Addons           Phase = "addons"           // microk8s enable, per call
 	Terminate        Phase = "terminate"        // shutting-down -> terminated
+
+	// How long the fidelity behaviours last (test/nodesim/fidelity).
+	Visibility         Phase = "visibility"         // a new instance id not yet visible to Describe
+	ProfilePropagation Phase = "profilePropagation" // a new instance profile not yet usable by RunInstances
+	Seeding            Phase = "seeding"            // running -> snapd seeded (seed.loaded)
+	AgentRestart       Phase = "agentRestart"       // the SSM agent snap refreshed: ConnectionLost
+	APIServerBlink     Phase = "apiServerBlink"     // the API server unreachable after dqlite re-forms
 )
 
 // Phases lists every phase in a stable order.
-var Phases = []Phase{RunInstancesCall, Boot, AgentOnline, Dispatch, SnapInstall, Join, Addons, Terminate}
+var Phases = []Phase{RunInstancesCall, Boot, AgentOnline, Dispatch, SnapInstall, Join, Addons, Terminate,
+	Visibility, ProfilePropagation, Seeding, AgentRestart, APIServerBlink}
 
 // Range is a phase's duration on AWS in seconds: low, typical and high.
 type Range struct {
@@ -44,6 +52,19 @@ var Defaults = map[Phase]Range{
 	Join:             {5, 20, 60},
 	Addons:           {10, 30, 120},
 	Terminate:        {20, 40, 90},
+	// "a couple of seconds", backing off "up to a few minutes" (EC2 API
+	// Reference, eventual consistency); seconds in practice.
+	Visibility: {0.5, 2, 8},
+	// IAM propagation: "several seconds"; 10 s or more is common for a new
+	// instance profile at RunInstances.
+	ProfilePropagation: {4, 10, 20},
+	// snapd seeds the image's snaps (lxd, core, amazon-ssm-agent...) after
+	// boot; the agent's own Online time includes it.
+	Seeding: {5, 15, 40},
+	// An agent snap refresh: download, stop, swap, start.
+	AgentRestart: {5, 15, 45},
+	// join.py stops the API server for at least 10 s before it rejoins.
+	APIServerBlink: {3, 10, 25},
 }
 
 // Mode chooses how a duration is drawn from a Range.

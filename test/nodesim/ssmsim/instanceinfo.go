@@ -104,9 +104,17 @@ func (s *Sim) describeInstanceInformation(r *http.Request) (any, error) {
 	if err := decodeBody(r, &in); err != nil {
 		return nil, err
 	}
+	// Without MaxResults a page holds 10 (SSM API Reference,
+	// DescribeInstanceInformation: "MaxResults ... Valid Range: Minimum value
+	// of 5. Maximum value of 50", and the aws-sdk-go-v2 doc comment "the
+	// default value is 10 items"): a caller that reads one page sees at most
+	// 10 nodes.
 	max, err := pageSize(in.MaxResults, 5, 50)
 	if err != nil {
 		return nil, err
+	}
+	if in.MaxResults == nil {
+		max = 10
 	}
 	if len(in.InstanceInformationFilterList) > 0 && len(in.Filters) > 0 {
 		return nil, badRequest("InvalidFilter", "You can specify InstanceInformationFilterList or Filters, not both.")

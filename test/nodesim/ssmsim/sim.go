@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mecd/mecd/test/nodesim/fault"
+	"github.com/mecd/mecd/test/nodesim/fidelity"
 	"github.com/mecd/mecd/test/nodesim/latency"
 )
 
@@ -55,6 +56,7 @@ type Config struct {
 	Events    EventSink       // nil: no events
 	Latency   *latency.Model  // nil: no delays at all
 	Faults    *fault.Injector // nil: no faults
+	Fidelity  *fidelity.Set   // nil: none of the documented hard behaviours
 	// Dir is the root of the host directories (<Dir>/<instance-id>/).
 	Dir string
 	// Endpoint is the front's base URL (loopback only), e.g. http://127.0.0.1:4566.

@@ -1,0 +1,76 @@
+package steps
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/mecd/mecd/internal/config"
+	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/spec"
+)
+
+// slowProfileEC2 refuses the instance profile until the clock reaches ready,
+// as RunInstances does until IAM propagated a new profile.
+type slowProfileEC2 struct {
+	EC2API
+	clock *time.Time
+	ready time.Time
+	calls int
+}
+
+func (f *slowProfileEC2) RunInstances(context.Context, *ec2.RunInstancesInput, ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
+	f.calls++
+	if f.clock.Before(f.ready) {
+		return nil, &smithy.GenericAPIError{Code: "InvalidParameterValue",
+			Message: "Value (arn:aws:iam::1:instance-profile/mecd/p) for parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN"}
+	}
+	return &ec2.RunInstancesOutput{Instances: []ec2types.Instance{{InstanceId: aws.String("i-1"), AmiLaunchIndex: aws.Int32(0)}}}, nil
+}
+
+type ec2Only struct{ c EC2API }
+
+func (r ec2Only) EC2(string) EC2API { return r.c }
+func (r ec2Only) SSM(string) SSMAPI { return nil }
+
+// A profile IAM takes a minute to propagate (slow, but seen on AWS) delays
+// the launch; it does not fail the MEC. The launch looks again every poll
+// interval and gives up only after minutes.
+func TestLaunchWaitsForTheProfile(t *testing.T) {
+	now := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+	m := &mec.MEC{ID: "mec-1", Status: mec.Creating, Spec: spec.Spec{NodeCount: 1, InstanceType: "t4g.medium", RootVolumeGiB: 30},
+		Resolved: &mec.Resolved{AmiID: "ami-1", SubnetID: "subnet-1"}, SecurityGroupID: "sg-1",
+		InstanceProfileArn: "arn:aws:iam::1:instance-profile/mecd/p"}
+	fake := &slowProfileEC2{clock: &now, ready: now.Add(time.Minute)}
+	s := &Steps{Store: &waitStore{m: m}, AWS: ec2Only{fake}, Env: config.Env{PollInterval: 10 * time.Second},
+		Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
+	for i := 0; ; i++ {
+		res, err := s.LaunchNodes(context.Background(), State{ClusterID: m.ID})
+		if err != nil {
+			t.Fatalf("after %v: %v", now.Sub(fake.ready.Add(-time.Minute)), err)
+		}
+		if res.Launched {
+			break
+		}
+		next, err := time.Parse(time.RFC3339Nano, res.NextCheckAt)
+		if err != nil || !next.After(now) || next.Sub(now) > time.Minute {
+			t.Fatalf("next check %q from %v", res.NextCheckAt, now)
+		}
+		now = next
+		if i > 20 {
+			t.Fatal("still not launched")
+		}
+	}
+	if len(m.Nodes) != 1 || fake.calls < 2 {
+		t.Fatalf("nodes %+v after %d RunInstances calls", m.Nodes, fake.calls)
+	}
+	if limit := profileWaitPolls * s.Env.PollInterval; limit < 2*time.Minute {
+		t.Fatalf("gives up after %v: IAM's tail is longer", limit)
+	}
+}
