@@ -74,7 +74,7 @@ var Functions = []Function{
 	},
 	{
 		Name: "node-command", Description: "Sends a node script by SSM Run Command and parks the workflow's task token until it ends",
-		Env:      []string{EnvTableName, EnvCommandTimeout, EnvLogLevel},
+		Env:      []string{EnvTableName, EnvCommandTimeout, EnvPollInterval, EnvLogLevel},
 		MemoryMB: 256, TimeoutSeconds: 60, Placeholder: "NodeCommandFunctionArn",
 	},
 	{

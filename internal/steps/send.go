@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
@@ -152,6 +153,7 @@ func (s *Steps) plan(ctx context.Context, m *mec.MEC, step string) (commandPlan,
 		return commandPlan{script: node.Finalize, targets: []mec.Node{*n0}, vars: map[string]string{
 			"ADDONS": strings.Join(m.Spec.Addons, " "), "EXPECTED_NODES": strconv.Itoa(len(m.Nodes)),
 			"ENDPOINT_HOST": m.EndpointHost(), "KUBECONFIG_PARAM": mec.KubeconfigParam(m.ID), "VERIFY_ATTEMPTS": "90",
+			"RETRY_SECONDS": retrySeconds(s.Env.PollInterval),
 		}}, nil
 	}
 	return commandPlan{}, stepErr(ErrStep, "unknown node step %q", step)
@@ -162,6 +164,7 @@ func (s *Steps) planInstall(ctx context.Context, m *mec.MEC, n0 *mec.Node) (comm
 		"CHANNEL": m.Spec.Microk8sChannel, "NODE0": n0.InstanceID, "TOKEN_PARAM": "",
 		"TOKEN_TTL":     strconv.Itoa(int(3 * s.Env.CommandTimeout.Seconds())),
 		"READY_TIMEOUT": strconv.Itoa(int(s.Env.CommandTimeout.Seconds())),
+		"RETRY_SECONDS": retrySeconds(s.Env.PollInterval),
 		"EXTRA_SANS":    strings.TrimSpace(m.EndpointHost() + " " + n0.PrivateIP),
 	}
 	if len(m.Nodes) > 1 {
@@ -217,4 +220,10 @@ func newToken() (string, error) {
 		b[i] = alphabet[n.Int64()]
 	}
 	return string(b), nil
+}
+
+// retrySeconds is how long a node script waits before trying a busy tool
+// again: the poll interval (10 s on AWS; the local runtime scales it).
+func retrySeconds(poll time.Duration) string {
+	return strconv.FormatFloat(poll.Seconds(), 'f', 3, 64)
 }

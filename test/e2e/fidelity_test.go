@@ -11,6 +11,7 @@ import (
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/store"
 	"github.com/mecd/mecd/test/localrt"
+	"github.com/mecd/mecd/test/nodesim/fault"
 	"github.com/mecd/mecd/test/nodesim/fidelity"
 	"github.com/mecd/mecd/test/nodesim/latency"
 )
@@ -96,6 +97,9 @@ func force(t *testing.T, rt *localrt.Runtime, b fidelity.Behaviour, p latency.Ph
 	})
 }
 
+// Tests that force a behaviour do not run in parallel with each other:
+// the behaviour and its duration are the runtime's, for every MEC.
+
 // New instance ids answer InvalidInstanceID.NotFound for a while (EC2's
 // eventual consistency): the online check waits for them instead of
 // rolling the MEC back. Here they stay invisible past the first look.
@@ -144,3 +148,49 @@ func TestTwentyNodeMEC(t *testing.T) {
 	waitStatus(t, rt, m.ID, mec.Deleted, 90*time.Second)
 	leakFree(t, rt, m.ID)
 }
+
+// After the joins re-form dqlite the API server refuses connections for a
+// while: enabling addons and verifying the nodes wait it out.
+func TestAPIServerBlinkAfterJoins(t *testing.T) {
+	rt := localrt.Get(t)
+	force(t, rt, fidelity.APIServerBlink, latency.APIServerBlink, 120)
+	name := localrt.UniqueName("blink")
+	r := provision(t, rt, `{"name":"`+name+`","nodeCount":3,"addons":["dns","hostpath-storage"]}`)
+	m := findByName(t, rt, name)
+	if string(r.out.Status) != "SUCCEEDED" || m.Status != mec.Ready {
+		t.Fatalf("%s, record %s at %s: %s", r.out.Status, m.Status, m.FailedStep, m.FailureCause)
+	}
+}
+
+// The role credentials a node reads may expire five minutes later: a long
+// install reads them again for each Parameter Store call. Here every
+// credential IMDS hands out is that near its end, and the install is slow.
+func TestNodeCredentialsExpireDuringALongInstall(t *testing.T) {
+	rt := localrt.Get(t)
+	force(t, rt, fidelity.CredentialsNearExpiry, latency.SnapInstall, 900)
+	name := localrt.UniqueName("creds")
+	r := provision(t, rt, `{"name":"`+name+`","nodeCount":2}`)
+	m := findByName(t, rt, name)
+	if string(r.out.Status) != "SUCCEEDED" || m.Status != mec.Ready {
+		t.Fatalf("%s, record %s at %s: %s", r.out.Status, m.Status, m.FailedStep, m.FailureCause)
+	}
+}
+
+// SSM keeps the first 8,000 characters of a command's stderr: a tool that
+// writes more before its real error still gets its real error into the
+// cause.
+func TestCauseIsTheEndOfALongError(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := localrt.UniqueName("longerr")
+	noise := strings.Repeat("snapd: retrying download of chunk\n", 400) // ~13,600 characters
+	rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: mec.TagName, TagValue: name, Index: 0},
+		Prefix: "snap install", ExitCode: 1, Stderr: noise + "error: cannot install \"microk8s\": REAL-CAUSE-disk-full\n"})
+	r := provision(t, rt, `{"name":"`+name+`","nodeCount":1}`)
+	m := findByName(t, rt, name)
+	if string(r.out.Status) != "FAILED" || m.FailedStep != mec.StepInstall || !strings.Contains(m.FailureCause, "REAL-CAUSE-disk-full") {
+		t.Fatalf("%s at %s: the cause lacks the real error: %s", r.out.Status, m.FailedStep, tail(m.FailureCause, 300))
+	}
+}
+
+func tail(s string, n int) string { return s[max(0, len(s)-n):] }

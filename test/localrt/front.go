@@ -32,6 +32,8 @@ type SimHandlers interface {
 	// NodeScope returns the parameter path prefix a node credential may use
 	// ("/mecd/<cluster-id>/"), ok=false if the access key is not a node's.
 	NodeScope(accessKeyID string) (prefix string, ok bool)
+	// CredentialExpired reports whether a node's access key has expired.
+	CredentialExpired(accessKeyID string) bool
 	// ProfileCreated tells EC2 an instance profile was just created in IAM
 	// (which kumo serves): IAM propagates it to EC2 only after a while.
 	ProfileCreated(name string)
@@ -151,6 +153,10 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if call.Service == "ssm" && call.AccessKey != "" {
+		if f.sim.CredentialExpired(call.AccessKey) {
+			writeJSONError(w, http.StatusBadRequest, "ExpiredTokenException", "The security token included in the request is expired")
+			return
+		}
 		if prefix, node := f.sim.NodeScope(call.AccessKey); node && !nodeMayCall(call, prefix) {
 			writeJSONError(w, http.StatusBadRequest, "AccessDeniedException",
 				fmt.Sprintf("User: node is not authorized to perform: ssm:%s on this resource (allowed: parameter/%s*)", call.Action, strings.TrimPrefix(prefix, "/")))

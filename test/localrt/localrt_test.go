@@ -192,16 +192,24 @@ func launch(t *testing.T, rt *localrt.Runtime, clusterID string, n int32) []stri
 	if _, err := ic.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String("test-" + clusterID), RoleName: aws.String("test-" + clusterID)}); err != nil {
 		t.Fatal(err)
 	}
-	out, err := c.EC2.RunInstances(ctx, &ec2.RunInstancesInput{
+	in := &ec2.RunInstancesInput{
 		ImageId: ami.Parameter.Value, InstanceType: ec2types.InstanceTypeT4gMedium, MinCount: aws.Int32(n), MaxCount: aws.Int32(n),
 		ClientToken:        aws.String(clusterID),
 		IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Arn: prof.InstanceProfile.Arn},
 		MetadataOptions:    &ec2types.InstanceMetadataOptionsRequest{HttpTokens: ec2types.HttpTokensStateRequired},
 		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: []ec2types.Tag{
 			{Key: aws.String("mecd:cluster-id"), Value: aws.String(clusterID)}, {Key: aws.String("mecd:managed"), Value: aws.String("true")}}}},
-	})
-	if err != nil {
-		t.Fatal(err)
+	}
+	// A new instance profile reaches EC2 only after IAM propagated it.
+	var out *ec2.RunInstancesOutput
+	for try := 0; ; try++ {
+		if out, err = c.EC2.RunInstances(ctx, in); err == nil {
+			break
+		}
+		if try == 100 || !strings.Contains(err.Error(), "Invalid IAM Instance Profile") {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	var ids []string
 	for _, in := range out.Instances {

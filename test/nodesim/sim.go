@@ -94,6 +94,11 @@ func (s *Sim) NodeScope(accessKeyID string) (string, bool) {
 	return "/mecd/" + inst.Tags[ClusterTag] + "/", true
 }
 
+// CredentialExpired reports whether a node's access key has expired.
+func (s *Sim) CredentialExpired(accessKeyID string) bool {
+	return s.SSMSim.CredentialExpired(accessKeyID)
+}
+
 // ProfileCreated tells EC2 an instance profile was just created in IAM.
 func (s *Sim) ProfileCreated(name string) { s.EC2Sim.ProfileCreated(name) }
 

@@ -1,23 +1,27 @@
 # finalize.sh: on node 0, enables the addons, verifies every node is Ready
 # and stores the kubeconfig, pointed at the MEC's endpoint, as a SecureString.
 # Inputs: ADDONS (space separated), EXPECTED_NODES, ENDPOINT_HOST,
-# KUBECONFIG_PARAM, VERIFY_ATTEMPTS.
+# KUBECONFIG_PARAM, VERIFY_ATTEMPTS, RETRY_SECONDS.
+# Right after the joins the API server may refuse connections for a while
+# (dqlite re-forms): every call that needs it is retried, never fatal at once.
 aws_init
 start=$(now_ms)
 if [ -n "$ADDONS" ]; then
   # shellcheck disable=SC2086 # one word per addon
-  microk8s enable $ADDONS
+  retry 8 microk8s enable $ADDONS || die "microk8s enable ${ADDONS} failed"
 fi
 step addons "$start"
 
 start=$(now_ms)
 ready=0
 for _ in $(seq 1 "$VERIFY_ATTEMPTS"); do
-  ready=$(microk8s kubectl get nodes --no-headers | awk '$2 == "Ready" { n++ } END { print n + 0 }')
-  if [ "$ready" -ge "$EXPECTED_NODES" ]; then
-    break
+  if nodes=$(microk8s kubectl get nodes --no-headers); then
+    ready=$(printf '%s\n' "$nodes" | awk '$2 == "Ready" { n++ } END { print n + 0 }')
+    if [ "$ready" -ge "$EXPECTED_NODES" ]; then
+      break
+    fi
   fi
-  sleep 2
+  sleep "$RETRY_SECONDS"
 done
 if [ "$ready" -lt "$EXPECTED_NODES" ]; then
   microk8s kubectl get nodes --no-headers >&2 || true
@@ -28,7 +32,7 @@ step verify "$start"
 
 start=$(now_ms)
 kc=$(mktemp)
-microk8s config >"$kc"
+retry 5 microk8s config >"$kc" || die "microk8s config failed"
 python3 -c '
 import re, sys
 path, host = sys.argv[1], sys.argv[2]

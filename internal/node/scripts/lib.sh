@@ -8,6 +8,14 @@ IMDS_BASE="${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}"
 IMDS_BASE="${IMDS_BASE%/}"
 umask 077
 
+# SSM Run Command keeps only the first 8,000 characters of a command's
+# stderr (GetCommandInvocation): what the tools write there goes to a log,
+# and a failing script ends by writing the log's last lines, so the cause
+# shown is the end of the failure, not its beginning.
+ERRLOG=$(mktemp)
+exec 3>&2 2>>"$ERRLOG"
+trap 'rc=$?; if [ "$rc" -ne 0 ]; then tail -c 6000 "$ERRLOG" >&3; fi; rm -f "$ERRLOG"' EXIT
+
 die() {
   echo "mecd: $*" >&2
   exit 1
@@ -42,26 +50,34 @@ sys.stdout.write(d if isinstance(d, str) else json.dumps(d))
 ' "$1"
 }
 
-# aws_init reads the region, instance id and role credentials from IMDSv2.
+# aws_init reads the region and instance id from IMDSv2. The token lasts
+# as long as IMDS allows (6 h): an install can outlast a short one.
 aws_init() {
   IMDS_TOKEN=$(curl -sS --fail --retry 3 --retry-connrefused -X PUT "${IMDS_BASE}/latest/api/token" \
-    -H 'X-aws-ec2-metadata-token-ttl-seconds: 900') || die "IMDSv2 token: is the metadata service reachable?"
+    -H 'X-aws-ec2-metadata-token-ttl-seconds: 21600') || die "IMDSv2 token: is the metadata service reachable?"
   REGION=$(imds meta-data/placement/region)
   INSTANCE_ID=$(imds meta-data/instance-id)
   LOCAL_IP=$(imds meta-data/local-ipv4)
+  SSM_URL="${AWS_ENDPOINT_URL_SSM:-https://ssm.${REGION}.amazonaws.com}"
+  SSM_URL="${SSM_URL%/}"
+}
+
+# aws_creds reads the role's current credentials. It runs before every call:
+# AWS makes new credentials available at least five minutes before the old
+# ones expire, and promises nothing about credentials read earlier.
+aws_creds() {
   local role creds
   role=$(imds meta-data/iam/security-credentials/) || die "no instance profile credentials"
   creds=$(imds "meta-data/iam/security-credentials/${role}")
   AWS_AK=$(printf '%s' "$creds" | json_get AccessKeyId)
   AWS_SK=$(printf '%s' "$creds" | json_get SecretAccessKey)
   AWS_ST=$(printf '%s' "$creds" | json_get Token)
-  SSM_URL="${AWS_ENDPOINT_URL_SSM:-https://ssm.${REGION}.amazonaws.com}"
-  SSM_URL="${SSM_URL%/}"
 }
 
 # ssm ACTION BODY_FILE: one signed Parameter Store call. Credentials go to
 # curl through a config on a pipe, never on its command line.
 ssm() {
+  aws_creds
   curl -sS --fail-with-body --retry 3 --retry-connrefused --aws-sigv4 "aws:amz:${REGION}:ssm" \
     -K <(printf 'user = "%s:%s"\nheader = "x-amz-security-token: %s"\n' "$AWS_AK" "$AWS_SK" "$AWS_ST") \
     -H "X-Amz-Target: AmazonSSM.$1" -H 'Content-Type: application/x-amz-json-1.1' \
@@ -105,4 +121,21 @@ cert_check() {
 
 is_installed() {
   snap list microk8s >/dev/null 2>&1
+}
+
+# retry N CMD...: runs CMD until it succeeds, at most N times, waiting
+# RETRY_SECONDS, then twice that, and so on, in between. It returns CMD's
+# last exit status.
+retry() {
+  local n=$1 i=1 rc=0
+  shift
+  while :; do
+    "$@" && return 0
+    rc=$?
+    if [ "$i" -ge "$n" ]; then
+      return "$rc"
+    fi
+    sleep "$(awk -v s="$RETRY_SECONDS" -v i="$i" 'BEGIN { print s * i }')"
+    i=$((i + 1))
+  done
 }

@@ -56,10 +56,17 @@ const (
 	// server; canonical/microk8s issues #1916, #1401, #4478). How long:
 	// latency.APIServerBlink.
 	APIServerBlink Behaviour = "microk8s-apiserver-blink"
+	// CredentialsNearExpiry: the instance role credentials IMDS hands out
+	// may expire five minutes later: AWS makes new ones available "at least
+	// five minutes before the expiration of the old credentials" and
+	// promises nothing longer (EC2 User Guide, "Retrieve security
+	// credentials from instance metadata"). A script that reads them once
+	// and runs half an hour fails with ExpiredTokenException.
+	CredentialsNearExpiry Behaviour = "imds-credentials-near-expiry"
 )
 
 // Behaviours lists every behaviour.
-var Behaviours = []Behaviour{InstanceVisibility, ProfilePropagation, SnapSeeding, AgentRefresh, APIServerBlink}
+var Behaviours = []Behaviour{InstanceVisibility, ProfilePropagation, SnapSeeding, AgentRefresh, APIServerBlink, CredentialsNearExpiry}
 
 // Defaults are the realistic rates: the chance a behaviour shows on one
 // occasion (a launch, a new profile, a first boot, a join).
@@ -69,6 +76,9 @@ var Defaults = map[Behaviour]float64{
 	SnapSeeding:        1,   // every first boot seeds
 	AgentRefresh:       0.1,
 	APIServerBlink:     0.5,
+	// Credentials last about 6 h and are replaced in their last 5 minutes:
+	// a read falls in that window about 5 times in 360.
+	CredentialsNearExpiry: 5.0 / 360,
 }
 
 // Set draws whether each behaviour shows. It is safe for concurrent use.

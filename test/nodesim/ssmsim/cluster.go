@@ -30,7 +30,18 @@ type cluster struct {
 	dqlite  map[string]string // address -> dqMember/dqJoining/dqPartial
 	addons  map[string]bool   // enabled by the user or a launch configuration
 	pki     *kubePKI          // for `microk8s config`, made on first use
+	// apiDownUntil: the API server is unreachable until then, after a join
+	// re-formed dqlite (fidelity.APIServerBlink).
+	apiDownUntil time.Time
 }
+
+// apiDownLocked reports whether h's API server refuses connections now.
+func apiDownLocked(h *host) bool {
+	return h.cluster != nil && time.Now().Before(h.cluster.apiDownUntil)
+}
+
+// apiRefused is kubectl's answer while the API server is down.
+var apiRefused = fail(1, "The connection to the server 127.0.0.1:16443 was refused - did you specify the right host or port?\n")
 
 type member struct {
 	instanceID, ip, hostname string

@@ -30,6 +30,18 @@ func (s *Sim) runInvocation(v *invocation) {
 		s.finish(v, StatusCancelled, StatusCancelled, exitKilled, "", "", false)
 		return
 	}
+	// An agent restarting (its snap refreshed) takes the command when it is
+	// back: a running document worker survives the restart, the agent only
+	// delivers new work late.
+	if inst, ok := s.instance(v.instanceID); ok {
+		s.mu.Lock()
+		b := s.bootLocked(inst)
+		s.mu.Unlock()
+		if now := time.Now(); now.After(b.restartFrom) && now.Before(b.restartTo) && !sleepFor(s.ctx, b.restartTo.Sub(now)) {
+			s.finish(v, StatusCancelled, StatusCancelled, exitKilled, "", "", false)
+			return
+		}
+	}
 	inst, ok := s.instance(v.instanceID)
 	if !ok || inst.State != "running" {
 		// The agent is gone: SSM reports the invocation undeliverable.

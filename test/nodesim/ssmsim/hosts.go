@@ -23,6 +23,7 @@ type host struct {
 	root string // <dir>/root: MECD_HOST_ROOT, the host's "/"
 
 	// snap
+	refreshHeldAt         time.Time // `snap refresh --hold`: no auto-refresh starts after it
 	installed, installing bool
 	channel               string
 	installedAt           time.Time

@@ -2,11 +2,14 @@ package ssmsim
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mecd/mecd/test/nodesim/fidelity"
 )
 
 const (
@@ -21,7 +24,8 @@ type imdsState struct {
 	mu     sync.Mutex
 	tokens map[string]imdsToken // session token -> owner
 	creds  map[string]*roleCredentials
-	owners map[string]string // access key id -> instance id
+	owners map[string]string           // access key id -> instance id
+	issued map[string]*roleCredentials // access key id -> its credentials
 }
 
 type imdsToken struct {
@@ -35,7 +39,8 @@ type roleCredentials struct {
 }
 
 func newIMDSState() imdsState {
-	return imdsState{tokens: map[string]imdsToken{}, creds: map[string]*roleCredentials{}, owners: map[string]string{}}
+	return imdsState{tokens: map[string]imdsToken{}, creds: map[string]*roleCredentials{}, owners: map[string]string{},
+		issued: map[string]*roleCredentials{}}
 }
 
 // CredentialOwner names the instance IMDS gave an access key id to, so a
@@ -45,6 +50,16 @@ func (s *Sim) CredentialOwner(accessKeyID string) (string, bool) {
 	defer s.imds.mu.Unlock()
 	id, ok := s.imds.owners[accessKeyID]
 	return id, ok
+}
+
+// CredentialExpired reports whether an access key IMDS handed out has
+// expired: AWS then answers ExpiredTokenException ("The security token
+// included in the request is expired").
+func (s *Sim) CredentialExpired(accessKeyID string) bool {
+	s.imds.mu.Lock()
+	defer s.imds.mu.Unlock()
+	c, ok := s.imds.issued[accessKeyID]
+	return ok && !time.Now().Before(c.expiry)
 }
 
 // serveIMDS is the IMDSv2 stand-in of instance id (HttpTokens=required):
@@ -185,22 +200,33 @@ func (s *Sim) imdsToken(w http.ResponseWriter, r *http.Request, id string) {
 }
 
 // credentialsFor returns the instance's current role credentials, issuing
-// new ones when the last expire within 5 minutes (as IMDS rotates them).
+// new ones when the last expire within 5 minutes: AWS "make[s] new
+// credentials available at least five minutes before the expiration of the
+// old credentials" (EC2 User Guide, IAM roles for EC2, "Retrieve security
+// credentials from instance metadata"), and promises nothing more, so the
+// credentials a script reads may expire five minutes later
+// (fidelity.CredentialsNearExpiry). Lifetimes are AWS time, scaled.
 func (s *Sim) credentialsFor(id string) *roleCredentials {
+	scaled := func(d time.Duration) time.Duration { return time.Duration(float64(d) * s.lat.Scale()) }
 	s.imds.mu.Lock()
 	defer s.imds.mu.Unlock()
 	c := s.imds.creds[id]
-	if c != nil && time.Until(c.expiry) > 5*time.Minute {
+	if c != nil && time.Until(c.expiry) > scaled(5*time.Minute) {
 		return c
 	}
 	now := time.Now()
+	expiry := now.Add(scaled(credLifetime))
+	if s.cfg.Fidelity.Happens(fidelity.CredentialsNearExpiry) {
+		expiry = now.Add(time.Duration(rand.Int64N(int64(scaled(5*time.Minute)) + 1)))
+	}
 	c = &roleCredentials{
 		accessKeyID: "ASIA" + randomString(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"),
 		secret:      randomString(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
 		session:     "IQoJb3JpZ2luX2VjE" + randomString(600, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
-		issued:      now, expiry: now.Add(credLifetime),
+		issued:      now, expiry: expiry,
 	}
 	s.imds.creds[id] = c
 	s.imds.owners[c.accessKeyID] = id
+	s.imds.issued[c.accessKeyID] = c
 	return c
 }

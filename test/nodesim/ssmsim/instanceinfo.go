@@ -6,8 +6,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/mecd/mecd/test/nodesim/latency"
 )
 
 const (
@@ -25,22 +23,10 @@ func (s *Sim) agentStatus(inst Instance) string {
 	}
 	now := time.Now()
 	s.mu.Lock()
-	a, ok := s.agent[inst.ID]
-	if !ok {
-		// Drawn once per instance, so a random latency mode cannot make an agent flap.
-		a = agentInfo{delay: s.lat.Delay(latency.AgentOnline)}
-	}
-	if a.firstSeen.IsZero() && inst.State == "running" {
-		a.firstSeen = now
-	}
-	s.agent[inst.ID] = a
+	// Drawn once per instance, so a random latency mode cannot make an agent flap.
+	b := s.bootLocked(inst)
 	s.mu.Unlock()
-
-	start := inst.RunningAt
-	if start.IsZero() {
-		start = a.firstSeen
-	}
-	if start.IsZero() || now.Before(start.Add(a.delay)) {
+	if b.online.IsZero() || now.Before(b.online) {
 		return ""
 	}
 	switch inst.State {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mecd/mecd/test/nodesim/fidelity"
 	"github.com/mecd/mecd/test/nodesim/latency"
 )
 
@@ -154,6 +155,12 @@ func (s *Sim) join(ctx context.Context, j *host, args []string) joinOutcome {
 	})
 	lc.recomputeRoles()
 	j.cluster = lc
+	if !ja.worker && s.cfg.Fidelity.Happens(fidelity.APIServerBlink) && s.lat != nil {
+		// A new control-plane member re-forms dqlite: the API server is
+		// restarted and refuses connections for a while (join.py; microk8s
+		// issues #1916, #1401).
+		lc.apiDownUntil = time.Now().Add(s.lat.Delay(latency.APIServerBlink))
+	}
 	if ja.worker {
 		return joinOutcome{result: success(contacting + "\nThe node has joined the cluster and will appear in the nodes list in a few seconds.\n\n" +
 			"This worker node gets automatically configured with the API server endpoints.\n" +

@@ -40,9 +40,13 @@ func (s *Sim) nodesLocked(h *host) []nodeView {
 func (s *Sim) kubectl(ctx context.Context, h *host, args []string) result {
 	s.mu.Lock()
 	worker := roleLocked(h) == roleWorker && inMultiNodeLocked(h)
+	down := apiDownLocked(h)
 	s.mu.Unlock()
 	if worker {
 		return failOut(1, fmt.Sprintf(workerMessage, "kubectl"))
+	}
+	if down {
+		return apiRefused
 	}
 	if len(args) > 0 && args[0] == "wait" {
 		return s.kubectlWait(ctx, h, args[1:])

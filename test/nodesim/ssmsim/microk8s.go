@@ -240,6 +240,12 @@ func (s *Sim) enable(ctx context.Context, h *host, args []string) result {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if apiDownLocked(h) {
+		// The addon's kubectl apply finds no API server: enable crashes with
+		// the traceback of microk8s issue #4478.
+		return fail(1, "Traceback (most recent call last):\n  File \"/snap/microk8s/current/scripts/wrappers/enable.py\", line 44, in <module>\n"+
+			"subprocess.CalledProcessError: Command '('/snap/microk8s/current/microk8s-kubectl.wrapper', 'apply', '-f', '-')' returned non-zero exit status 1.\n")
+	}
 	var b strings.Builder
 	for _, spec := range args {
 		a, _ := findAddon(c, h.arch, spec)

@@ -90,6 +90,57 @@ type Sim struct {
 type agentInfo struct {
 	delay     time.Duration
 	firstSeen time.Time
+	// seed: snapd seeds this long after boot (fidelity.SnapSeeding); the
+	// agent, a seeded snap, cannot run before.
+	seed time.Duration
+	// restart: the agent snap refreshes once, this long, soon after it came
+	// online (fidelity.AgentRefresh), unless refreshes were held by then.
+	restart time.Duration
+}
+
+// drawAgent draws once per instance how its first boot goes.
+func (s *Sim) drawAgent() agentInfo {
+	a := agentInfo{delay: s.lat.Delay(latency.AgentOnline)}
+	if s.cfg.Fidelity.Happens(fidelity.SnapSeeding) {
+		a.seed = s.lat.Delay(latency.Seeding)
+	}
+	if s.cfg.Fidelity.Happens(fidelity.AgentRefresh) {
+		a.restart = s.lat.Delay(latency.AgentRestart)
+	}
+	return a
+}
+
+// bootTimes are an instance's first-boot milestones (zero before it runs).
+type bootTimes struct{ seeded, online, restartFrom, restartTo time.Time }
+
+// bootLocked computes them for inst from its agent's draw.
+func (s *Sim) bootLocked(inst Instance) bootTimes {
+	a, ok := s.agent[inst.ID]
+	if !ok {
+		a = s.drawAgent()
+	}
+	if a.firstSeen.IsZero() && inst.State == "running" {
+		a.firstSeen = time.Now()
+	}
+	s.agent[inst.ID] = a
+	start := inst.RunningAt
+	if start.IsZero() {
+		start = a.firstSeen
+	}
+	if start.IsZero() {
+		return bootTimes{}
+	}
+	b := bootTimes{seeded: start.Add(a.seed), online: start.Add(max(a.delay, a.seed))}
+	if a.restart > 0 {
+		// The first auto-refresh comes right after the agent is up: the
+		// worst moment, as the first command arrives.
+		b.restartFrom = b.online.Add(s.lat.Delay(latency.Dispatch))
+		b.restartTo = b.restartFrom.Add(a.restart)
+		if h := s.hosts[inst.ID]; h != nil && !h.refreshHeldAt.IsZero() && h.refreshHeldAt.Before(b.restartFrom) {
+			b.restartFrom, b.restartTo = time.Time{}, time.Time{}
+		}
+	}
+	return b
 }
 
 // New validates cfg and returns a Sim. Close it to stop every process it started.

@@ -61,8 +61,9 @@ func (s *Sim) snap(ctx context.Context, h *host, args []string) result {
 	case "remove":
 		return s.snapRemove(h, args[1:])
 	case "wait":
-		// `snap wait system seed.loaded`: the simulated host is always seeded.
-		return success("")
+		return s.snapWait(ctx, h, args[1:])
+	case "refresh":
+		return s.snapRefresh(h, args[1:])
 	case "version":
 		return success("snap    2.66.1+24.04\nsnapd   2.66.1+24.04\nseries  16\nubuntu  24.04\nkernel  6.8.0-1016-aws\n")
 	default:
@@ -146,9 +147,14 @@ func (s *Sim) snapInstall(ctx context.Context, h *host, args []string) result {
 	case h.installed:
 		s.mu.Unlock()
 		return success("snap \"microk8s\" is already installed, see 'snap help refresh'\n")
-	case h.installing:
+	case !s.seededLocked(h):
 		s.mu.Unlock()
-		return fail(1, "error: snap \"microk8s\" has \"install-snap\" change in progress\n")
+		return fail(exitSnapRetry, errTooEarly)
+	case h.installing:
+		// snapd's ChangeConflictError (overlord/snapstate/conflict.go),
+		// printed by the CLI as is, with the retryable exit code.
+		s.mu.Unlock()
+		return fail(exitSnapRetry, "error: snap \"microk8s\" has \"install-snap\" change in progress\n")
 	}
 	h.installing = true
 	s.mu.Unlock()
@@ -339,4 +345,63 @@ func (s *Sim) snapRemove(h *host, args []string) result {
 	_ = os.RemoveAll(filepath.Join(h.root, "var/snap/microk8s"))
 	_ = os.Remove(filepath.Join(h.root, snapBinMicrok8s))
 	return success("microk8s removed\n")
+}
+
+// snapd's answers while it cannot take a change yet: exit code 10 is the
+// CLI's "retry later" for both (research: cmd/snapd/cli error handling).
+const (
+	exitSnapRetry = 10
+	errTooEarly   = "error: too early for operation, device not yet seeded or device model not acknowledged\n"
+)
+
+// seededLocked reports whether snapd on h finished seeding.
+func (s *Sim) seededLocked(h *host) bool {
+	inst, ok := s.cfg.Instances.Instance(h.id)
+	if !ok {
+		return true
+	}
+	b := s.bootLocked(inst)
+	return !b.seeded.IsZero() && !time.Now().Before(b.seeded)
+}
+
+// snapWait is `snap wait system seed.loaded`: it returns once snapd seeded
+// (snapd.seeded.service runs exactly this), polling as snapd does.
+func (s *Sim) snapWait(ctx context.Context, h *host, args []string) result {
+	if len(args) != 2 || args[0] != "system" || args[1] != "seed.loaded" {
+		return fail(1, "error: the simulator knows only `snap wait system seed.loaded`\n")
+	}
+	for {
+		s.mu.Lock()
+		seeded := s.seededLocked(h)
+		s.mu.Unlock()
+		if seeded {
+			return success("")
+		}
+		// snapd polls every 500 ms (AWS time, scaled like every duration).
+		if !sleepFor(ctx, max(time.Millisecond, time.Duration(s.lat.Scale()*float64(500*time.Millisecond)))) {
+			return fail(1, "error: interrupted\n")
+		}
+	}
+}
+
+// snapRefresh is `snap refresh --hold[=DURATION]` (all snaps): no
+// auto-refresh starts after it. Other refreshes are not modelled.
+func (s *Sim) snapRefresh(h *host, args []string) result {
+	if len(args) != 1 || !strings.HasPrefix(args[0], "--hold") {
+		return fail(1, "error: the simulator knows only `snap refresh --hold[=DURATION]`\n")
+	}
+	until := "indefinitely"
+	if v, ok := strings.CutPrefix(args[0], "--hold="); ok && v != "forever" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fail(1, fmt.Sprintf("error: hold value must be a number of hours, minutes or seconds, or \"forever\": %v\n", err))
+		}
+		until = "until " + time.Now().Add(d).Format(time.RFC3339)
+	}
+	s.mu.Lock()
+	if h.refreshHeldAt.IsZero() {
+		h.refreshHeldAt = time.Now()
+	}
+	s.mu.Unlock()
+	return success("Auto-refresh of all snaps held " + until + "\n")
 }
