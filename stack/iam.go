@@ -206,7 +206,8 @@ func functionAccess(name string, r refs) ([]access, bool) {
 	case "check-nodes":
 		return []access{
 			dynamo(r, "GetItem", "PutItem"),
-			describe("ec2:DescribeInstances", "ssm:DescribeInstanceInformation"),
+			// GetEbsDefaultKmsKeyId names the key in the cause of a node EC2 ended at launch.
+			describe("ec2:DescribeInstances", "ssm:DescribeInstanceInformation", "ec2:GetEbsDefaultKmsKeyId"),
 		}, true
 	case "node-command":
 		return []access{

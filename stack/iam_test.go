@@ -503,7 +503,7 @@ func TestFunctionPermissions(t *testing.T) {
 			"ec2:CreateTags", "ec2:DescribeSecurityGroups", "ec2:RunInstances", "iam:AddRoleToInstanceProfile", "iam:AttachRolePolicy",
 			"iam:CreateInstanceProfile", "iam:CreateRole", "iam:GetInstanceProfile", "iam:PassRole", "iam:PutRolePolicy",
 			"iam:TagInstanceProfile", "iam:TagRole"},
-		"check-nodes": {"dynamodb:GetItem", "dynamodb:PutItem", "ec2:DescribeInstances", "ssm:DescribeInstanceInformation"},
+		"check-nodes": {"dynamodb:GetItem", "dynamodb:PutItem", "ec2:DescribeInstances", "ec2:GetEbsDefaultKmsKeyId", "ssm:DescribeInstanceInformation"},
 		"node-command": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "ssm:DeleteParameter", "ssm:GetCommandInvocation",
 			"ssm:GetParameter", "ssm:ListCommandInvocations", "ssm:PutParameter", "ssm:SendCommand", "states:SendTaskFailure", "states:SendTaskSuccess"},
 		"command-events": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "ssm:DeleteParameter", "ssm:GetCommandInvocation",

@@ -74,8 +74,11 @@ func (m *MEC) EndNodes(why string, now time.Time) {
 // Resolved holds what the spec leaves to the region, fixed once before
 // anything is created so every later step (and every retry) uses the same.
 type Resolved struct {
-	Architecture     string `json:"architecture"` // arm64 or x86_64
-	AmiID            string `json:"amiId"`
+	Architecture string `json:"architecture"` // arm64 or x86_64
+	AmiID        string `json:"amiId"`
+	// RootDevice is the AMI's root device name: only a block device mapping
+	// of that name sizes and encrypts the root volume.
+	RootDevice       string `json:"rootDevice,omitempty"`
 	VpcID            string `json:"vpcId"`
 	SubnetID         string `json:"subnetId"`
 	AvailabilityZone string `json:"availabilityZone,omitempty"`

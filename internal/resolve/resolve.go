@@ -67,7 +67,7 @@ func Resolve(ctx context.Context, s spec.Spec, ec2c EC2API, ssmc SSMAPI) (mec.Re
 	}
 	r.Architecture = arch
 	if arch != "" {
-		if r.AmiID, err = resolveAMI(ctx, s, arch, ec2c, ssmc, verr); err != nil {
+		if r.AmiID, r.RootDevice, err = resolveAMI(ctx, s, arch, ec2c, ssmc, verr); err != nil {
 			return mec.Resolved{}, err
 		}
 	}
@@ -135,56 +135,63 @@ func orNone(s string) string {
 	return s
 }
 
-// resolveAMI uses the given AMI if its architecture matches, else the current
-// Ubuntu 24.04 for the architecture.
-func resolveAMI(ctx context.Context, s spec.Spec, arch string, ec2c EC2API, ssmc SSMAPI, verr *spec.ValidationError) (string, error) {
-	if s.AmiID == "" {
+// resolveAMI uses the given AMI if its architecture matches, else the
+// current Ubuntu 24.04 for the architecture; either way it reads the image,
+// for its state, architecture and root device name.
+func resolveAMI(ctx context.Context, s spec.Spec, arch string, ec2c EC2API, ssmc SSMAPI, verr *spec.ValidationError) (id, root string, err error) {
+	id = s.AmiID
+	if id == "" {
 		name := UbuntuAMIParameter(arch)
 		out, err := ssmc.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
 		if err != nil {
 			if apiCode(err) == "ParameterNotFound" {
 				verr.Add("amiId", fmt.Sprintf("Canonical publishes no Ubuntu 24.04 %s AMI in %s (%s not found); set amiId", arch, s.Region, name))
-				return "", nil
+				return "", "", nil
 			}
-			return "", fmt.Errorf("get parameter %s: %w", name, err)
+			return "", "", fmt.Errorf("get parameter %s: %w", name, err)
 		}
-		id := ""
 		if out.Parameter != nil {
 			id = aws.ToString(out.Parameter.Value)
 		}
 		if !spec.IsAMIID(id) {
-			return "", fmt.Errorf("get parameter %s: value %q is not an AMI id", name, id)
+			return "", "", fmt.Errorf("get parameter %s: value %q is not an AMI id", name, id)
 		}
-		return id, nil
 	}
 
-	notFound := fmt.Sprintf("AMI %s does not exist in %s or is not available to this account", s.AmiID, s.Region)
-	out, err := ec2c.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{s.AmiID}})
+	notFound := fmt.Sprintf("AMI %s does not exist in %s or is not available to this account", id, s.Region)
+	out, err := ec2c.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
 	if err != nil {
 		if strings.HasPrefix(apiCode(err), "InvalidAMIID.") {
 			verr.Add("amiId", notFound)
-			return "", nil
+			return "", "", nil
 		}
-		return "", fmt.Errorf("describe images: %w", err)
+		return "", "", fmt.Errorf("describe images: %w", err)
 	}
 	for _, img := range out.Images {
-		if aws.ToString(img.ImageId) != s.AmiID {
+		if aws.ToString(img.ImageId) != id {
 			continue
 		}
 		if img.State != "" && img.State != ec2types.ImageStateAvailable {
-			verr.Add("amiId", fmt.Sprintf("AMI %s is %s, not available", s.AmiID, img.State))
-			return "", nil
+			verr.Add("amiId", fmt.Sprintf("AMI %s is %s, not available", id, img.State))
+			return "", "", nil
 		}
 		if string(img.Architecture) != arch {
 			verr.Add("amiId", fmt.Sprintf("AMI %s is for %s, but instance type %s is %s; use an %s AMI or leave amiId out for Ubuntu 24.04",
-				s.AmiID, orNone(string(img.Architecture)), s.InstanceType, arch, arch))
-			return "", nil
+				id, orNone(string(img.Architecture)), s.InstanceType, arch, arch))
+			return "", "", nil
 		}
-		return s.AmiID, nil
+		root = aws.ToString(img.RootDeviceName)
+		if root == "" {
+			root = DefaultRootDevice
+		}
+		return id, root, nil
 	}
 	verr.Add("amiId", notFound)
-	return "", nil
+	return "", "", nil
 }
+
+// DefaultRootDevice is Ubuntu's root device name, for an image that names none.
+const DefaultRootDevice = "/dev/sda1"
 
 // resolveNetwork picks the VPC and subnet and checks the subnet can reach the
 // internet. A subnetId alone implies its VPC.

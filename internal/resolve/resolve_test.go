@@ -254,7 +254,11 @@ func newWorld() (*fakeEC2, *fakeSSM) {
 		},
 		notInRegion: map[string]bool{"x9.retired": true},
 		images: []ec2types.Image{
-			{ImageId: aws.String(customArm), Architecture: ec2types.ArchitectureValuesArm64, State: ec2types.ImageStateAvailable},
+			// Canonical's, named by its public parameters.
+			{ImageId: aws.String(armAMI), Architecture: ec2types.ArchitectureValuesArm64, State: ec2types.ImageStateAvailable, RootDeviceName: aws.String("/dev/sda1")},
+			{ImageId: aws.String(amdAMI), Architecture: ec2types.ArchitectureValuesX8664, State: ec2types.ImageStateAvailable, RootDeviceName: aws.String("/dev/sda1")},
+			// An Amazon Linux style image, rooted at /dev/xvda.
+			{ImageId: aws.String(customArm), Architecture: ec2types.ArchitectureValuesArm64, State: ec2types.ImageStateAvailable, RootDeviceName: aws.String("/dev/xvda")},
 			{ImageId: aws.String(customX86), Architecture: ec2types.ArchitectureValuesX8664, State: ec2types.ImageStateAvailable},
 			{ImageId: aws.String(pending), Architecture: ec2types.ArchitectureValuesArm64, State: ec2types.ImageStatePending},
 		},
@@ -298,10 +302,10 @@ func baseSpec() spec.Spec {
 }
 
 var (
-	defaultResolved = mec.Resolved{Architecture: "arm64", AmiID: armAMI, VpcID: defVPC, SubnetID: defSubA,
+	defaultResolved = mec.Resolved{Architecture: "arm64", AmiID: armAMI, RootDevice: "/dev/sda1", VpcID: defVPC, SubnetID: defSubA,
 		AvailabilityZone: "eu-west-1a", SubnetCIDR: "172.31.0.0/20", VpcCIDR: "172.31.0.0/16"}
 	custResolved = func(sub, az, cidr string) mec.Resolved {
-		return mec.Resolved{Architecture: "arm64", AmiID: armAMI, VpcID: custVPC, SubnetID: sub,
+		return mec.Resolved{Architecture: "arm64", AmiID: armAMI, RootDevice: "/dev/sda1", VpcID: custVPC, SubnetID: sub,
 			AvailabilityZone: az, SubnetCIDR: cidr, VpcCIDR: "10.0.0.0/16"}
 	}
 )
@@ -333,8 +337,8 @@ func TestResolve(t *testing.T) {
 			fields: map[string]string{"instanceType": "does not exist in eu-west-1"}},
 		{name: "instance type API failure", world: func(e *fakeEC2, _ *fakeSSM) { e.errs["DescribeInstanceTypes"] = throttle },
 			wrapped: "describe instance types: "},
-		{name: "custom AMI matching", spec: func(s *spec.Spec) { s.AmiID = customArm },
-			want: func() mec.Resolved { r := defaultResolved; r.AmiID = customArm; return r }()},
+		{name: "custom AMI matching, its own root device", spec: func(s *spec.Spec) { s.AmiID = customArm },
+			want: func() mec.Resolved { r := defaultResolved; r.AmiID, r.RootDevice = customArm, "/dev/xvda"; return r }()},
 		{name: "custom x86 AMI on x86 type", spec: func(s *spec.Spec) { s.AmiID, s.InstanceType = customX86, "m7i.large" },
 			want: func() mec.Resolved { r := defaultResolved; r.Architecture, r.AmiID = "x86_64", customX86; return r }()},
 		{name: "custom AMI wrong architecture", spec: func(s *spec.Spec) { s.AmiID = customX86 },

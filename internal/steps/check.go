@@ -33,7 +33,7 @@ func (s *Steps) CheckNodes(ctx context.Context, st State) (CheckResult, error) {
 		return CheckResult{}, err
 	}
 	ids := m.InstanceIDs()
-	states, publicIPs, err := s.instanceStates(ctx, m.Region, ids)
+	states, publicIPs, reasons, err := s.instanceStates(ctx, m.Region, ids)
 	if err != nil {
 		return CheckResult{}, err
 	}
@@ -41,7 +41,8 @@ func (s *Steps) CheckNodes(ctx context.Context, st State) (CheckResult, error) {
 		switch ec2types.InstanceStateName(states[id]) {
 		case ec2types.InstanceStateNameShuttingDown, ec2types.InstanceStateNameTerminated,
 			ec2types.InstanceStateNameStopping, ec2types.InstanceStateNameStopped:
-			return CheckResult{}, stepErr(ErrNodeLost, "node %s is %s before the MEC was ready", id, states[id])
+			return CheckResult{}, stepErr(ErrNodeLost, "node %s is %s before the MEC was ready%s", id, states[id],
+				s.launchFailure(ctx, m.Region, reasons[id]))
 		}
 	}
 	online, err := s.onlineAgents(ctx, m.Region, ids)
@@ -114,19 +115,42 @@ func orUnknown(s string) string {
 // not be visible yet (EC2's eventual consistency answers
 // InvalidInstanceID.NotFound for a while after RunInstances): then no state
 // is known this time and the caller looks again.
-func (s *Steps) instanceStates(ctx context.Context, region string, ids []string) (states, publicIPs map[string]string, err error) {
-	states, publicIPs = map[string]string{}, map[string]string{}
+func (s *Steps) instanceStates(ctx context.Context, region string, ids []string) (states, publicIPs map[string]string, reasons map[string]*ec2types.StateReason, err error) {
+	states, publicIPs, reasons = map[string]string{}, map[string]string{}, map[string]*ec2types.StateReason{}
 	err = eachInstance(ctx, s.AWS.EC2(region), &ec2.DescribeInstancesInput{InstanceIds: ids}, func(in ec2types.Instance) {
 		id := aws.ToString(in.InstanceId)
 		if in.State != nil {
 			states[id] = string(in.State.Name)
 		}
 		publicIPs[id] = aws.ToString(in.PublicIpAddress)
+		reasons[id] = in.StateReason
 	})
 	if apiCode(err) == "InvalidInstanceID.NotFound" {
-		return map[string]string{}, map[string]string{}, nil
+		return map[string]string{}, map[string]string{}, reasons, nil
 	}
-	return states, publicIPs, err
+	return states, publicIPs, reasons, err
+}
+
+// launchFailure explains an instance EC2 ended on its own. An encrypted
+// volume whose KMS key EC2 cannot use for the launching role ends the
+// instance at once with Client.InternalError (EC2 User Guide, "Instance
+// terminates immediately"): the cause names the region's default EBS key,
+// the usual culprit.
+func (s *Steps) launchFailure(ctx context.Context, region string, r *ec2types.StateReason) string {
+	if r == nil || aws.ToString(r.Code) == "" {
+		return ""
+	}
+	msg := fmt.Sprintf(" (%s)", aws.ToString(r.Message))
+	if aws.ToString(r.Code) != "Client.InternalError" {
+		return msg
+	}
+	key := "the region's default EBS KMS key"
+	if out, err := s.AWS.EC2(region).GetEbsDefaultKmsKeyId(ctx, &ec2.GetEbsDefaultKmsKeyIdInput{}); err == nil && aws.ToString(out.KmsKeyId) != "" {
+		key = "KMS key " + aws.ToString(out.KmsKeyId) + " (the region's default for EBS)"
+	}
+	return msg + ": EC2 could not encrypt the node's volumes with " + key +
+		"; a customer managed key must let the launching role create grants for EC2 (kms:CreateGrant with kms:GrantIsForAWSResource), " +
+		"or set ebsKmsKeyId to a key it may use"
 }
 
 // onlineAgents lists the instances whose SSM agent is Online, reading every

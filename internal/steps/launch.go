@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/resolve"
 )
 
 // Ports the security group opens.
@@ -227,7 +228,7 @@ func (s *Steps) launch(ctx context.Context, m *mec.MEC) error {
 			HttpPutResponseHopLimit: aws.Int32(1), // pods cannot reach the node's credentials
 		},
 		BlockDeviceMappings: []types.BlockDeviceMapping{{
-			DeviceName: aws.String("/dev/sda1"),
+			DeviceName: aws.String(rootDevice(m.Resolved)),
 			Ebs: &types.EbsBlockDevice{
 				VolumeSize: aws.Int32(int32(m.Spec.RootVolumeGiB)), VolumeType: types.VolumeTypeGp3,
 				Encrypted: aws.Bool(true), DeleteOnTermination: aws.Bool(true),
@@ -285,4 +286,13 @@ func (s *Steps) launch(ctx context.Context, m *mec.MEC) error {
 		return stepErr(ErrCancelled, "MEC %s became %s while its nodes launched: they are terminated", m.ID, status)
 	}
 	return nil
+}
+
+// rootDevice is the AMI's root device name (a record resolved before it was
+// kept has Ubuntu's).
+func rootDevice(r *mec.Resolved) string {
+	if r.RootDevice != "" {
+		return r.RootDevice
+	}
+	return resolve.DefaultRootDevice
 }

@@ -194,3 +194,44 @@ func TestCauseIsTheEndOfALongError(t *testing.T) {
 }
 
 func tail(s string, n int) string { return s[max(0, len(s)-n):] }
+
+// With a customer managed default EBS key EC2 may not use, instances end at
+// launch (Client.InternalError): the MEC fails with a cause that names the
+// key and the grant, not "node is terminated".
+func TestUnusableEBSKeyIsNamed(t *testing.T) {
+	rt := localrt.Get(t)
+	const region = "ap-northeast-1" // this test's own: the setting is the region's
+	key := "arn:aws:kms:" + region + ":000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	rt.Sim.EC2Sim.SetEBSDefaults(region, true, key, false)
+	t.Cleanup(func() { rt.Sim.EC2Sim.SetEBSDefaults(region, false, "", true) })
+	name := localrt.UniqueName("kms")
+	r := provision(t, rt, `{"name":"`+name+`","nodeCount":1,"region":"`+region+`"}`)
+	m := findByName(t, rt, name)
+	if string(r.out.Status) != "FAILED" || m.FailedStep != mec.StepNodesOnline ||
+		!strings.Contains(m.FailureCause, key) || !strings.Contains(m.FailureCause, "kms:CreateGrant") {
+		t.Fatalf("%s at %s: %s", r.out.Status, m.FailedStep, m.FailureCause)
+	}
+	leakFree(t, rt, m.ID)
+}
+
+// An AMI whose root device is not /dev/sda1 (Amazon Linux's /dev/xvda):
+// the root volume is the one sized and encrypted, not a second volume.
+func TestRootDeviceFromTheAMI(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	const ami = "ami-0e1e2e3e4e5e6e7e8"
+	rt.Sim.EC2Sim.RegisterImageWithRoot(rt.Region, ami, "arm64", "/dev/xvda")
+	name := localrt.UniqueName("xvda")
+	r := provision(t, rt, `{"name":"`+name+`","nodeCount":1,"amiId":"`+ami+`","rootVolumeGiB":40}`)
+	m := findByName(t, rt, name)
+	if string(r.out.Status) != "SUCCEEDED" {
+		t.Fatalf("%s at %s: %s", r.out.Status, m.FailedStep, m.FailureCause)
+	}
+	in, ok := rt.Sim.EC2Sim.Instance(m.Nodes[0].InstanceID)
+	if !ok || len(in.Volumes) != 1 {
+		t.Fatalf("volumes %+v", in.Volumes)
+	}
+	if v := in.Volumes[0]; v.DeviceName != "/dev/xvda" || v.SizeGiB != 40 || !v.Encrypted {
+		t.Fatalf("root volume %+v, want /dev/xvda, 40 GiB, encrypted", v)
+	}
+}

@@ -23,6 +23,7 @@ type instance struct {
 	visibleAt                  time.Time
 	eniID, attachID, profileID string
 	reason                     string
+	stateReason                [2]string // code, message: why EC2 ended it
 	volumes                    []*volume
 	timer                      *time.Timer
 }
@@ -77,6 +78,11 @@ func (s *Sim) runInstances(c *call, x *xmlw) error {
 	if !ok {
 		return errf("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", sp.imageID)
 	}
+	// A mapping names a device: only the AMI's root device name resizes or
+	// encrypts the root volume; any other name adds a volume.
+	if sp.devices, err = parseDevices(c.p, sp.imageID, img.rootDevice); err != nil {
+		return err
+	}
 	it := catalogue[sp.instanceType]
 	if !slices.Contains(it.arch, img.arch) {
 		return errf("InvalidParameterValue", "The architecture '%s' of the specified instance type does not match the architecture '%s' of the specified AMI. Specify an instance type and an AMI that have matching architectures, and try again. You can use 'describe-instance-types' or 'describe-images' to discover the architecture of the instance type or AMI.", it.arch[len(it.arch)-1], img.arch)
@@ -111,10 +117,11 @@ func (s *Sim) runInstances(c *call, x *xmlw) error {
 	resID := s.newID("r")
 	l := &launch{fingerprint: sp.fingerprint, reservationID: resID}
 	for i, ip := range ips {
+		unusableKey := ""
 		in := &instance{
 			Instance: Instance{
 				ID: s.newID("i"), Region: c.region, State: StatePending, InstanceType: sp.instanceType,
-				ImageID: sp.imageID, Architecture: img.arch, PrivateIP: ip.String(), SubnetID: sn.id, VpcID: sn.vpcID,
+				ImageID: sp.imageID, Architecture: img.arch, RootDevice: img.rootDevice, PrivateIP: ip.String(), SubnetID: sn.id, VpcID: sn.vpcID,
 				IamInstanceProfileArn: sp.profileArn, HTTPTokens: sp.httpTokens, ClientToken: sp.clientToken,
 				ReservationID: resID, UserData: sp.userData, LaunchIndex: i, SecurityGroupIDs: slices.Clone(groups),
 				Tags: maps.Clone(sp.instanceTags), LaunchedAt: now, AvailabilityZone: sn.az,
@@ -139,11 +146,17 @@ func (s *Sim) runInstances(c *call, x *xmlw) error {
 				region: c.region, az: sn.az, state: "in-use", instanceID: in.ID, created: now, attachedAt: now,
 				iops: d.iops, throughput: d.throughput,
 			}
-			if d.name == rootDevice {
+			if d.name == img.rootDevice {
 				v.snapshotID = snapshotID(sp.imageID)
 			}
+			if r.ebs.byDefault {
+				v.Encrypted = true // EBS encryption by default encrypts every new volume
+			}
 			if v.Encrypted && v.KmsKeyID == "" {
-				v.KmsKeyID = defaultKMSKey(c.region)
+				v.KmsKeyID = r.ebs.key(c.region)
+			}
+			if v.Encrypted && v.KmsKeyID == r.ebs.keyArn && !r.ebs.keyUsable {
+				unusableKey = v.KmsKeyID
 			}
 			v.fillPerformance()
 			s.volumes[v.ID] = v
@@ -152,6 +165,22 @@ func (s *Sim) runInstances(c *call, x *xmlw) error {
 		s.instances[in.ID] = in
 		l.instanceIDs = append(l.instanceIDs, in.ID)
 		s.emit(in)
+		if unusableKey != "" {
+			// EC2 cannot use the volumes' KMS key for the launching
+			// principal: the instance goes from pending to terminated (EC2
+			// User Guide, "Instance terminates immediately":
+			// Client.InternalError: Client error on launch).
+			s.schedule(in, s.delay(latency.Boot), func(in *instance) bool {
+				if in.State != StatePending {
+					return false
+				}
+				s.finishTermination(in)
+				in.reason = "Server.InternalError"
+				in.stateReason = [2]string{"Client.InternalError", "Client.InternalError: Client error on launch"}
+				return true
+			})
+			continue
+		}
 		s.schedule(in, s.delay(latency.Boot), func(in *instance) bool {
 			if in.State != StatePending {
 				return false

@@ -62,14 +62,18 @@ func (s *Sim) writeInstance(x *xmlw, in *instance) {
 		}
 	})
 	if in.State == StateShuttingDown || in.State == StateTerminated {
+		code, msg := in.stateReason[0], in.stateReason[1]
+		if code == "" {
+			code, msg = "Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown"
+		}
 		x.elem("stateReason", func() {
-			x.leaf("code", "Client.UserInitiatedShutdown")
-			x.leaf("message", "Client.UserInitiatedShutdown: User initiated shutdown")
+			x.leaf("code", code)
+			x.leaf("message", msg)
 		})
 	}
 	x.leaf("architecture", in.Architecture)
 	x.leaf("rootDeviceType", "ebs")
-	x.leaf("rootDeviceName", rootDevice)
+	x.leaf("rootDeviceName", in.RootDevice)
 	var vols []*volume
 	if alive {
 		vols = in.volumes

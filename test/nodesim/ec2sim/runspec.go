@@ -79,9 +79,6 @@ func parseRunSpec(p params) (*runSpec, error) {
 	if err := parseMetadataOptions(p.sub("MetadataOptions"), sp); err != nil {
 		return nil, err
 	}
-	if sp.devices, err = parseDevices(p, sp.imageID); err != nil {
-		return nil, err
-	}
 	if sp.profileArn, err = parseProfile(p.sub("IamInstanceProfile")); err != nil {
 		return nil, err
 	}
@@ -181,7 +178,7 @@ func parseMetadataOptions(m params, sp *runSpec) error {
 // parseDevices reads BlockDeviceMapping.N. The root device of every
 // registered AMI is rootDevice with an 8 GiB gp2 unencrypted snapshot; a
 // mapping of that name overrides it, others add volumes.
-func parseDevices(p params, imageID string) ([]deviceSpec, error) {
+func parseDevices(p params, imageID, rootDevice string) ([]deviceSpec, error) {
 	root := deviceSpec{name: rootDevice, volumeType: "gp2", size: defaultRootGiB, deleteOnTerm: true}
 	devices := []deviceSpec{root}
 	seen := map[string]bool{}

@@ -38,6 +38,7 @@ var stateCodes = map[string]int{StatePending: 0, StateRunning: 16, StateShutting
 // Instance is a copy of a simulated instance's state.
 type Instance struct {
 	ID, Region, State, InstanceType, ImageID, Architecture, PrivateIP, PublicIP, SubnetID, VpcID string
+	RootDevice                                                                                   string
 	IamInstanceProfileArn, HTTPTokens, ClientToken, ReservationID                                string
 	// UserData is kept as sent: base64, as the EC2 API carries it.
 	UserData         string
@@ -295,6 +296,8 @@ var handlers = map[string]handler{
 	"DescribeSubnets":               (*Sim).describeSubnets,
 	"DescribeRouteTables":           (*Sim).describeRouteTables,
 	"DescribeAvailabilityZones":     (*Sim).describeAvailabilityZones,
+	"GetEbsEncryptionByDefault":     (*Sim).getEbsEncryptionByDefault,
+	"GetEbsDefaultKmsKeyId":         (*Sim).getEbsDefaultKmsKeyID,
 }
 
 // ServeHTTP answers one EC2 Query request.

@@ -53,12 +53,13 @@ var catalogue = func() map[string]instanceType {
 // image is a registered AMI.
 type image struct {
 	id, region, arch string
+	rootDevice       string
 	created          time.Time
 }
 
-// rootDevice is the root device name of every registered AMI: Ubuntu's, the
-// AMIs mecd launches.
-const rootDevice = "/dev/sda1"
+// ubuntuRoot is the root device name of Ubuntu's AMIs (Canonical's), the
+// ones mecd launches by default; Amazon Linux's is /dev/xvda.
+const ubuntuRoot = "/dev/sda1"
 
 // defaultRootGiB is the root volume size of every registered AMI's snapshot.
 const defaultRootGiB = 8
@@ -66,12 +67,18 @@ const defaultRootGiB = 8
 // RegisterImage makes an AMI known to RunInstances and DescribeImages in a
 // region, with its architecture ("arm64" or "x86_64").
 func (s *Sim) RegisterImage(region, imageID, architecture string) {
+	s.RegisterImageWithRoot(region, imageID, architecture, ubuntuRoot)
+}
+
+// RegisterImageWithRoot registers an AMI whose root device has another name
+// (Amazon Linux's /dev/xvda, say).
+func (s *Sim) RegisterImageWithRoot(region, imageID, architecture, rootDevice string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.images[region] == nil {
 		s.images[region] = map[string]*image{}
 	}
-	s.images[region][imageID] = &image{id: imageID, region: region, arch: architecture, created: time.Now()}
+	s.images[region][imageID] = &image{id: imageID, region: region, arch: architecture, rootDevice: rootDevice, created: time.Now()}
 }
 
 func snapshotID(imageID string) string {
@@ -114,9 +121,9 @@ func (s *Sim) describeImages(c *call, x *xmlw) error {
 		x.leaf("imageType", "machine")
 		x.leaf("name", imageName(img))
 		x.leaf("rootDeviceType", "ebs")
-		x.leaf("rootDeviceName", rootDevice)
+		x.leaf("rootDeviceName", img.rootDevice)
 		x.set("blockDeviceMapping", 1, func(int) {
-			x.leaf("deviceName", rootDevice)
+			x.leaf("deviceName", img.rootDevice)
 			x.elem("ebs", func() {
 				x.leaf("snapshotId", snapshotID(img.id))
 				x.int("volumeSize", defaultRootGiB)

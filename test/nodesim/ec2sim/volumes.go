@@ -117,3 +117,29 @@ func (s *Sim) describeVolumes(c *call, x *xmlw) error {
 	x.opt("nextToken", next)
 	return nil
 }
+
+// SetEBSDefaults sets a region's EBS encryption settings (EC2
+// EnableEbsEncryptionByDefault, ModifyEbsDefaultKmsKeyId): keyArn "" is the
+// AWS managed key; usable false means the key's policy and grants do not let
+// EC2 use it for the launching principal, so launches that encrypt with it
+// terminate at once.
+func (s *Sim) SetEBSDefaults(region string, byDefault bool, keyArn string, usable bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ensureRegion(region).ebs = ebsDefaults{byDefault: byDefault, keyArn: keyArn, keyUsable: usable || keyArn == ""}
+}
+
+func (s *Sim) getEbsEncryptionByDefault(c *call, x *xmlw) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x.boolean("ebsEncryptionByDefault", s.ensureRegion(c.region).ebs.byDefault)
+	x.leaf("sseType", "sse-ebs")
+	return nil
+}
+
+func (s *Sim) getEbsDefaultKmsKeyID(c *call, x *xmlw) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x.leaf("kmsKeyId", s.ensureRegion(c.region).ebs.key(c.region))
+	return nil
+}

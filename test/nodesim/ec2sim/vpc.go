@@ -7,7 +7,24 @@ import (
 )
 
 // regionState is what a region gets on first use: its default VPC.
+// ebsDefaults are a region's account settings for EBS encryption: by
+// default (every new volume encrypted), and the default KMS key, which may
+// be a customer managed key EC2 cannot use for the caller.
+type ebsDefaults struct {
+	byDefault bool
+	keyArn    string // "" is the AWS managed key aws/ebs
+	keyUsable bool
+}
+
+func (e ebsDefaults) key(region string) string {
+	if e.keyArn != "" {
+		return e.keyArn
+	}
+	return defaultKMSKey(region)
+}
+
 type regionState struct {
+	ebs        ebsDefaults
 	name       string
 	defaultVPC string
 	azs        []string
