@@ -19,6 +19,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/mecd/mecd/test/nodesim/fault"
+	"github.com/mecd/mecd/test/nodesim/fidelity"
 	"github.com/mecd/mecd/test/nodesim/latency"
 )
 
@@ -126,6 +127,7 @@ type env struct {
 
 type envOptions struct {
 	lat      *latency.Model
+	fidelity *fidelity.Set
 	fallback http.Handler // what the test front does with every other request (kumo), 404 by default
 }
 
@@ -155,7 +157,8 @@ func newEnv(t *testing.T, opts envOptions) *env {
 			fallback.ServeHTTP(w, r)
 		}
 	}))
-	s, err := New(Config{Instances: e.insts, Events: e.sink, Latency: e.lat, Faults: e.faults, Dir: t.TempDir(), Endpoint: e.srv.URL})
+	s, err := New(Config{Instances: e.insts, Events: e.sink, Latency: e.lat, Faults: e.faults, Fidelity: opts.fidelity,
+		Dir: t.TempDir(), Endpoint: e.srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
