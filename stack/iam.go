@@ -267,12 +267,18 @@ func functionAccess(name string, r refs) ([]access, bool) {
 		return append(append(acc, startExecution(r, ProvisionMachine, TeardownMachine)...), describeTeardowns(r)...), true
 	case SweeperFunction:
 		// MECs past their expiry (byExpiry index), then their teardown,
-		// whose execution ARN goes into the record.
+		// whose execution ARN goes into the record; stuck MECs (byStatus
+		// index): a failed teardown restarted, a dead provisioning (described
+		// by its execution) rolled back.
 		acc := []access{
 			dynamo(r, "GetItem", "PutItem"),
 			{actions: []string{"dynamodb:Query"}, resources: r.indexes},
 		}
-		return append(append(acc, startExecution(r, TeardownMachine)...), describeTeardowns(r)...), true
+		if name, ok := r.stateMachines[ProvisionMachine]; ok {
+			acc = append(acc, access{actions: []string{"states:DescribeExecution"}, resources: []string{executionsArn(name)},
+				why: "executions of the provision workflow only; each is named by its cluster id, known only at run time"})
+		}
+		return append(append(acc, startExecution(r, TeardownMachine, RollbackMachine)...), describeTeardowns(r)...), true
 	}
 	return nil, false
 }

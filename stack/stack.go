@@ -21,6 +21,7 @@ const (
 	CheckSpecFunction = "check-spec"
 	ProvisionMachine  = "provision"
 	TeardownMachine   = "teardown"
+	RollbackMachine   = "rollback"
 )
 
 // Validate checks props before anything is built: the app calls it to fail
@@ -116,6 +117,7 @@ func NewMecdStack(scope constructs.Construct, id string, props *MecdStackProps) 
 		TableName:         *table.Table.TableName(),
 		ProvisionSMArn:    smArns[ProvisionMachine],
 		TeardownSMArn:     smArns[TeardownMachine],
+		RollbackSMArn:     smArns[RollbackMachine],
 		NodeBoundaryArn:   *boundary.ManagedPolicyArn(),
 		NodeCorePolicyArn: *awscdk.Fn_Sub(jsii.String(arnCorePolicy), nil),
 		AllowedRegions:    strings.Join(regions, ","),

@@ -31,8 +31,12 @@ func run(ctx context.Context) error {
 		Store:       &store.Store{DB: dynamodb.NewFromConfig(cfg), Table: env.TableName, Retention: env.RecordRetention},
 		SFN:         sfn.NewFromConfig(cfg),
 		TeardownArn: env.TeardownSMArn,
-		Batch:       env.SweepBatch,
-		Log:         config.Logger(),
+		RollbackArn: env.RollbackSMArn,
+		// Longer than a node command and its retry, and the wait for nodes.
+		StaleAfter: 2*env.CommandTimeout + env.NodeOnlineTimeout,
+		Grace:      6 * env.PollInterval,
+		Batch:      env.SweepBatch,
+		Log:        config.Logger(),
 	}
 	lambda.StartWithOptions(s.Run, lambda.WithContext(ctx))
 	return nil

@@ -13,6 +13,7 @@ const (
 	EnvTableName      = "TABLE_NAME"
 	EnvProvisionSMArn = "PROVISION_STATE_MACHINE_ARN"
 	EnvTeardownSMArn  = "TEARDOWN_STATE_MACHINE_ARN"
+	EnvRollbackSMArn  = "ROLLBACK_STATE_MACHINE_ARN"
 	// Each MEC's nodes get their own role, created under this permissions
 	// boundary with this managed policy (the SSM agent's) attached.
 	EnvNodeBoundaryArn   = "NODE_BOUNDARY_ARN"
@@ -99,8 +100,9 @@ var Functions = []Function{
 		MemoryMB: 512, TimeoutSeconds: 29,
 	},
 	{
-		Name: "sweeper", Description: "Starts the teardown of every MEC past its expiry (EventBridge schedule)",
-		Env:      []string{EnvTableName, EnvTeardownSMArn, EnvSweepBatch, EnvLogLevel},
+		Name: "sweeper", Description: "Tears down expired MECs and reconciles stuck ones: restarts failed teardowns, rolls back dead provisionings (EventBridge schedule)",
+		Env: []string{EnvTableName, EnvProvisionSMArn, EnvTeardownSMArn, EnvRollbackSMArn, EnvSweepBatch,
+			EnvNodeOnlineTimeout, EnvCommandTimeout, EnvPollInterval, EnvLogLevel},
 		MemoryMB: 256, TimeoutSeconds: 120,
 	},
 }
@@ -115,6 +117,7 @@ type StateMachine struct {
 var StateMachines = []StateMachine{
 	{Name: "provision", File: "statemachine/provision.asl.json"},
 	{Name: "teardown", File: "statemachine/teardown.asl.json"},
+	{Name: "rollback", File: "statemachine/rollback.asl.json"},
 }
 
 // Resources are the deployed identifiers the environment is built from.
@@ -122,6 +125,7 @@ type Resources struct {
 	TableName            string
 	ProvisionSMArn       string
 	TeardownSMArn        string
+	RollbackSMArn        string
 	NodeBoundaryArn      string
 	NodeCorePolicyArn    string
 	AllowedRegions       string
@@ -142,6 +146,7 @@ func (f Function) EnvFrom(r Resources) map[string]string {
 		EnvTableName:         r.TableName,
 		EnvProvisionSMArn:    r.ProvisionSMArn,
 		EnvTeardownSMArn:     r.TeardownSMArn,
+		EnvRollbackSMArn:     r.RollbackSMArn,
 		EnvNodeBoundaryArn:   r.NodeBoundaryArn,
 		EnvNodeCorePolicyArn: r.NodeCorePolicyArn,
 		EnvAllowedRegions:    r.AllowedRegions,

@@ -22,6 +22,7 @@ type Env struct {
 	TableName         string
 	ProvisionSMArn    string
 	TeardownSMArn     string
+	RollbackSMArn     string
 	NodeBoundaryArn   string
 	NodeCorePolicyArn string
 	AllowedRegions    []string
@@ -40,6 +41,7 @@ func FromEnv() (Env, error) {
 		TableName:         os.Getenv(backend.EnvTableName),
 		ProvisionSMArn:    os.Getenv(backend.EnvProvisionSMArn),
 		TeardownSMArn:     os.Getenv(backend.EnvTeardownSMArn),
+		RollbackSMArn:     os.Getenv(backend.EnvRollbackSMArn),
 		NodeBoundaryArn:   os.Getenv(backend.EnvNodeBoundaryArn),
 		NodeCorePolicyArn: os.Getenv(backend.EnvNodeCorePolicyArn),
 		CheckSpecFunction: os.Getenv(backend.EnvCheckSpecFunction),

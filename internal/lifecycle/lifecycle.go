@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -75,6 +76,28 @@ func StartTeardown(ctx context.Context, c Starter, stateMachineArn string, m *me
 		// That attempt ended without deleting the MEC: try the next name.
 	}
 	return "", false, fmt.Errorf("start teardown of %s: %d attempts already ended without deleting it", m.ID, maxTeardownAttempts)
+}
+
+// StartRollback starts the rollback of a CREATING MEC whose provisioning
+// ended without recording a result; started is false when one already ran
+// (its fixed name answers).
+func StartRollback(ctx context.Context, c Starter, stateMachineArn string, m *mec.MEC, errName, cause string) (arn string, started bool, err error) {
+	name := mec.RollbackExecution(m.ID)
+	input, err := json.Marshal(map[string]any{"clusterId": m.ID, "error": map[string]string{"Error": errName, "Cause": cause}})
+	if err != nil {
+		return "", false, fmt.Errorf("rollback input: %w", err)
+	}
+	out, err := c.StartExecution(ctx, &sfn.StartExecutionInput{
+		StateMachineArn: aws.String(stateMachineArn), Name: aws.String(name), Input: aws.String(string(input)),
+	})
+	if err == nil {
+		return aws.ToString(out.ExecutionArn), true, nil
+	}
+	var exists *sfntypes.ExecutionAlreadyExists
+	if errors.As(err, &exists) {
+		return mec.ExecutionArn(stateMachineArn, name), false, nil
+	}
+	return "", false, fmt.Errorf("start rollback: %w", err)
 }
 
 // Recorder is what recording a started workflow needs of the record store.

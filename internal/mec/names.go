@@ -85,6 +85,10 @@ func TeardownExecution(clusterID string, attempt int) string {
 	return "teardown-" + clusterID + "-" + strconv.Itoa(attempt)
 }
 
+// RollbackExecution is the name of a MEC's rollback by the reconciler:
+// fixed, so two reconciler runs cannot start two.
+func RollbackExecution(clusterID string) string { return "rollback-" + clusterID }
+
 // ExecutionArn derives an execution's ARN from its state machine's and its
 // name ("" if stateMachineArn is not a state machine ARN).
 func ExecutionArn(stateMachineArn, name string) string {

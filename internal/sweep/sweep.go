@@ -9,11 +9,13 @@ import (
 
 	"github.com/mecd/mecd/internal/lifecycle"
 	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/store"
 )
 
 // Store is what the sweeper needs of the record store.
 type Store interface {
 	Expired(ctx context.Context, status mec.Status, now time.Time, limit int) ([]*mec.MEC, bool, error)
+	List(ctx context.Context, q store.ListQuery) ([]*mec.MEC, string, error)
 	Update(ctx context.Context, id string, fn func(*mec.MEC) error) (*mec.MEC, error)
 }
 
@@ -22,6 +24,14 @@ type Sweeper struct {
 	Store       Store
 	SFN         lifecycle.Starter
 	TeardownArn string
+	RollbackArn string
+	// StaleAfter: a CREATING MEC of unknown execution that nothing updated
+	// for this long is taken for dead (longer than any quiet spell of a
+	// healthy provisioning: a node command and its retry).
+	StaleAfter time.Duration
+	// Grace: a MEC updated more recently is left alone (the API just created
+	// it and is starting its execution, or a step is writing).
+	Grace time.Duration
 	// Batch bounds the teardowns started per run; the next run takes the rest.
 	Batch int
 	Log   *slog.Logger
@@ -34,6 +44,9 @@ type Report struct {
 	Started  []string `json:"started"`
 	Running  []string `json:"alreadyRunning"`
 	Deferred bool     `json:"deferred"` // more expired MECs than the batch: the next run continues
+	// Reconciliation.
+	TeardownsRestarted []string `json:"teardownsRestarted,omitempty"`
+	RolledBack         []string `json:"rolledBack,omitempty"`
 }
 
 // Statuses whose MECs expire.
@@ -65,8 +78,12 @@ func (s *Sweeper) Run(ctx context.Context, ev events.CloudWatchEvent) (Report, e
 			}
 		}
 	}
+	if err := s.reconcile(ctx, now, &rep); err != nil {
+		return rep, err
+	}
 	s.Log.InfoContext(ctx, "sweep done", "event", ev.ID, "expired", rep.Expired, "started", len(rep.Started),
-		"alreadyRunning", len(rep.Running), "deferred", rep.Deferred)
+		"alreadyRunning", len(rep.Running), "deferred", rep.Deferred,
+		"teardownsRestarted", len(rep.TeardownsRestarted), "rolledBack", len(rep.RolledBack))
 	return rep, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/store"
 )
 
 // fakeStore answers Expired from a fixed list per status.
@@ -24,6 +25,10 @@ type fakeStore struct {
 func (f *fakeStore) Expired(_ context.Context, st mec.Status, _ time.Time, limit int) ([]*mec.MEC, bool, error) {
 	all := f.expired[st]
 	return all[:min(limit, len(all))], len(all) > limit, nil
+}
+
+func (f *fakeStore) List(context.Context, store.ListQuery) ([]*mec.MEC, string, error) {
+	return nil, "", nil
 }
 
 func (f *fakeStore) Update(_ context.Context, id string, fn func(*mec.MEC) error) (*mec.MEC, error) {

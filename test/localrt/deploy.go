@@ -109,6 +109,7 @@ func (rt *Runtime) deploy(ctx context.Context) error {
 		TableName:         TableName,
 		ProvisionSMArn:    d.StateMachineArns["provision"],
 		TeardownSMArn:     d.StateMachineArns["teardown"],
+		RollbackSMArn:     d.StateMachineArns["rollback"],
 		NodeBoundaryArn:   d.NodeBoundaryArn,
 		NodeCorePolicyArn: d.NodeCorePolicyArn,
 		AllowedRegions:    strings.Join(regions, ","),

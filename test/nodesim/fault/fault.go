@@ -143,6 +143,13 @@ func (f *Injector) APIFault(service, action string) (code string, ok bool) {
 	return "", false
 }
 
+// ClearAPIs removes every API fault.
+func (f *Injector) ClearAPIs() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.apis = nil
+}
+
 // ClearHosts removes every host fault selecting TagKey=TagValue.
 func (f *Injector) ClearHosts(tagKey, tagValue string) {
 	f.mu.Lock()
