@@ -124,7 +124,7 @@ func core(t *testing.T) *synthesized {
 		defs := BackendDefinitions()
 		defs.Functions = nil
 		for _, f := range BackendDefinitions().Functions {
-			if f.Name != APIFunction && f.Name != SweeperFunction {
+			if f.Name != APIFunction && f.Name != SweeperFunction && f.Name != ReaperFunction {
 				defs.Functions = append(defs.Functions, f)
 			}
 		}

@@ -42,8 +42,12 @@ func NewEventForwarderStack(scope constructs.Construct, id string, props *EventF
 	stack := awscdk.NewStack(scope, jsii.String(id), &sprops)
 	home := awsevents.EventBus_FromEventBusArn(stack, jsii.String("HomeBus"), awscdk.Fn_Sub(jsii.String(
 		"arn:${AWS::Partition}:events:"+props.HomeRegion+":${AWS::AccountId}:event-bus/default"), nil))
+	newNodeDocument(stack, "NodeDocument")
+	dlq := newDeadLetterQueue(stack, "DeadLetters")
 	for _, r := range rules {
-		newRule(stack, r, "mecd "+r.Name+": to the backend in "+props.HomeRegion, awseventstargets.NewEventBus(home, nil))
+		newRule(stack, r, "mecd "+r.Name+": to the backend in "+props.HomeRegion, awseventstargets.NewEventBus(home, &awseventstargets.EventBusProps{
+			DeadLetterQueue: dlq,
+		}))
 	}
 	return stack
 }

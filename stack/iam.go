@@ -18,6 +18,7 @@ import (
 // The tag every mecd resource carries (internal/steps sets it on create);
 // mutating EC2 permissions are conditioned on it.
 const (
+	nodeDocument = "mecd-NodeScript" // backend.NodeDocument.Name; a constant for the ARN patterns below
 	managedTag   = mec.TagManaged
 	managedValue = "true"
 )
@@ -37,7 +38,7 @@ const (
 	arnSubnet     = "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:subnet/*"
 	arnVPC        = "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:vpc/*"
 	arnImage      = "arn:${AWS::Partition}:ec2:*::image/*"
-	arnRunShell   = "arn:${AWS::Partition}:ssm:*:*:document/AWS-RunShellScript"
+	arnNodeDoc    = "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:document/" + nodeDocument
 	arnCanonical  = "arn:${AWS::Partition}:ssm:*:*:parameter/aws/service/canonical/*"
 	arnParams     = "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter" + mec.ParamRoot + "*"
 	arnJoinToken  = arnParams + "/" + mec.TokenLeaf
@@ -144,6 +145,20 @@ func nodeRoleCleanup(r refs) []access {
 	}
 }
 
+// deleteMEC is what deleting a MEC's resources takes (cleanup, reaper):
+// each mutation only on what mecd tagged or named.
+func deleteMEC(r refs, describe func(...string) access) []access {
+	return append([]access{
+		describe("ec2:DescribeInstances", "ec2:DescribeSecurityGroups"),
+		{actions: []string{"ec2:TerminateInstances"}, resources: []string{arnInstance}, regional: true,
+			conditions: tagged("ec2:ResourceTag/" + managedTag), why: whyAnyRegion + "; only instances tagged by mecd"},
+		{actions: []string{"ec2:DeleteSecurityGroup"}, resources: []string{arnGroup}, regional: true,
+			conditions: tagged("ec2:ResourceTag/" + managedTag), why: whyAnyRegion + "; only groups tagged by mecd"},
+		{actions: []string{"ssm:GetParametersByPath", "ssm:DeleteParameters"}, resources: []string{arnParams}, regional: true,
+			why: whyAnyRegion + "; parameters under /mecd/<clusterId>/ only, whose id is known only at run time"},
+	}, nodeRoleCleanup(r)...)
+}
+
 func dynamo(r refs, actions ...string) access {
 	full := make([]string, len(actions))
 	for i, a := range actions {
@@ -212,8 +227,8 @@ func functionAccess(name string, r refs) ([]access, bool) {
 	case "node-command":
 		return []access{
 			dynamo(r, "GetItem", "PutItem", "UpdateItem"),
-			{actions: []string{"ssm:SendCommand"}, resources: []string{arnRunShell}, regional: true,
-				why: "AWS-RunShellScript is an AWS-owned document with the same name in every region; the target instances are limited by tag (next statement)"},
+			{actions: []string{"ssm:SendCommand"}, resources: []string{arnNodeDoc}, regional: true,
+				why: whyAnyRegion + "; mecd's own node document, the same name in every MEC region; the target instances are limited by tag (next statement)"},
 			{actions: []string{"ssm:SendCommand"}, resources: []string{arnInstance}, regional: true,
 				conditions: tagged("ssm:resourceTag/" + managedTag), why: whyAnyRegion + "; only instances tagged by mecd"},
 			describe("ssm:ListCommandInvocations", "ssm:GetCommandInvocation"),
@@ -231,16 +246,8 @@ func functionAccess(name string, r refs) ([]access, bool) {
 			{actions: []string{"states:SendTaskSuccess", "states:SendTaskFailure"}, resources: []string{anyResource}, why: whyTaskToken},
 		}, true
 	case "cleanup":
-		return append([]access{
-			dynamo(r, "GetItem", "PutItem"),
-			describe("ec2:DescribeInstances", "ec2:DescribeSecurityGroups"),
-			{actions: []string{"ec2:TerminateInstances"}, resources: []string{arnInstance}, regional: true,
-				conditions: tagged("ec2:ResourceTag/" + managedTag), why: whyAnyRegion + "; only instances tagged by mecd"},
-			{actions: []string{"ec2:DeleteSecurityGroup"}, resources: []string{arnGroup}, regional: true,
-				conditions: tagged("ec2:ResourceTag/" + managedTag), why: whyAnyRegion + "; only groups tagged by mecd"},
-			{actions: []string{"ssm:GetParametersByPath", "ssm:DeleteParameters"}, resources: []string{arnParams}, regional: true,
-				why: whyAnyRegion + "; it removes every parameter under /mecd/<clusterId>/, whose id is known only at run time"},
-		}, nodeRoleCleanup(r)...), true
+		// DeleteItem: the MEC's command waits go with its nodes.
+		return append([]access{dynamo(r, "GetItem", "PutItem", "DeleteItem")}, deleteMEC(r, describe)...), true
 	case "record-status":
 		// Moving to DELETED releases the name claim in the same transaction;
 		// moving a CREATING MEC to DELETING stops its provisioning.
@@ -265,6 +272,14 @@ func functionAccess(name string, r refs) ([]access, bool) {
 				resources: []string{"arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:" + name}})
 		}
 		return append(append(acc, startExecution(r, ProvisionMachine, TeardownMachine)...), describeTeardowns(r)...), true
+	case ReaperFunction:
+		// Finds mecd's resources by tag and path in every allowed region,
+		// reads their MEC, and deletes what cleanup deletes.
+		return append([]access{
+			dynamo(r, "GetItem"),
+			{actions: []string{"iam:ListRoles", "iam:ListInstanceProfiles"}, resources: []string{anyResource},
+				why: "IAM's List actions take no resource (Service Authorization Reference); the reaper lists with PathPrefix " + mec.NodeRolePath + " and deletes only node roles"},
+		}, deleteMEC(r, describe)...), true
 	case SweeperFunction:
 		// MECs past their expiry (byExpiry index), then their teardown,
 		// whose execution ARN goes into the record; stuck MECs (byStatus

@@ -106,6 +106,9 @@ var nodeRoleActions = map[string]string{
 	"iam:PassRole": nodeRolesARN, "iam:DeleteRolePolicy": nodeRolesARN, "iam:DetachRolePolicy": nodeRolesARN, "iam:DeleteRole": nodeRolesARN,
 	"iam:CreateInstanceProfile": nodeProfilesARN, "iam:GetInstanceProfile": nodeProfilesARN, "iam:AddRoleToInstanceProfile": nodeProfilesARN,
 	"iam:TagInstanceProfile": nodeProfilesARN, "iam:RemoveRoleFromInstanceProfile": nodeProfilesARN, "iam:DeleteInstanceProfile": nodeProfilesARN,
+	// The reaper's listings (by PathPrefix): IAM's List actions on roles and
+	// instance profiles take no resource, so "*" is their only form.
+	"iam:ListRoles": "*", "iam:ListInstanceProfiles": "*",
 }
 
 // boundedRoleChange: actions on a role that must carry iam:PermissionsBoundary
@@ -508,13 +511,16 @@ func TestFunctionPermissions(t *testing.T) {
 			"ssm:GetParameter", "ssm:ListCommandInvocations", "ssm:PutParameter", "ssm:SendCommand", "states:SendTaskFailure", "states:SendTaskSuccess"},
 		"command-events": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "ssm:DeleteParameter", "ssm:GetCommandInvocation",
 			"ssm:GetParameter", "states:SendTaskFailure", "states:SendTaskSuccess"},
-		"cleanup": {"dynamodb:GetItem", "dynamodb:PutItem", "ec2:DeleteSecurityGroup", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups",
+		"cleanup": {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "ec2:DeleteSecurityGroup", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups",
 			"ec2:TerminateInstances", "iam:DeleteInstanceProfile", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:DetachRolePolicy",
 			"iam:RemoveRoleFromInstanceProfile", "ssm:DeleteParameters", "ssm:GetParametersByPath"},
 		"record-status": {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "states:StopExecution"},
 		APIFunction: {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "lambda:InvokeFunction", "ssm:GetParameter",
 			"states:DescribeExecution", "states:StartExecution"},
 		SweeperFunction: {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "states:DescribeExecution", "states:StartExecution"},
+		ReaperFunction: {"dynamodb:GetItem", "ec2:DeleteSecurityGroup", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups",
+			"ec2:TerminateInstances", "iam:DeleteInstanceProfile", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:DetachRolePolicy",
+			"iam:ListInstanceProfiles", "iam:ListRoles", "iam:RemoveRoleFromInstanceProfile", "ssm:DeleteParameters", "ssm:GetParametersByPath"},
 	}
 	s, _ := full(t)
 	stmts := s.statements()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -18,6 +19,7 @@ import (
 const (
 	APIFunction       = "api"
 	SweeperFunction   = "sweeper"
+	ReaperFunction    = "reaper"
 	CheckSpecFunction = "check-spec"
 	ProvisionMachine  = "provision"
 	TeardownMachine   = "teardown"
@@ -137,9 +139,14 @@ func NewMecdStack(scope constructs.Construct, id string, props *MecdStackProps) 
 	wf := newWorkflows(stack, "Workflows", workflowsConfig{
 		defs: defs.StateMachines, root: p.RepoRoot, names: smNames, functions: fns, logRetention: p.LogRetention,
 	})
+	newNodeDocument(stack, "NodeDocument")
 	newRules(stack, "Rules", defs.EventRules, fns)
 	if sweeper, ok := fns.byName[SweeperFunction]; ok {
-		newSweepSchedule(stack, "SweepSchedule", sweeper, p.SweepRate)
+		targets := []awslambda.Function{sweeper}
+		if reaper, ok := fns.byName[ReaperFunction]; ok {
+			targets = append(targets, reaper)
+		}
+		newSweepSchedule(stack, "SweepSchedule", p.SweepRate, targets...)
 	}
 	if apiFn, ok := fns.byName[APIFunction]; ok {
 		api := newAPI(stack, "Api", apiFn, apiConfig{rate: p.APIRateLimit, burst: p.APIBurstLimit, logRetention: p.LogRetention,

@@ -229,9 +229,10 @@ func TestAPIMethodsAllNeedIAMAuth(t *testing.T) {
 	}
 }
 
-func TestSweepScheduleTargetsTheSweeper(t *testing.T) {
+func TestSweepScheduleTargetsTheSweeperAndTheReaper(t *testing.T) {
 	s, _ := full(t)
 	sweeper := s.function(t, backend.Function{Name: SweeperFunction, Description: descriptionOf(s.defs, SweeperFunction)}).ID
+	reaper := s.function(t, backend.Function{Name: ReaperFunction, Description: descriptionOf(s.defs, ReaperFunction)}).ID
 	var found int
 	for _, r := range s.resources("AWS::Events::Rule") {
 		if r.Props["ScheduleExpression"] == nil {
@@ -242,8 +243,8 @@ func TestSweepScheduleTargetsTheSweeper(t *testing.T) {
 			t.Errorf("schedule %v, want rate(5 minutes)", r.Props["ScheduleExpression"])
 		}
 		targets := list(r.Props["Targets"])
-		if len(targets) != 1 || refID(targets[0].(map[string]any)["Arn"]) != sweeper {
-			t.Errorf("schedule targets %v, want the sweeper", targets)
+		if len(targets) != 2 || refID(targets[0].(map[string]any)["Arn"]) != sweeper || refID(targets[1].(map[string]any)["Arn"]) != reaper {
+			t.Errorf("schedule targets %v, want the sweeper and the reaper", targets)
 		}
 	}
 	if found != 1 {
@@ -285,6 +286,55 @@ func TestEventRulesMatchTheBackend(t *testing.T) {
 		if found != 1 {
 			t.Errorf("forwarder: %d rules with %s's pattern, want 1", found, rule.Name)
 		}
+	}
+}
+
+// Node commands run mecd's own document, in the home region and every
+// forwarded one; the command-status rule matches that document only, and
+// what a rule cannot deliver goes to an encrypted dead-letter queue.
+func TestNodeDocumentAndDeadLetters(t *testing.T) {
+	if nodeDocument != backend.NodeDocument.Name {
+		t.Fatalf("the IAM pattern's document %q is not backend.NodeDocument %q", nodeDocument, backend.NodeDocument.Name)
+	}
+	var content any
+	if err := json.Unmarshal([]byte(backend.NodeDocument.Content), &content); err != nil {
+		t.Fatal(err)
+	}
+	home, fwd := full(t)
+	for _, st := range []*synthesized{home, fwd} {
+		doc := st.one(t, "AWS::SSM::Document")
+		if doc.Props["Name"] != backend.NodeDocument.Name || doc.Props["DocumentType"] != "Command" || !reflect.DeepEqual(doc.Props["Content"], content) {
+			t.Errorf("node document %v", doc.Props)
+		}
+		q := st.one(t, "AWS::SQS::Queue")
+		if q.Props["SqsManagedSseEnabled"] != true {
+			t.Errorf("dead-letter queue %v: want SQS-managed encryption", q.Props)
+		}
+		for _, r := range st.resources("AWS::Events::Rule") {
+			if r.Props["ScheduleExpression"] != nil {
+				continue
+			}
+			detail, _ := r.Props["EventPattern"].(map[string]any)["detail"].(map[string]any)
+			if docs := list(detail["document-name"]); len(docs) != 1 || docs[0] != backend.NodeDocument.Name {
+				t.Errorf("rule %v matches documents %v, want %s only", r.ID, docs, backend.NodeDocument.Name)
+			}
+			for _, tg := range list(r.Props["Targets"]) {
+				dlc, _ := tg.(map[string]any)["DeadLetterConfig"].(map[string]any)
+				if refID(dlc["Arn"]) != q.ID {
+					t.Errorf("rule %v target %v has no dead-letter queue", r.ID, tg)
+				}
+			}
+		}
+	}
+	var sends []string
+	for _, stmt := range home.statements() {
+		if slices.Contains(stmt.actions, "ssm:SendCommand") {
+			sends = append(sends, stmt.resources...)
+		}
+	}
+	if !slices.ContainsFunc(sends, func(r string) bool { return strings.HasSuffix(r, ":document/"+backend.NodeDocument.Name) }) ||
+		slices.ContainsFunc(sends, func(r string) bool { return strings.Contains(r, "AWS-RunShellScript") }) {
+		t.Errorf("SendCommand resources %v: want mecd's document and not AWS-RunShellScript", sends)
 	}
 }
 

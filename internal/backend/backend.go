@@ -105,6 +105,14 @@ var Functions = []Function{
 			EnvNodeOnlineTimeout, EnvCommandTimeout, EnvPollInterval, EnvLogLevel},
 		MemoryMB: 256, TimeoutSeconds: 120,
 	},
+	{
+		// On the sweep schedule too: what a teardown could not see (an
+		// instance EC2 listed only after the cleanup looked) is found by tag
+		// in every region and deleted once its MEC is DELETED or unknown.
+		Name: "reaper", Description: "Deletes the mecd-tagged resources of DELETED or unknown MECs after a grace period (EventBridge schedule)",
+		Env:      []string{EnvTableName, EnvAllowedRegions, EnvNodeCorePolicyArn, EnvPollInterval, EnvLogLevel},
+		MemoryMB: 256, TimeoutSeconds: 300,
+	},
 }
 
 // StateMachine is one ASL file under statemachine/.
@@ -240,8 +248,10 @@ var EventRules = []EventRule{
 	{
 		Name:     "command-status",
 		Function: "command-events",
+		// Only mecd's own document: other SSM commands in the account (Patch
+		// Manager, Run Command by people) never reach mecd.
 		Pattern: `{"source":["aws.ssm"],"detail-type":["EC2 Command Invocation Status-change Notification"],` +
-			`"detail":{"status":["Success","Failed","TimedOut","Cancelled","Undeliverable","Terminated","DeliveryTimedOut","ExecutionTimedOut"]}}`,
+			`"detail":{"document-name":["mecd-NodeScript"],"status":["Success","Failed","TimedOut","Cancelled","Undeliverable","Terminated","DeliveryTimedOut","ExecutionTimedOut"]}}`,
 	},
 }
 
@@ -253,3 +263,32 @@ var APIResources = []string{"/mecs", "/mecs/{id}", "/mecs/{id}/kubeconfig", "/{p
 
 // APIStage is the deployed stage name.
 const APIStage = "v1"
+
+// NodeDocument is the SSM Command document mecd runs its node scripts
+// with, created in every MEC region (the stack and its event forwarders).
+// A document of mecd's own lets the command-status rule match mecd's
+// commands only (the invocation event names the document, not the
+// caller), and lets node-command's IAM policy name the one document it may
+// send. The name is fixed so every region's document has it; a document
+// name cannot start with aws, amazon or amzn.
+var NodeDocument = struct{ Name, Content string }{
+	Name: "mecd-NodeScript",
+	// Schema 2.2, one aws:runShellScript step: the script comes in the
+	// commands parameter (never a secret: node scripts read secrets from
+	// Parameter Store), bounded by executionTimeout.
+	Content: `{
+  "schemaVersion": "2.2",
+  "description": "mecd: runs one of mecd's node scripts (install, join, reset, finalize) as root on a MEC node",
+  "parameters": {
+    "commands": {"type": "StringList", "description": "The node script."},
+    "executionTimeout": {"type": "String", "default": "3600", "description": "Seconds before the agent kills the script (1-172800).",
+      "allowedPattern": "([1-9][0-9]{0,4})|(1[0-6][0-9]{4})|(17[0-1][0-9]{3})|(172[0-7][0-9]{2})|(172800)"}
+  },
+  "mainSteps": [{
+    "action": "aws:runShellScript",
+    "name": "runNodeScript",
+    "precondition": {"StringEquals": ["platformType", "Linux"]},
+    "inputs": {"runCommand": "{{ commands }}", "timeoutSeconds": "{{ executionTimeout }}"}
+  }]
+}`,
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -39,3 +40,19 @@ var reID = regexp.MustCompile(`^mec-[0-9a-z]{26}$`)
 
 // ValidID reports whether id has the form NewID produces.
 func ValidID(id string) bool { return reID.MatchString(id) }
+
+// IDTime is when an id of NewID's form was made (false for another form).
+func IDTime(id string) (time.Time, bool) {
+	if !ValidID(id) {
+		return time.Time{}, false
+	}
+	var ms uint64
+	for _, c := range id[4:14] {
+		i := strings.IndexRune(crockford, c)
+		if i < 0 {
+			return time.Time{}, false
+		}
+		ms = ms<<5 | uint64(i)
+	}
+	return time.UnixMilli(int64(ms)).UTC(), true
+}

@@ -63,3 +63,13 @@ func TestTeardownExecutionNames(t *testing.T) {
 		t.Errorf("ExecutionArn of a bad ARN = %q", got)
 	}
 }
+
+func TestIDTimeReadsNewID(t *testing.T) {
+	at := time.Date(2026, 12, 2, 8, 30, 0, 123e6, time.UTC)
+	if got, ok := IDTime(NewID(at)); !ok || !got.Equal(at) {
+		t.Fatalf("IDTime = %v %v, want %v", got, ok, at)
+	}
+	if _, ok := IDTime("mec-nope"); ok {
+		t.Fatal("a malformed id has a time")
+	}
+}

@@ -97,19 +97,22 @@ type SpecCheck struct {
 // MEC is the cluster record. It never holds a secret: the join token and
 // the kubeconfig live only in Parameter Store.
 type MEC struct {
-	ID                   string     `json:"id"`
-	Name                 string     `json:"name"`
-	Status               Status     `json:"status"`
-	Region               string     `json:"region"`
-	Spec                 spec.Spec  `json:"spec"`
-	Resolved             *Resolved  `json:"resolved,omitempty"`
-	SecurityGroupID      string     `json:"securityGroupId,omitempty"`
-	InstanceProfileArn   string     `json:"instanceProfileArn,omitempty"`
-	Nodes                []Node     `json:"nodes,omitempty"`
-	Endpoint             string     `json:"endpoint,omitempty"`
-	KubeconfigParameter  string     `json:"kubeconfigParameter,omitempty"`
-	JoinCheck            string     `json:"joinCheck,omitempty"` // node 0's certificate hash prefix (public)
-	Steps                []Step     `json:"steps,omitempty"`
+	ID                  string    `json:"id"`
+	Name                string    `json:"name"`
+	Status              Status    `json:"status"`
+	Region              string    `json:"region"`
+	Spec                spec.Spec `json:"spec"`
+	Resolved            *Resolved `json:"resolved,omitempty"`
+	SecurityGroupID     string    `json:"securityGroupId,omitempty"`
+	InstanceProfileArn  string    `json:"instanceProfileArn,omitempty"`
+	Nodes               []Node    `json:"nodes,omitempty"`
+	Endpoint            string    `json:"endpoint,omitempty"`
+	KubeconfigParameter string    `json:"kubeconfigParameter,omitempty"`
+	JoinCheck           string    `json:"joinCheck,omitempty"` // node 0's certificate hash prefix (public)
+	Steps               []Step    `json:"steps,omitempty"`
+	// CommandIDs are every SSM command sent to the MEC's nodes (each step's
+	// every attempt), so the cleanup removes their command waits.
+	CommandIDs           []string   `json:"commandIds,omitempty"`
 	FailedStep           string     `json:"failedStep,omitempty"`
 	FailureCause         string     `json:"failureCause,omitempty"`
 	ExecutionArn         string     `json:"executionArn,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -81,6 +82,10 @@ func (s *Steps) Cleanup(ctx context.Context, in CleanupInput) (CleanupResult, er
 	if err := s.deleteParameters(ctx, m); err != nil {
 		return CleanupResult{}, err
 	}
+	// The nodes are gone: no command of theirs will be waited on again.
+	if err := s.Store.DeleteWaits(ctx, m.CommandIDs); err != nil {
+		return CleanupResult{}, err
+	}
 	why := "the MEC was deleted"
 	if step == mec.StepRollback {
 		why = "rolled back after a failed provisioning"
@@ -149,7 +154,7 @@ func (s *Steps) terminate(ctx context.Context, c EC2API, m *mec.MEC) (int, error
 		if _, err := c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: toStop}); err != nil {
 			return 0, fmt.Errorf("terminate instances: %w", err)
 		}
-		s.Log.InfoContext(ctx, "terminating instances", "clusterId", m.ID, "count", len(toStop))
+		s.Log.InfoContext(ctx, "terminating instances", "clusterId", m.ID, "region", m.Region, "instances", strings.Join(toStop, ","))
 	}
 	return alive, nil
 }
@@ -188,7 +193,9 @@ func (s *Steps) deleteGroups(ctx context.Context, c EC2API, m *mec.MEC) error {
 	for id := range groups {
 		_, err := c.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(id)})
 		switch apiCode(err) {
-		case "", "InvalidGroup.NotFound":
+		case "":
+			s.Log.InfoContext(ctx, "security group deleted", "clusterId", m.ID, "region", m.Region, "group", id)
+		case "InvalidGroup.NotFound":
 		case "DependencyViolation":
 			// Terminated instances may hold the group for a little while.
 			return stepErr("DependencyViolation", "security group %s still in use", id)
@@ -217,6 +224,7 @@ func (s *Steps) deleteParameters(ctx context.Context, m *mec.MEC) error {
 		if _, err := c.DeleteParameters(ctx, &ssm.DeleteParametersInput{Names: names[:n]}); err != nil {
 			return fmt.Errorf("delete parameters: %w", err)
 		}
+		s.Log.InfoContext(ctx, "parameters deleted", "clusterId", m.ID, "region", m.Region, "names", strings.Join(names[:n], ","))
 		names = names[n:]
 	}
 	return nil

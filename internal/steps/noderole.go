@@ -28,6 +28,9 @@ type IAMAPI interface {
 	DeleteRolePolicy(ctx context.Context, in *iam.DeleteRolePolicyInput, opts ...func(*iam.Options)) (*iam.DeleteRolePolicyOutput, error)
 	DetachRolePolicy(ctx context.Context, in *iam.DetachRolePolicyInput, opts ...func(*iam.Options)) (*iam.DetachRolePolicyOutput, error)
 	DeleteRole(ctx context.Context, in *iam.DeleteRoleInput, opts ...func(*iam.Options)) (*iam.DeleteRoleOutput, error)
+	// The reaper finds node roles and profiles by their path.
+	ListRoles(ctx context.Context, in *iam.ListRolesInput, opts ...func(*iam.Options)) (*iam.ListRolesOutput, error)
+	ListInstanceProfiles(ctx context.Context, in *iam.ListInstanceProfilesInput, opts ...func(*iam.Options)) (*iam.ListInstanceProfilesOutput, error)
 }
 
 var _ IAMAPI = (*iam.Client)(nil)
@@ -113,13 +116,21 @@ func (s *Steps) deleteNodeRole(ctx context.Context, m *mec.MEC) error {
 			return err
 		}},
 	}
+	deleted := false
 	for _, st := range steps {
-		if err := st.call(); err != nil && apiCode(err) != "NoSuchEntity" {
-			if apiCode(err) == "DeleteConflict" {
-				return stepErr("DependencyViolation", "node role %s: %s: still in use", *name, st.what)
-			}
+		err := st.call()
+		switch {
+		case err == nil:
+			deleted = true
+		case apiCode(err) == "NoSuchEntity":
+		case apiCode(err) == "DeleteConflict":
+			return stepErr("DependencyViolation", "node role %s: %s: still in use", *name, st.what)
+		default:
 			return fmt.Errorf("%s: %w", st.what, err)
 		}
+	}
+	if deleted {
+		s.Log.InfoContext(ctx, "node role and instance profile deleted", "clusterId", m.ID, "role", *name)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/mecd/mecd/internal/backend"
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/node"
 )
@@ -91,7 +92,7 @@ func (s *Steps) nodeCommand(ctx context.Context, in CommandInput) error {
 		ids = append(ids, n.InstanceID)
 	}
 	out, err := s.AWS.SSM(m.Region).SendCommand(ctx, &ssm.SendCommandInput{
-		DocumentName: aws.String("AWS-RunShellScript"),
+		DocumentName: aws.String(backend.NodeDocument.Name),
 		InstanceIds:  ids,
 		Comment:      aws.String(fmt.Sprintf("mecd %s %s", m.ID, in.Step)),
 		Parameters: map[string][]string{
@@ -110,6 +111,7 @@ func (s *Steps) nodeCommand(ctx context.Context, in CommandInput) error {
 			st.CommandID = cmdID
 			st.Detail = "command " + cmdID
 		}
+		r.CommandIDs = append(r.CommandIDs, cmdID)
 		return nil
 	}); err != nil {
 		return err

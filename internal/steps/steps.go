@@ -72,6 +72,7 @@ type Store interface {
 	SetWaitStatus(ctx context.Context, cmdID, instanceID, status string) (*store.Wait, error)
 	ClaimWait(ctx context.Context, cmdID, token string) (bool, error)
 	ReleaseWait(ctx context.Context, cmdID, token string) error
+	DeleteWaits(ctx context.Context, cmdIDs []string) error
 }
 
 var _ Store = (*store.Store)(nil)

@@ -3,11 +3,13 @@ package steps
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/store"
@@ -21,11 +23,12 @@ var terminalStatus = map[string]bool{
 }
 
 // register stores the task token with the command's targets (ids; nil when
-// re-registering, in which case the targets come from SSM and the statuses
-// are polled as the fallback for lost events).
+// re-registering after a task timeout, in which case the targets come from
+// SSM), then asks SSM for the statuses: CommandEvents records a status only
+// for a registered command, so whatever ended before the registration (or
+// whose event was lost) is learnt here.
 func (s *Steps) register(ctx context.Context, m *mec.MEC, step, cmdID, token string, ids []string) error {
-	poll := ids == nil
-	if poll {
+	if ids == nil {
 		var err error
 		if ids, err = s.commandTargets(ctx, m.Region, cmdID); err != nil {
 			return err
@@ -35,11 +38,8 @@ func (s *Steps) register(ctx context.Context, m *mec.MEC, step, cmdID, token str
 	if err != nil {
 		return err
 	}
-	if poll {
-		// The fallback for a lost event: ask SSM directly.
-		if w, err = s.pollStatuses(ctx, w); err != nil {
-			return err
-		}
+	if w, err = s.pollStatuses(ctx, w); err != nil {
+		return err
 	}
 	return s.maybeResolve(ctx, w)
 }
@@ -47,15 +47,12 @@ func (s *Steps) register(ctx context.Context, m *mec.MEC, step, cmdID, token str
 // commandTargets lists the instances a command was sent to.
 func (s *Steps) commandTargets(ctx context.Context, region, cmdID string) ([]string, error) {
 	var ids []string
-	p := ssm.NewListCommandInvocationsPaginator(s.AWS.SSM(region), &ssm.ListCommandInvocationsInput{CommandId: aws.String(cmdID)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("list command invocations: %w", err)
-		}
-		for _, inv := range page.CommandInvocations {
-			ids = append(ids, aws.ToString(inv.InstanceId))
-		}
+	err := s.eachInvocation(ctx, region, cmdID, func(inv ssmtypes.CommandInvocation) error {
+		ids = append(ids, aws.ToString(inv.InstanceId))
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(ids) == 0 {
 		return nil, stepErr(ErrStep, "command %s has no invocations", cmdID)
@@ -63,27 +60,40 @@ func (s *Steps) commandTargets(ctx context.Context, region, cmdID string) ([]str
 	return ids, nil
 }
 
-func (s *Steps) pollStatuses(ctx context.Context, w *store.Wait) (*store.Wait, error) {
-	for _, id := range w.Instances {
-		if _, ok := w.Statuses[id]; ok {
-			continue
-		}
-		inv, err := s.AWS.SSM(w.Region).GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(w.CommandID), InstanceId: aws.String(id)})
+// eachInvocation calls fn on every invocation of a command, 50 a page.
+func (s *Steps) eachInvocation(ctx context.Context, region, cmdID string, fn func(ssmtypes.CommandInvocation) error) error {
+	p := ssm.NewListCommandInvocationsPaginator(s.AWS.SSM(region), &ssm.ListCommandInvocationsInput{CommandId: aws.String(cmdID), MaxResults: aws.Int32(50)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
 		if err != nil {
-			if apiCode(err) == "InvocationDoesNotExist" {
-				continue
-			}
-			return nil, fmt.Errorf("get command invocation: %w", err)
+			return fmt.Errorf("list command invocations: %w", err)
 		}
-		if terminalStatus[string(inv.Status)] {
-			next, err := s.Store.SetWaitStatus(ctx, w.CommandID, id, string(inv.Status))
-			if err != nil {
-				return nil, err
+		for _, inv := range page.CommandInvocations {
+			if err := fn(inv); err != nil {
+				return err
 			}
-			w = next
 		}
 	}
-	return w, nil
+	return nil
+}
+
+// pollStatuses records every terminal status SSM reports for w's targets
+// that w does not have yet. An invocation SSM does not list yet (it may
+// lag SendCommand) is left to its event.
+func (s *Steps) pollStatuses(ctx context.Context, w *store.Wait) (*store.Wait, error) {
+	err := s.eachInvocation(ctx, w.Region, w.CommandID, func(inv ssmtypes.CommandInvocation) error {
+		id, st := aws.ToString(inv.InstanceId), string(inv.Status)
+		if !terminalStatus[st] || w.Statuses[id] == st {
+			return nil
+		}
+		next, err := s.Store.SetWaitStatus(ctx, w.CommandID, id, st)
+		if err != nil {
+			return err
+		}
+		w = next
+		return nil
+	})
+	return w, err
 }
 
 // SSMStatusDetail is the detail of "EC2 Command Invocation Status-change Notification".
@@ -104,6 +114,13 @@ func (s *Steps) CommandEvents(ctx context.Context, ev events.CloudWatchEvent) er
 		return nil
 	}
 	w, err := s.Store.SetWaitStatus(ctx, d.CommandID, d.InstanceID, d.Status)
+	if errors.Is(err, store.ErrNotFound) {
+		// Not a command mecd registered: another document's (if a rule
+		// matched more than mecd's), one of a MEC already cleaned up, or
+		// one whose sender has not registered yet (it polls SSM next).
+		s.Log.DebugContext(ctx, "status of an unregistered command", "commandId", d.CommandID)
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -133,18 +133,23 @@ func TestNewIDSortsByTime(t *testing.T) {
 	}
 }
 
-// A command wait is written by the sender and the status events in either
-// order; one claim resumes it, and a released claim can be taken again.
+// A status event writes nothing for a command nobody registered (the
+// sender learns earlier statuses from SSM); a registered wait takes
+// statuses, one claim resumes it, a released claim can be taken again, and
+// DeleteWaits removes it.
 func TestCommandWait(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	if _, err := s.SetWaitStatus(ctx, "cmd-1", "i-1", "Success"); err != nil { // the event came first
-		t.Fatal(err)
+	if _, err := s.SetWaitStatus(ctx, "cmd-1", "i-1", "Success"); !errors.Is(err, store.ErrNotFound) { // the event came first
+		t.Fatalf("status of an unregistered command: %v, want ErrNotFound", err)
 	}
 	w, err := s.RegisterWait(ctx, store.Wait{CommandID: "cmd-1", Token: "tok-1", ClusterID: "mec-1", Step: "install",
 		Region: "us-east-1", Instances: []string{"i-2", "i-1"}})
-	if err != nil || w.Token != "tok-1" || !slices.Equal(w.Instances, []string{"i-1", "i-2"}) || w.Statuses["i-1"] != "Success" {
+	if err != nil || w.Token != "tok-1" || !slices.Equal(w.Instances, []string{"i-1", "i-2"}) || len(w.Statuses) != 0 {
 		t.Fatalf("registered: %+v %v", w, err)
+	}
+	if w, err = s.SetWaitStatus(ctx, "cmd-1", "i-1", "Success"); err != nil || w.Statuses["i-1"] != "Success" {
+		t.Fatalf("status: %+v %v", w, err)
 	}
 	// A re-registration (a new task token) keeps the first targets.
 	if w, err = s.RegisterWait(ctx, store.Wait{CommandID: "cmd-1", Token: "tok-2", Instances: []string{"i-9"}}); err != nil || len(w.Instances) != 2 {
@@ -160,5 +165,14 @@ func TestCommandWait(t *testing.T) {
 	}
 	if ok, err := s.ClaimWait(ctx, "cmd-1", "tok-2"); err != nil || !ok {
 		t.Fatalf("claim after release: %v %v", ok, err)
+	}
+	if err := s.DeleteWaits(ctx, []string{"cmd-1", "cmd-never-registered"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetWaitStatus(ctx, "cmd-1", "i-2", "Success"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("status after DeleteWaits: %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetWait(ctx, "cmd-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetWait after DeleteWaits: %v, want ErrNotFound", err)
 	}
 }

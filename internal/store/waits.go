@@ -34,7 +34,6 @@ type Wait struct {
 // Command waits outlive any task that can wait on them, then expire.
 const (
 	waitTTL         = 7 * 24 * time.Hour
-	statusOnlyTTL   = 24 * time.Hour // a status for a command nobody registered (not mecd's)
 	attrStatusPrefx = "st_"
 )
 
@@ -79,20 +78,23 @@ func (s *Store) RegisterWait(ctx context.Context, w Wait) (*Wait, error) {
 	return waitFrom(out.Attributes, w.CommandID), nil
 }
 
-// SetWaitStatus records one instance's status of a command and returns the
-// wait as it now stands.
+// SetWaitStatus records one instance's status of a registered command and
+// returns the wait as it now stands; ErrNotFound when nobody registered the
+// command (nothing is written: a status event never creates an item).
 func (s *Store) SetWaitStatus(ctx context.Context, cmdID, instanceID, status string) (*Wait, error) {
 	out, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(s.Table),
-		Key:                      key(kindCmd, cmdID),
-		UpdateExpression:         aws.String("SET #st = :st, #ttl = if_not_exists(#ttl, :ttl)"),
-		ExpressionAttributeNames: map[string]string{"#st": attrStatusPrefx + instanceID, "#ttl": attrTTL},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":st":  str(status),
-			":ttl": num(s.now().Add(statusOnlyTTL).Unix()),
-		},
-		ReturnValues: types.ReturnValueAllNew,
+		TableName:                 aws.String(s.Table),
+		Key:                       key(kindCmd, cmdID),
+		UpdateExpression:          aws.String("SET #st = :st"),
+		ConditionExpression:       aws.String("attribute_exists(#tok)"),
+		ExpressionAttributeNames:  map[string]string{"#st": attrStatusPrefx + instanceID, "#tok": "token"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":st": str(status)},
+		ReturnValues:              types.ReturnValueAllNew,
 	})
+	var cf *types.ConditionalCheckFailedException
+	if errors.As(err, &cf) {
+		return nil, fmt.Errorf("command %s: %w", cmdID, ErrNotFound)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("record command status: %w", err)
 	}
@@ -133,4 +135,27 @@ func (s *Store) ReleaseWait(ctx context.Context, cmdID, token string) error {
 		return fmt.Errorf("release command %s: %w", cmdID, err)
 	}
 	return nil
+}
+
+// DeleteWaits removes the waits of commands (a MEC's, once it is cleaned
+// up); absent ones are fine. A later status event for them writes nothing.
+func (s *Store) DeleteWaits(ctx context.Context, cmdIDs []string) error {
+	for _, id := range cmdIDs {
+		if _, err := s.DB.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.Table), Key: key(kindCmd, id)}); err != nil {
+			return fmt.Errorf("delete command wait %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// GetWait reads a command's wait; ErrNotFound when there is none.
+func (s *Store) GetWait(ctx context.Context, cmdID string) (*Wait, error) {
+	out, err := s.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.Table), Key: key(kindCmd, cmdID), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, fmt.Errorf("get command wait %s: %w", cmdID, err)
+	}
+	if out.Item == nil {
+		return nil, fmt.Errorf("command wait %s: %w", cmdID, ErrNotFound)
+	}
+	return waitFrom(out.Item, cmdID), nil
 }

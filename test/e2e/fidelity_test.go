@@ -3,10 +3,14 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/store"
@@ -234,4 +238,45 @@ func TestRootDeviceFromTheAMI(t *testing.T) {
 	if v := in.Volumes[0]; v.DeviceName != "/dev/xvda" || v.SizeGiB != 40 || !v.Encrypted {
 		t.Fatalf("root volume %+v, want /dev/xvda, 40 GiB, encrypted", v)
 	}
+}
+
+// Other SSM commands in the account (an operator's AWS-RunShellScript on a
+// MEC node, Patch Manager) are not mecd's: the command-status rule matches
+// mecd's own document only, and a status event of a command nobody
+// registered writes nothing. Deleting the MEC removes its own command waits.
+func TestOtherCommandsAreNotMecds(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	ctx := context.Background()
+	code, _, m, b := create(t, rt, `{"name":"`+localrt.UniqueName("foreign")+`","nodeCount":1}`, nil)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", code, b)
+	}
+	ready := waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second)
+	c := rt.Clients(ready.Region).SSM
+	out, err := c.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("AWS-RunShellScript"), InstanceIds: []string{ready.Nodes[0].InstanceID},
+		Parameters: map[string][]string{"commands": {"microk8s status --wait-ready >/dev/null; echo operator"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := out.Command.CommandId
+	if err := ssm.NewCommandExecutedWaiter(c).Wait(ctx, &ssm.GetCommandInvocationInput{CommandId: id, InstanceId: aws.String(ready.Nodes[0].InstanceID)},
+		30*time.Second, func(o *ssm.CommandExecutedWaiterOptions) {
+			o.MinDelay, o.MaxDelay = 50*time.Millisecond, 200*time.Millisecond
+		}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // EventBridge delivers in milliseconds here
+	st := &store.Store{DB: rt.Clients("").DynamoDB, Table: localrt.TableName}
+	if w, err := st.GetWait(ctx, aws.ToString(id)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an operator's command got a command wait: %+v %v", w, err)
+	}
+	if len(ready.CommandIDs) == 0 {
+		t.Fatal("the record lists no node commands")
+	}
+	if code, _, b := call(t, rt, "DELETE", "/mecs/"+m.ID, "", nil); code != http.StatusAccepted {
+		t.Fatalf("DELETE: %d %s", code, b)
+	}
+	waitStatus(t, rt, m.ID, mec.Deleted, 60*time.Second)
+	leakFree(t, rt, m.ID) // includes the MEC's command waits
 }

@@ -130,6 +130,9 @@ func (rt *Runtime) deploy(ctx context.Context) error {
 	if err := rt.seedRegions(ctx); err != nil {
 		return err
 	}
+	if err := rt.createNodeDocuments(ctx); err != nil {
+		return err
+	}
 	lc := lambda.NewFromConfig(cfg)
 	for _, s := range srcs {
 		if err := rt.createFunction(ctx, lc, s, bins[s.Name]); err != nil {
@@ -229,6 +232,21 @@ func (rt *Runtime) seedRegions(ctx context.Context) error {
 	return nil
 }
 
+// createNodeDocuments creates mecd's node document in every MEC region, as
+// the stack and its event forwarders do.
+func (rt *Runtime) createNodeDocuments(ctx context.Context) error {
+	for _, region := range rt.opts.Regions {
+		_, err := ssm.NewFromConfig(rt.AWSConfig(region)).CreateDocument(ctx, &ssm.CreateDocumentInput{
+			Name: aws.String(backend.NodeDocument.Name), Content: aws.String(backend.NodeDocument.Content),
+			DocumentType: stypes.DocumentTypeCommand, DocumentFormat: stypes.DocumentFormatJson,
+		})
+		if err != nil {
+			return fmt.Errorf("create the node document in %s: %w", region, err)
+		}
+	}
+	return nil
+}
+
 // UbuntuAMIParameter is Canonical's public parameter for Ubuntu 24.04 on arch ("arm64"|"amd64").
 func UbuntuAMIParameter(arch string) string {
 	return "/aws/service/canonical/ubuntu/server/24.04/stable/current/" + arch + "/hvm/ebs-gp3/ami-id"
@@ -316,4 +334,13 @@ func (rt *Runtime) createRules(ctx context.Context, eb *eventbridge.Client, lc *
 		}
 	}
 	return nil
+}
+
+// PollInterval is the functions' poll interval (scaled like the node latencies).
+func (d *Deployed) PollInterval() time.Duration {
+	p, err := time.ParseDuration(d.Resources.PollInterval)
+	if err != nil {
+		panic(fmt.Errorf("deployed poll interval %q: %w", d.Resources.PollInterval, err))
+	}
+	return p
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mecd/mecd/test/nodesim/ec2sim"
 	"github.com/mecd/mecd/test/nodesim/fault"
+	"github.com/mecd/mecd/test/nodesim/ssmsim"
 )
 
 // FrontAddr is where kumo's Step Functions, EventBridge and API Gateway call
@@ -39,11 +40,15 @@ type SimHandlers interface {
 	ProfileCreated(name string)
 }
 
-// runCommandActions are the SSM actions kumo lacks, answered by the simulator.
-var runCommandActions = map[string]bool{
-	"SendCommand": true, "GetCommandInvocation": true, "ListCommandInvocations": true,
-	"DescribeInstanceInformation": true, "ListCommands": true, "CancelCommand": true,
-}
+// runCommandActions are the SSM actions kumo lacks (Run Command and
+// documents), answered by the simulator.
+var runCommandActions = func() map[string]bool {
+	m := map[string]bool{}
+	for _, a := range ssmsim.Actions {
+		m[a] = true
+	}
+	return m
+}()
 
 // Front is the local runtime's entry point on 127.0.0.1:4566. It routes
 // to kumo or the node simulator and papers over the kumo gaps that would make

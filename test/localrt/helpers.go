@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/store"
 )
 
 var shared struct {
@@ -201,7 +202,39 @@ func (rt *Runtime) LeakAudit(ctx context.Context, clusterID string) ([]string, e
 			}
 		}
 	}
+	waitLeaks, err := rt.waitLeaks(ctx, match)
+	if err != nil {
+		return nil, err
+	}
+	leaks = append(leaks, waitLeaks...)
 	sort.Strings(leaks)
+	return leaks, nil
+}
+
+// waitLeaks lists the command waits still in the table for commands the
+// simulator ran on instances match selects.
+func (rt *Runtime) waitLeaks(ctx context.Context, match func(map[string]string) bool) ([]string, error) {
+	tags := map[string]map[string]string{}
+	for _, in := range rt.Sim.EC2Sim.Instances() {
+		tags[in.ID] = in.Tags
+	}
+	st := &store.Store{DB: dynamodb.NewFromConfig(rt.AWSConfig(rt.Region)), Table: TableName}
+	var leaks []string
+	seen := map[string]bool{}
+	for _, inv := range rt.Sim.SSMSim.Invocations() {
+		if seen[inv.CommandID] || !match(tags[inv.InstanceID]) {
+			continue
+		}
+		seen[inv.CommandID] = true
+		w, err := st.GetWait(ctx, inv.CommandID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("leak audit: %w", err)
+		default:
+			leaks = append(leaks, fmt.Sprintf("command wait %s (%s %s)", w.CommandID, w.ClusterID, w.Step))
+		}
+	}
 	return leaks, nil
 }
 

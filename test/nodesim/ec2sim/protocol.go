@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mecd/mecd/test/nodesim/sigv4"
 )
 
 // This file holds EC2 Query protocol plumbing: reading form parameters the way
@@ -89,26 +91,8 @@ func requestID() string {
 	return fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", a>>32, (a>>16)&0xffff, a&0xffff, b>>48, b&0xffffffffffff)
 }
 
-// regionOf reads the region from the SigV4 credential scope
-// (Credential=AKID/date/<region>/ec2/aws4_request), header or presigned query.
-func regionOf(r *http.Request) string {
-	cred := ""
-	if h := r.Header.Get("Authorization"); h != "" {
-		if i := strings.Index(h, "Credential="); i >= 0 {
-			cred = h[i+len("Credential="):]
-			if j := strings.IndexAny(cred, ", "); j >= 0 {
-				cred = cred[:j]
-			}
-		}
-	} else {
-		cred = r.URL.Query().Get("X-Amz-Credential")
-	}
-	parts := strings.Split(cred, "/")
-	if len(parts) == 5 && parts[2] != "" {
-		return parts[2]
-	}
-	return defaultRegion
-}
+// regionOf is the region the request was signed for.
+func regionOf(r *http.Request) string { return sigv4.Region(r, defaultRegion) }
 
 // params reads EC2 Query parameters under a prefix. Lists are flattened
 // ("InstanceId.1", "Filter.2.Value.1"), structures are dotted

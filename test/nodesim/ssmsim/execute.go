@@ -117,7 +117,7 @@ func (s *Sim) finish(v *invocation, status, details string, code int, stdout, st
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	detail := map[string]any{
-		"command-id": c.id, "document-name": documentName, "instance-id": v.instanceID,
+		"command-id": c.id, "document-name": c.doc.name, "instance-id": v.instanceID,
 		"requested-date-time": isoMillis(c.requested), "status": status,
 	}
 	if err := s.cfg.Events.PutEvent(ctx, v.region, "aws.ssm", "EC2 Command Invocation Status-change Notification",
@@ -128,7 +128,7 @@ func (s *Sim) finish(v *invocation, status, details string, code int, stdout, st
 		return
 	}
 	cdetail := map[string]any{
-		"command-id": c.id, "document-name": documentName, "instance-ids": c.instanceIDs,
+		"command-id": c.id, "document-name": c.doc.name, "instance-ids": c.instanceIDs,
 		"expire-after": isoMillis(c.expires), "parameters": params,
 		"requested-date-time": isoMillis(c.requested), "status": cmdStatus,
 	}

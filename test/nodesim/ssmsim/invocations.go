@@ -23,12 +23,12 @@ func (s *Sim) getCommandInvocation(r *http.Request) (any, error) {
 	if in.InstanceId == "" {
 		return nil, validationError("Value null at 'instanceId' failed to satisfy constraint: Member must not be null")
 	}
-	if in.PluginName != "" && in.PluginName != pluginName {
-		return nil, badRequest("InvalidPluginName", "The plugin name isn't valid.")
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.commands[in.CommandId]
+	if c != nil && in.PluginName != "" && in.PluginName != c.doc.plugin {
+		return nil, badRequest("InvalidPluginName", "The plugin name isn't valid.")
+	}
 	var v *invocation
 	if c != nil {
 		for _, iv := range c.invocations {
@@ -42,7 +42,7 @@ func (s *Sim) getCommandInvocation(r *http.Request) (any, error) {
 	}
 	out := map[string]any{
 		"CommandId": c.id, "InstanceId": v.instanceID, "Comment": c.comment,
-		"DocumentName": documentName, "DocumentVersion": "$DEFAULT", "PluginName": pluginName,
+		"DocumentName": c.doc.name, "DocumentVersion": "$DEFAULT", "PluginName": c.doc.plugin,
 		"ResponseCode": v.code, "Status": v.status, "StatusDetails": v.statusDetails,
 		"ExecutionStartDateTime": isoMillis(v.start), "ExecutionEndDateTime": isoMillis(v.end), "ExecutionElapsedTime": "",
 		"StandardOutputContent": cutChars(v.stdout, maxStdoutChars), "StandardOutputUrl": "",
@@ -113,7 +113,7 @@ func (s *Sim) listCommandInvocations(r *http.Request) (any, error) {
 		c := v.cmd
 		item := map[string]any{
 			"CommandId": c.id, "InstanceId": v.instanceID, "InstanceName": "", "Comment": c.comment,
-			"DocumentName": documentName, "DocumentVersion": "$DEFAULT", "RequestedDateTime": epoch(c.requested),
+			"DocumentName": c.doc.name, "DocumentVersion": "$DEFAULT", "RequestedDateTime": epoch(c.requested),
 			"Status": v.status, "StatusDetails": v.statusDetails, "TraceOutput": "",
 			"StandardOutputUrl": "", "StandardErrorUrl": "", "ServiceRole": "", "CommandPlugins": []any{},
 			"NotificationConfig":     map[string]any{"NotificationArn": "", "NotificationEvents": []string{}, "NotificationType": ""},
@@ -121,7 +121,7 @@ func (s *Sim) listCommandInvocations(r *http.Request) (any, error) {
 		}
 		if in.Details {
 			item["CommandPlugins"] = []map[string]any{{
-				"Name": pluginName, "Status": v.status, "StatusDetails": v.statusDetails, "ResponseCode": v.code,
+				"Name": c.doc.plugin, "Status": v.status, "StatusDetails": v.statusDetails, "ResponseCode": v.code,
 				"ResponseStartDateTime": epoch(v.start), "ResponseFinishDateTime": epoch(v.end),
 				"Output":            pluginOutput(v.stdout, v.stderr, maxPluginOutput),
 				"StandardOutputUrl": "", "StandardErrorUrl": "", "OutputS3Region": "", "OutputS3BucketName": "", "OutputS3KeyPrefix": "",
@@ -150,7 +150,7 @@ func invocationFilter(filters []struct {
 		case "Status":
 			preds = append(preds, func(v *invocation) bool { return v.status == f.Value })
 		case "DocumentName":
-			preds = append(preds, func(*invocation) bool { return f.Value == documentName })
+			preds = append(preds, func(v *invocation) bool { return v.cmd.doc.name == f.Value })
 		case "InvokedAfter", "InvokedBefore":
 			t, err := time.Parse(time.RFC3339, f.Value)
 			if err != nil {

@@ -3,14 +3,13 @@ package ssmsim
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mecd/mecd/test/nodesim/sigv4"
 )
 
 const (
-	documentName    = "AWS-RunShellScript"
-	pluginName      = "aws:runShellScript"
 	maxInstanceIDs  = 50
 	maxStdoutChars  = 24000
 	maxStderrChars  = 8000
@@ -34,6 +33,7 @@ const (
 // command is one SendCommand. Guarded by Sim.mu.
 type command struct {
 	id             string
+	doc            *document
 	comment        string
 	params         map[string][]string
 	instanceIDs    []string
@@ -94,7 +94,7 @@ func (s *Sim) Invocations() []Invocation {
 				params[k] = append([]string(nil), vs...)
 			}
 			out = append(out, Invocation{
-				CommandID: c.id, InstanceID: v.instanceID, DocumentName: documentName, Comment: c.comment,
+				CommandID: c.id, InstanceID: v.instanceID, DocumentName: c.doc.name, Comment: c.comment,
 				Parameters: params, Status: v.status, StatusDetails: v.statusDetails, ResponseCode: v.code,
 				Stdout: v.stdout, Stderr: v.stderr, RequestedAt: c.requested, StartedAt: v.start, EndedAt: v.end,
 			})
@@ -123,8 +123,11 @@ func (s *Sim) sendCommand(r *http.Request) (any, error) {
 	if in.DocumentName == "" {
 		return nil, validationError("Value null at 'documentName' failed to satisfy constraint: Member must not be null")
 	}
-	if in.DocumentName != documentName {
-		return nil, badRequest("InvalidDocument", "Document with name %s does not exist.", in.DocumentName)
+	s.mu.Lock()
+	doc, err := s.lookupDocumentLocked(sigv4.Region(r, defaultRegion), in.DocumentName)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
 	if len(in.InstanceIds) > maxInstanceIDs {
 		return nil, validationError("Value '[%s]' at 'instanceIds' failed to satisfy constraint: Member must have length less than or equal to %d",
@@ -146,10 +149,11 @@ func (s *Sim) sendCommand(r *http.Request) (any, error) {
 	if len(in.Comment) > 100 {
 		return nil, validationError("Value at 'comment' failed to satisfy constraint: Member must have length less than or equal to 100")
 	}
-	execTimeout, workingDir, script, err := runShellScriptParams(in.Parameters)
+	resolved, err := resolveCommand(doc, in.Parameters)
 	if err != nil {
 		return nil, err
 	}
+	execTimeout, workingDir, script := resolved.execTimeout, resolved.workingDir, resolved.script
 
 	ids := dedupe(in.InstanceIds)
 	var bad []string
@@ -166,19 +170,10 @@ func (s *Sim) sendCommand(r *http.Request) (any, error) {
 		return nil, badRequest("InvalidInstanceId", "Instances [[%s]] not in a valid state for account %s", strings.Join(bad, ", "), s.cfg.AccountID)
 	}
 
-	params := map[string][]string{}
-	for k, v := range in.Parameters {
-		params[k] = append([]string(nil), v...)
-	}
-	if _, ok := params["executionTimeout"]; !ok {
-		params["executionTimeout"] = []string{"3600"}
-	}
-	if _, ok := params["workingDirectory"]; !ok {
-		params["workingDirectory"] = []string{""}
-	}
+	params := resolved.params
 	now := time.Now()
 	c := &command{
-		id: newUUID(), comment: in.Comment, params: params, instanceIDs: ids, requested: now,
+		id: newUUID(), doc: doc, comment: in.Comment, params: params, instanceIDs: ids, requested: now,
 		expires: now.Add(time.Duration(timeoutSeconds) * time.Second), timeoutSeconds: int32(timeoutSeconds),
 		execTimeout: execTimeout, workingDir: workingDir, script: script,
 		maxConcurrency: orDefault(in.MaxConcurrency, "50"), maxErrors: orDefault(in.MaxErrors, "0"),
@@ -211,40 +206,6 @@ func orDefault(v, d string) string {
 	return v
 }
 
-// runShellScriptParams checks the parameters against AWS-RunShellScript's
-// definition: commands (required), workingDirectory, executionTimeout (1-172800).
-func runShellScriptParams(p map[string][]string) (time.Duration, string, string, error) {
-	for k := range p {
-		switch k {
-		case "commands", "workingDirectory", "executionTimeout":
-		default:
-			return 0, "", "", badRequest("InvalidParameters", "Parameter \"%s\" is not defined in the document.", k)
-		}
-	}
-	cmds := p["commands"]
-	if len(cmds) == 0 {
-		return 0, "", "", badRequest("InvalidParameters", "Parameters list does not contain value for required parameter: commands")
-	}
-	secs := 3600
-	if v, ok := p["executionTimeout"]; ok {
-		n, err := strconv.Atoi(strings.Join(v, ""))
-		if len(v) != 1 || err != nil || n < 1 || n > 172800 || strings.HasPrefix(v[0], "0") || strings.HasPrefix(v[0], "+") {
-			return 0, "", "", badRequest("InvalidParameters", "Parameter \"executionTimeout\" \"%s\" does not match the allowed pattern ([1-9][0-9]{0,4})|(1[0-6][0-9]{4})|(17[0-1][0-9]{3})|(172[0-7][0-9]{2})|(172800).", strings.Join(v, ","))
-		}
-		secs = n
-	}
-	wd := ""
-	if v, ok := p["workingDirectory"]; ok {
-		if len(v) > 1 {
-			return 0, "", "", badRequest("InvalidParameters", "Parameter \"workingDirectory\" takes a single value.")
-		}
-		if len(v) == 1 {
-			wd = v[0]
-		}
-	}
-	return time.Duration(secs) * time.Second, wd, strings.Join(cmds, "\n") + "\n", nil
-}
-
 func (s *Sim) commandJSONLocked(c *command) map[string]any {
 	completed, errs := 0, 0
 	for _, v := range c.invocations {
@@ -256,7 +217,7 @@ func (s *Sim) commandJSONLocked(c *command) map[string]any {
 		}
 	}
 	return map[string]any{
-		"CommandId": c.id, "DocumentName": documentName, "DocumentVersion": "$DEFAULT", "Comment": c.comment,
+		"CommandId": c.id, "DocumentName": c.doc.name, "DocumentVersion": "$DEFAULT", "Comment": c.comment,
 		"ExpiresAfter": epoch(c.expires), "Parameters": c.params, "InstanceIds": c.instanceIDs, "Targets": []any{},
 		"RequestedDateTime": epoch(c.requested), "Status": c.status, "StatusDetails": c.statusDetails,
 		"OutputS3Region": "", "OutputS3BucketName": "", "OutputS3KeyPrefix": "",

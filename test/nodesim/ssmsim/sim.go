@@ -83,7 +83,8 @@ type Sim struct {
 	hosts    map[string]*host
 	agent    map[string]agentInfo // per instance: drawn online delay, first time seen running
 	commands map[string]*command
-	order    []*command // SendCommand order
+	docs     map[string]*document // by region/name
+	order    []*command           // SendCommand order
 	imds     imdsState
 }
 
@@ -185,7 +186,7 @@ func New(cfg Config) (*Sim, error) {
 	return &Sim{
 		cfg: cfg, lat: lat, faults: faults, log: log.With("component", "ssmsim"), exe: exe,
 		ctx: ctx, cancel: cancel,
-		hosts: map[string]*host{}, agent: map[string]agentInfo{}, commands: map[string]*command{},
+		hosts: map[string]*host{}, agent: map[string]agentInfo{}, commands: map[string]*command{}, docs: map[string]*document{},
 		imds: newIMDSState(),
 	}, nil
 }
@@ -259,7 +260,8 @@ func sleepFor(ctx context.Context, d time.Duration) bool {
 }
 
 // Actions are the SSM actions ServeHTTP answers (X-Amz-Target AmazonSSM.<Action>).
-var Actions = []string{"SendCommand", "GetCommandInvocation", "ListCommandInvocations", "DescribeInstanceInformation"}
+var Actions = []string{"SendCommand", "GetCommandInvocation", "ListCommandInvocations", "DescribeInstanceInformation",
+	"CreateDocument", "DescribeDocument", "DeleteDocument"}
 
 // Handles reports whether r is an SSM call ServeHTTP answers, so a front can route it.
 func Handles(r *http.Request) bool {
@@ -302,6 +304,12 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out, err = s.listCommandInvocations(r)
 	case "DescribeInstanceInformation":
 		out, err = s.describeInstanceInformation(r)
+	case "CreateDocument":
+		out, err = s.createDocument(r)
+	case "DescribeDocument":
+		out, err = s.describeDocument(r)
+	case "DeleteDocument":
+		out, err = s.deleteDocument(r)
 	default:
 		err = errUnknownOperation(target)
 	}

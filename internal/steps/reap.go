@@ -1,0 +1,247 @@
+package steps
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/store"
+)
+
+// ReapGraceIntervals is the reaper's grace period in poll intervals (5
+// minutes on AWS): longer than any step that may still be creating
+// resources for a MEC whose teardown already ended (launch-nodes' Lambda
+// timeout is 60 s), so the reaper never races the workflow that owns them.
+const ReapGraceIntervals = 30
+
+// ReapResult says what the reaper found and reaped.
+type ReapResult struct {
+	// Clusters are the cluster ids that own resources in AWS.
+	Clusters int `json:"clusters"`
+	// Orphans are the clusters whose resources were (or are being) reaped:
+	// their MEC is DELETED, or unknown to the table.
+	Orphans []string `json:"orphans,omitempty"`
+	// Remaining counts orphans with resources left for the next run
+	// (instances still shutting down, a group they still hold).
+	Remaining int `json:"remaining"`
+}
+
+// owned is what one cluster id owns in AWS.
+type owned struct {
+	regions map[string]bool // where it has instances, groups or parameters
+	iam     bool            // a node role or instance profile
+}
+
+// Reap is the orphan reaper, run by the sweep schedule: it deletes the
+// mecd-tagged resources (instances, security groups, node roles and
+// instance profiles, parameters) of clusters whose MEC is DELETED or not
+// in the table, once the grace period has passed, logging each deletion.
+// They are what a teardown could not see (an instance EC2 did not list yet
+// when a DELETE raced the launch) or a record that expired first. It is
+// idempotent and bounded by the regions and the clusters found.
+func (s *Steps) Reap(ctx context.Context, _ json.RawMessage) (ReapResult, error) {
+	found := map[string]*owned{}
+	note := func(id, region string) {
+		o := found[id]
+		if o == nil {
+			o = &owned{regions: map[string]bool{}}
+			found[id] = o
+		}
+		if region == "" {
+			o.iam = true
+		} else {
+			o.regions[region] = true
+		}
+	}
+	for _, region := range s.Env.AllowedRegions {
+		if err := s.findRegional(ctx, region, note); err != nil {
+			return ReapResult{}, err
+		}
+	}
+	if err := s.findNodeRoles(ctx, note); err != nil {
+		return ReapResult{}, err
+	}
+	res := ReapResult{Clusters: len(found)}
+	grace := ReapGraceIntervals * s.Env.PollInterval
+	for _, id := range slices.Sorted(maps.Keys(found)) {
+		m, orphan, err := s.orphan(ctx, id, grace)
+		if err != nil {
+			return res, err
+		}
+		if !orphan {
+			continue
+		}
+		res.Orphans = append(res.Orphans, id)
+		left, err := s.reapCluster(ctx, m, found[id])
+		if err != nil {
+			// One cluster's failure must not stop the others: the next run retries it.
+			s.Log.ErrorContext(ctx, "reaping an orphan failed", "clusterId", id, "error", err)
+			left = true
+		}
+		if left {
+			res.Remaining++
+		}
+	}
+	s.Log.InfoContext(ctx, "reaper done", "clusters", res.Clusters, "orphans", len(res.Orphans), "remaining", res.Remaining)
+	return res, nil
+}
+
+// orphan reads id's record: an orphan's resources may go when its MEC has
+// been DELETED for longer than grace, or when the table has no MEC of that
+// id and the id (which carries its creation time) is older than grace.
+func (s *Steps) orphan(ctx context.Context, id string, grace time.Duration) (*mec.MEC, bool, error) {
+	m, err := s.Store.Get(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		made, ok := mec.IDTime(id)
+		if !ok {
+			s.Log.WarnContext(ctx, "resources tagged with a cluster id mecd does not make; left alone", "clusterId", id)
+			return nil, false, nil
+		}
+		return &mec.MEC{ID: id}, s.now().Sub(made) > grace, nil
+	case err != nil:
+		return nil, false, err
+	case m.Status == mec.Deleted && m.DeletedAt != nil:
+		return m, s.now().Sub(*m.DeletedAt) > grace, nil
+	}
+	return m, false, nil
+}
+
+// reapCluster deletes what o says cluster m.ID owns and reports whether
+// something is left for the next run.
+func (s *Steps) reapCluster(ctx context.Context, m *mec.MEC, o *owned) (bool, error) {
+	alive := 0
+	for _, region := range slices.Sorted(maps.Keys(o.regions)) {
+		rm := *m
+		rm.Region = region
+		rm.Nodes = nil // gone from the record's view: found by tag
+		c := s.AWS.EC2(region)
+		n, err := s.terminate(ctx, c, &rm)
+		if err != nil {
+			return true, err
+		}
+		if alive += n; n > 0 {
+			continue // the group and profile are held until the instances are gone
+		}
+		if err := s.deleteGroups(ctx, c, &rm); err != nil {
+			if e := (*Error)(nil); errors.As(err, &e) && e.Name == "DependencyViolation" {
+				alive++
+				continue
+			}
+			return true, err
+		}
+		if err := s.deleteParameters(ctx, &rm); err != nil {
+			return true, err
+		}
+	}
+	if alive > 0 {
+		return true, nil
+	}
+	if o.iam {
+		if err := s.deleteNodeRole(ctx, m); err != nil {
+			if e := (*Error)(nil); errors.As(err, &e) && e.Name == "DependencyViolation" {
+				return true, nil
+			}
+			return true, err
+		}
+	}
+	return false, nil
+}
+
+// findRegional notes the clusters owning live instances, security groups or
+// parameters in region.
+func (s *Steps) findRegional(ctx context.Context, region string, note func(id, region string)) error {
+	c := s.AWS.EC2(region)
+	err := eachInstance(ctx, c, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("tag:" + mec.TagManaged), Values: []string{"true"}},
+		{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}},
+	}}, func(in ec2types.Instance) {
+		if id := tagValue(in.Tags, mec.TagClusterID); id != "" {
+			note(id, region)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", region, err)
+	}
+	groups := ec2.NewDescribeSecurityGroupsPaginator(c, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
+		{Name: aws.String("tag:" + mec.TagManaged), Values: []string{"true"}},
+	}})
+	for groups.HasMorePages() {
+		page, err := groups.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: describe security groups: %w", region, err)
+		}
+		for _, g := range page.SecurityGroups {
+			if id := tagValue(g.Tags, mec.TagClusterID); id != "" {
+				note(id, region)
+			}
+		}
+	}
+	// Names only: the reaper never decrypts a SecureString.
+	params := ssm.NewGetParametersByPathPaginator(s.AWS.SSM(region), &ssm.GetParametersByPathInput{
+		Path: aws.String(mec.ParamRoot), Recursive: aws.Bool(true), WithDecryption: aws.Bool(false)})
+	for params.HasMorePages() {
+		page, err := params.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: list parameters: %w", region, err)
+		}
+		for _, p := range page.Parameters {
+			if id, _, ok := strings.Cut(strings.TrimPrefix(aws.ToString(p.Name), mec.ParamRoot), "/"); ok && id != "" {
+				note(id, region)
+			}
+		}
+	}
+	return nil
+}
+
+// findNodeRoles notes the clusters owning a node role or instance profile
+// (IAM is global).
+func (s *Steps) findNodeRoles(ctx context.Context, note func(id, region string)) error {
+	fromName := func(name string) {
+		if id, ok := strings.CutPrefix(name, mec.NodeRolePrefix); ok && id != "" {
+			note(id, "")
+		}
+	}
+	roles := iam.NewListRolesPaginator(s.IAM, &iam.ListRolesInput{PathPrefix: aws.String(mec.NodeRolePath)})
+	for roles.HasMorePages() {
+		page, err := roles.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list node roles: %w", err)
+		}
+		for _, r := range page.Roles {
+			fromName(aws.ToString(r.RoleName))
+		}
+	}
+	profiles := iam.NewListInstanceProfilesPaginator(s.IAM, &iam.ListInstanceProfilesInput{PathPrefix: aws.String(mec.NodeRolePath)})
+	for profiles.HasMorePages() {
+		page, err := profiles.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list node instance profiles: %w", err)
+		}
+		for _, p := range page.InstanceProfiles {
+			fromName(aws.ToString(p.InstanceProfileName))
+		}
+	}
+	return nil
+}
+
+func tagValue(tags []ec2types.Tag, key string) string {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value)
+		}
+	}
+	return ""
+}
