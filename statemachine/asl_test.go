@@ -90,7 +90,11 @@ func TestPlaceholdersMatchSubstitutions(t *testing.T) {
 	}
 }
 
-var lambdaErrors = []string{"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException"}
+// lambdaErrors are Lambda's own failures, retried on every task. Step
+// Functions reports a function that crashed, ran out of memory or timed
+// out as Lambda.Unknown ("Handling errors in Step Functions"); every task
+// is idempotent, so a crashed invocation is simply run again.
+var lambdaErrors = []string{"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException", "Lambda.Unknown"}
 
 // creating lists the functions whose tasks create resources (records, groups,
 // instances, parameters, commands): they must be covered by a Catch.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -62,9 +63,26 @@ func (s *Steps) nodeCommand(ctx context.Context, in CommandInput) error {
 	if err != nil {
 		return err
 	}
-	if st := m.Step(in.Step); st != nil && st.Outcome == mec.OutcomeRunning && st.CommandID != "" {
-		s.Log.InfoContext(ctx, "re-registering task token", "clusterId", m.ID, "step", in.Step, "commandId", st.CommandID)
-		return s.register(ctx, m, in.Step, st.CommandID, in.TaskToken, nil)
+	if st := m.Step(in.Step); st != nil && st.Outcome == mec.OutcomeRunning {
+		if st.CommandID != "" {
+			s.Log.InfoContext(ctx, "re-registering task token", "clusterId", m.ID, "step", in.Step, "commandId", st.CommandID)
+			return s.register(ctx, m, in.Step, st.CommandID, in.TaskToken, nil)
+		}
+		// An invocation that started this attempt died (Lambda.Unknown,
+		// retried) before it recorded its command, perhaps after sending
+		// it: adopt that command rather than run the step twice at once.
+		// Looked for before planning, which would make a new join token.
+		cmdID, err := s.sentCommand(ctx, m, in.Step, st.StartedAt)
+		if err != nil {
+			return err
+		}
+		if cmdID != "" {
+			s.Log.InfoContext(ctx, "adopting the command a failed invocation sent", "clusterId", m.ID, "step", in.Step, "commandId", cmdID)
+			if err := s.recordCommand(ctx, m.ID, in.Step, cmdID); err != nil {
+				return err
+			}
+			return s.register(ctx, m, in.Step, cmdID, in.TaskToken, nil)
+		}
 	}
 	plan, err := s.plan(ctx, m, in.Step)
 	if err != nil {
@@ -94,7 +112,7 @@ func (s *Steps) nodeCommand(ctx context.Context, in CommandInput) error {
 	out, err := s.AWS.SSM(m.Region).SendCommand(ctx, &ssm.SendCommandInput{
 		DocumentName: aws.String(backend.NodeDocument.Name),
 		InstanceIds:  ids,
-		Comment:      aws.String(fmt.Sprintf("mecd %s %s", m.ID, in.Step)),
+		Comment:      aws.String(commandComment(m.ID, in.Step)),
 		Parameters: map[string][]string{
 			"commands":         {script},
 			"executionTimeout": {strconv.Itoa(int(s.Env.CommandTimeout.Seconds()))},
@@ -106,17 +124,64 @@ func (s *Steps) nodeCommand(ctx context.Context, in CommandInput) error {
 	}
 	cmdID := aws.ToString(out.Command.CommandId)
 	s.Log.InfoContext(ctx, "node command sent", "clusterId", m.ID, "step", in.Step, "commandId", cmdID, "instances", strings.Join(ids, ","))
-	if _, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
-		if st := r.Step(in.Step); st != nil {
-			st.CommandID = cmdID
-			st.Detail = "command " + cmdID
-		}
-		r.CommandIDs = append(r.CommandIDs, cmdID)
-		return nil
-	}); err != nil {
+	if err := s.recordCommand(ctx, m.ID, in.Step, cmdID); err != nil {
 		return err
 	}
 	return s.register(ctx, m, in.Step, cmdID, in.TaskToken, ids)
+}
+
+// commandComment names a node command's MEC and step (SSM shows it; a
+// retried invocation finds its predecessor's command by it).
+func commandComment(clusterID, step string) string { return fmt.Sprintf("mecd %s %s", clusterID, step) }
+
+// recordCommand notes the command of a step's current attempt.
+func (s *Steps) recordCommand(ctx context.Context, clusterID, step, cmdID string) error {
+	_, err := s.Store.Update(ctx, clusterID, func(r *mec.MEC) error {
+		if st := r.Step(step); st != nil {
+			st.CommandID = cmdID
+			st.Detail = "command " + cmdID
+		}
+		if !slices.Contains(r.CommandIDs, cmdID) {
+			r.CommandIDs = append(r.CommandIDs, cmdID)
+		}
+		return nil
+	})
+	return err
+}
+
+// sentCommand finds the command of a step's current attempt among those
+// SSM ran on the step's first target since the attempt started ("" if none).
+func (s *Steps) sentCommand(ctx context.Context, m *mec.MEC, step string, since time.Time) (string, error) {
+	target := ""
+	for _, n := range m.LiveNodes() {
+		if step != mec.StepJoin || (n.Index != 0 && !n.Joined) {
+			target = n.InstanceID
+			break
+		}
+	}
+	if target == "" {
+		return "", nil
+	}
+	want := commandComment(m.ID, step)
+	found := ""
+	p := ssm.NewListCommandInvocationsPaginator(s.AWS.SSM(m.Region), &ssm.ListCommandInvocationsInput{
+		InstanceId: aws.String(target), MaxResults: aws.Int32(50),
+		// A minute of slack for clock skew between Lambda and SSM.
+		Filters: []ssmtypes.CommandFilter{{Key: ssmtypes.CommandFilterKeyInvokedAfter, Value: aws.String(since.Add(-time.Minute).Format(time.RFC3339))}},
+	})
+	for p.HasMorePages() && found == "" {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return "", fmt.Errorf("list command invocations: %w", err)
+		}
+		for _, inv := range page.CommandInvocations {
+			if aws.ToString(inv.Comment) == want {
+				found = aws.ToString(inv.CommandId) // newest first: the latest send
+				break
+			}
+		}
+	}
+	return found, nil
 }
 
 type commandPlan struct {

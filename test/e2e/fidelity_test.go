@@ -280,3 +280,19 @@ func TestOtherCommandsAreNotMecds(t *testing.T) {
 	waitStatus(t, rt, m.ID, mec.Deleted, 60*time.Second)
 	leakFree(t, rt, m.ID) // includes the MEC's command waits
 }
+
+// SSM answers throttling with HTTP 400 ThrottlingException, which curl's
+// --retry does not retry: a node's Parameter Store call (finalize storing
+// the kubeconfig) rides it out with backoff instead of failing the MEC.
+func TestNodeParameterCallsRideOutThrottling(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := localrt.UniqueName("nodethrottle")
+	rt.Sim.Faults.FailAPI(fault.API{Service: "ssm", Action: "PutParameter", Rate: 1, Times: 2, Code: "ThrottlingException",
+		Host: &fault.Host{TagKey: mec.TagName, TagValue: name, Index: 0}})
+	code, _, m, b := create(t, rt, `{"name":"`+name+`","nodeCount":1}`, nil)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", code, b)
+	}
+	waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second) // a FAILED MEC fails the test with its cause
+}

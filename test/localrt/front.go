@@ -38,6 +38,9 @@ type SimHandlers interface {
 	// ProfileCreated tells EC2 an instance profile was just created in IAM
 	// (which kumo serves): IAM propagates it to EC2 only after a while.
 	ProfileCreated(name string)
+	// Caller is the host whose instance credentials signed a call (nil if
+	// none), for host-scoped API faults.
+	Caller(accessKeyID string) *fault.Caller
 }
 
 // runCommandActions are the SSM actions kumo lacks (Run Command and
@@ -152,7 +155,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	simRunCommand := call.Service == "ssm" && runCommandActions[call.Action]
 	// The Run Command simulator draws its own API faults.
 	if !simRunCommand {
-		if code, ok := f.faults.APIFault(call.Service, call.Action); ok {
+		if code, ok := f.faults.APIFault(call.Service, call.Action, f.sim.Caller(call.AccessKey)); ok {
 			writeFault(w, call, code)
 			return
 		}

@@ -94,6 +94,20 @@ func (s *Sim) NodeScope(accessKeyID string) (string, bool) {
 	return "/mecd/" + inst.Tags[ClusterTag] + "/", true
 }
 
+// Caller is the host whose instance credentials signed a call (nil when
+// accessKeyID is not a host's), for host-scoped API faults.
+func (s *Sim) Caller(accessKeyID string) *fault.Caller {
+	id, ok := s.SSMSim.CredentialOwner(accessKeyID)
+	if !ok {
+		return nil
+	}
+	inst, ok := s.EC2Sim.Instance(id)
+	if !ok {
+		return nil
+	}
+	return &fault.Caller{Tags: inst.Tags, Index: inst.LaunchIndex}
+}
+
 // CredentialExpired reports whether a node's access key has expired.
 func (s *Sim) CredentialExpired(accessKeyID string) bool {
 	return s.SSMSim.CredentialExpired(accessKeyID)

@@ -75,13 +75,26 @@ aws_creds() {
 }
 
 # ssm ACTION BODY_FILE: one signed Parameter Store call. Credentials go to
-# curl through a config on a pipe, never on its command line.
+# curl through a config on a pipe, never on its command line. curl retries
+# 5xx and 429 itself; SSM answers throttling with HTTP 400
+# ThrottlingException (and a busy parameter with TooManyUpdates), which
+# curl does not retry, so those are retried here with backoff.
 ssm() {
-  aws_creds
-  curl -sS --fail-with-body --retry 3 --retry-connrefused --aws-sigv4 "aws:amz:${REGION}:ssm" \
-    -K <(printf 'user = "%s:%s"\nheader = "x-amz-security-token: %s"\n' "$AWS_AK" "$AWS_SK" "$AWS_ST") \
-    -H "X-Amz-Target: AmazonSSM.$1" -H 'Content-Type: application/x-amz-json-1.1' \
-    --data-binary "@$2" "${SSM_URL}/"
+  local out rc i
+  for i in 1 2 3 4 5 6; do
+    aws_creds
+    rc=0
+    out=$(curl -sS --fail-with-body --retry 3 --retry-connrefused --aws-sigv4 "aws:amz:${REGION}:ssm" \
+      -K <(printf 'user = "%s:%s"\nheader = "x-amz-security-token: %s"\n' "$AWS_AK" "$AWS_SK" "$AWS_ST") \
+      -H "X-Amz-Target: AmazonSSM.$1" -H 'Content-Type: application/x-amz-json-1.1' \
+      --data-binary "@$2" "${SSM_URL}/") || rc=$?
+    case "$rc:$out" in
+      22:*ThrottlingException* | 22:*TooManyUpdates*) sleep "$(awk -v s="${RETRY_SECONDS:-1}" -v i="$i" 'BEGIN { print s * i }')" ;;
+      *) break ;;
+    esac
+  done
+  printf '%s' "$out"
+  return "$rc"
 }
 
 # get_secure NAME: prints a SecureString's value (callers capture it).

@@ -45,6 +45,17 @@ type API struct {
 	Rate    float64 // 0..1
 	Code    string  // e.g. "RequestLimitExceeded", "ThrottlingException", "InternalError"
 	Times   int     // <= 0: no limit
+	// Host, when set, limits the fault to calls a matching host makes with
+	// its instance-profile credentials (a node script's Parameter Store
+	// calls); nil matches every caller.
+	Host *Host
+}
+
+// Caller is a simulated host making an AWS call with its instance
+// credentials (nil: any other caller, e.g. a Lambda).
+type Caller struct {
+	Tags  map[string]string
+	Index int
 }
 
 // Injector is a concurrency-safe set of faults.
@@ -121,12 +132,15 @@ func (f *Injector) FailAPI(a API) {
 	f.apis = append(f.apis, &aa)
 }
 
-// APIFault draws whether a call fails.
-func (f *Injector) APIFault(service, action string) (code string, ok bool) {
+// APIFault draws whether a call by caller (nil: not a host) fails.
+func (f *Injector) APIFault(service, action string, caller *Caller) (code string, ok bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, a := range f.apis {
 		if !strings.EqualFold(a.Service, service) || (a.Action != "" && a.Action != action) {
+			continue
+		}
+		if a.Host != nil && (caller == nil || !a.Host.matches(caller.Tags, caller.Index)) {
 			continue
 		}
 		if f.rng.Float64() >= a.Rate {

@@ -47,16 +47,16 @@ func TestAPIFaultRateAndTimes(t *testing.T) {
 	f.FailAPI(API{Service: "ec2", Action: "RunInstances", Rate: 1, Code: "RequestLimitExceeded", Times: 2})
 	f.FailAPI(API{Service: "ssm", Rate: 0.5, Code: "ThrottlingException"})
 	for i := 0; i < 2; i++ {
-		if code, ok := f.APIFault("ec2", "RunInstances"); !ok || code != "RequestLimitExceeded" {
+		if code, ok := f.APIFault("ec2", "RunInstances", nil); !ok || code != "RequestLimitExceeded" {
 			t.Fatalf("call %d: %q %v", i, code, ok)
 		}
 	}
-	if _, ok := f.APIFault("ec2", "RunInstances"); ok {
+	if _, ok := f.APIFault("ec2", "RunInstances", nil); ok {
 		t.Fatal("fault outlived its Times")
 	}
 	hits := 0
 	for i := 0; i < 1000; i++ {
-		if _, ok := f.APIFault("ssm", "GetParameter"); ok {
+		if _, ok := f.APIFault("ssm", "GetParameter", nil); ok {
 			hits++
 		}
 	}
@@ -64,7 +64,28 @@ func TestAPIFaultRateAndTimes(t *testing.T) {
 		t.Fatalf("rate 0.5 hit %d of 1000", hits)
 	}
 	f.Reset()
-	if _, ok := f.APIFault("ssm", "GetParameter"); ok {
+	if _, ok := f.APIFault("ssm", "GetParameter", nil); ok {
 		t.Fatal("Reset left a fault")
+	}
+}
+
+// A host-scoped API fault fails only that host's own calls.
+func TestAPIFaultScopedToAHost(t *testing.T) {
+	f := New(1)
+	f.FailAPI(API{Service: "ssm", Action: "PutParameter", Rate: 1, Code: "ThrottlingException", Host: &Host{TagKey: "name", TagValue: "a", Index: 0}})
+	tests := []struct {
+		name   string
+		caller *Caller
+		fails  bool
+	}{
+		{"a Lambda", nil, false},
+		{"another cluster's node", &Caller{Tags: map[string]string{"name": "b"}, Index: 0}, false},
+		{"another node of the cluster", &Caller{Tags: map[string]string{"name": "a"}, Index: 1}, false},
+		{"the node", &Caller{Tags: map[string]string{"name": "a"}, Index: 0}, true},
+	}
+	for _, tc := range tests {
+		if _, ok := f.APIFault("ssm", "PutParameter", tc.caller); ok != tc.fails {
+			t.Errorf("%s: failed %v, want %v", tc.name, ok, tc.fails)
+		}
 	}
 }

@@ -286,7 +286,7 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{status: http.StatusServiceUnavailable, code: "ServiceUnavailable", msg: "the simulator is closed"})
 		return
 	}
-	if code, failed := s.faults.APIFault("ssm", action); failed {
+	if code, failed := s.faults.APIFault("ssm", action, nil); failed {
 		s.log.InfoContext(r.Context(), "injected API fault", "action", action, "code", code)
 		writeError(w, injectedError(code))
 		return
