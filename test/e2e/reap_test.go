@@ -140,4 +140,3 @@ func TestOrphansAreReaped(t *testing.T) {
 		t.Fatal("the reaper took a READY MEC's resources")
 	}
 }
-
