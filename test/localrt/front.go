@@ -66,6 +66,7 @@ type Front struct {
 	Calls   *CallCounter
 	Polls   *PollTracker
 	Invokes *InvokeTracker
+	Serving *ServingTracker
 
 	srv *http.Server
 	ln  net.Listener
@@ -80,7 +81,7 @@ func NewFront(kumoURL string, sim SimHandlers, faults *fault.Injector, log *slog
 	if log == nil {
 		log = slog.Default()
 	}
-	f := &Front{kumo: u, sim: sim, faults: faults, log: log, Calls: NewCallCounter(), Polls: NewPollTracker(), Invokes: NewInvokeTracker()}
+	f := &Front{kumo: u, sim: sim, faults: faults, log: log, Calls: NewCallCounter(), Polls: NewPollTracker(), Invokes: NewInvokeTracker(), Serving: NewServingTracker()}
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(u)
 		pr.Out.Host = pr.In.Host // keep <apiId>.execute-api.localhost for kumo's API Gateway
@@ -197,11 +198,18 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // function only after its first poll.
 func (f *Front) serveRuntime(w http.ResponseWriter, r *http.Request) {
 	parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/_runtime/"), "/", 2)
-	fn := parts[0]
+	fn, slot := splitSlot(parts[0])
+	if slot != "" && len(parts) == 2 {
+		// kumo knows the function, not the process.
+		r.URL.Path = "/_runtime/" + fn + "/" + parts[1]
+		r.URL.RawPath = ""
+		r.Header.Set(slotHeader, slot)
+	}
 	if strings.HasSuffix(r.URL.Path, "/runtime/invocation/next") {
 		f.Polls.begin(fn)
 		defer f.Polls.end(fn)
 	} else if m := runtimeResult.FindStringSubmatch(r.URL.Path); m != nil && r.Method == http.MethodPost {
+		f.Serving.end(fn, slot, m[1])
 		f.Invokes.finish(fn, m[1], m[2] == "error")
 	}
 	f.proxy.ServeHTTP(w, r)
@@ -330,6 +338,9 @@ func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
 }
 
+// slotHeader carries a runtime request's process slot to its answer.
+const slotHeader = "X-Mecd-Sim-Slot"
+
 // profileHeader carries a CreateInstanceProfile call's profile name from the
 // request to its answer.
 const profileHeader = "X-Mecd-Sim-Profile"
@@ -347,6 +358,10 @@ func (f *Front) modifyResponse(resp *http.Response) error {
 	if strings.HasSuffix(req.URL.Path, "/runtime/invocation/next") {
 		if id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id"); id != "" {
 			f.Invokes.start(id)
+			if slot := req.Header.Get(slotHeader); slot != "" {
+				fn, _ := splitSlot(strings.SplitN(strings.TrimPrefix(req.URL.Path, "/_runtime/"), "/", 2)[0])
+				f.Serving.begin(fn, slot, id)
+			}
 		}
 	}
 	// kumo's Step Functions and API Gateway ignore X-Amz-Function-Error, so a

@@ -155,6 +155,47 @@ func TestSupervisorRestartsPanickingProcess(t *testing.T) {
 	}
 }
 
+// A process killed while it serves an invocation ends that invocation at
+// once, as Lambda does (Unhandled, Runtime.ExitError), not at the
+// function's timeout; the supervisor starts a new process.
+func TestProcessKilledWhileServing(t *testing.T) {
+	rt := localrt.Get(t)
+	ctx := ctxT(t, 60*time.Second)
+	fn := localrt.FunctionName(probe)
+	before := rt.Sup.Restarts(fn)
+	type result struct {
+		out *lambda.InvokeOutput
+		err error
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		out, err := rt.Clients("").Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(fn), Payload: []byte(`{"action":"sleep"}`)})
+		done <- result{out, err}
+	}()
+	id, err := rt.KillServing(ctx, probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if aws.ToString(r.out.FunctionError) == "" || !strings.Contains(string(r.out.Payload), "Runtime.ExitError") || !strings.Contains(string(r.out.Payload), id) {
+		t.Fatalf("invoke of a killed process: error %q payload %s", aws.ToString(r.out.FunctionError), r.out.Payload)
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Fatalf("the invocation ended after %v: at the sleep's end, not at the kill", took)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for rt.Sup.Restarts(fn) == before || len(rt.Sup.PIDs(fn)) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("restarts %d, live %d: the killed process was not replaced", rt.Sup.Restarts(fn), len(rt.Sup.PIDs(fn)))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestLambdaEnvironmentFromBackend(t *testing.T) {
 	rt := localrt.Get(t)
 	ctx := ctxT(t, 30*time.Second)

@@ -154,6 +154,7 @@ func Start(ctx context.Context, opts Options) (rt *Runtime, err error) {
 		// Never reach for IMDS for credentials or region.
 		"AWS_EC2_METADATA_DISABLED": "true",
 	}, rt.Logs, opts.Logger)
+	rt.Sup.OnExit = rt.Front.processExited
 	if err = rt.deploy(ctx); err != nil {
 		return nil, err
 	}

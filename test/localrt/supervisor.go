@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,6 +33,10 @@ type Supervisor struct {
 	Logs       *LogStore
 	log        *slog.Logger
 
+	// OnExit, if set, is told when a process exits unasked (before its
+	// restart): the front ends the invocation it may have been serving.
+	OnExit func(fn string, slot int, err error)
+
 	mu       sync.Mutex
 	stopping bool
 	procs    map[string][]*proc
@@ -40,8 +45,9 @@ type Supervisor struct {
 }
 
 type proc struct {
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	slot int // its place among the function's processes (the runtime path names it)
+	mu   sync.Mutex
+	cmd  *exec.Cmd
 }
 
 // NewSupervisor builds a supervisor. baseEnv is given to every process
@@ -57,7 +63,7 @@ func (s *Supervisor) Start(p Process) error {
 		return fmt.Errorf("supervise %s: %w", p.Function, err)
 	}
 	for i := 0; i < p.Count; i++ {
-		pr := &proc{}
+		pr := &proc{slot: i}
 		s.mu.Lock()
 		if s.stopping {
 			s.mu.Unlock()
@@ -72,12 +78,12 @@ func (s *Supervisor) Start(p Process) error {
 	return nil
 }
 
-func (s *Supervisor) env(p Process) []string {
+func (s *Supervisor) env(p Process, slot int) []string {
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + os.Getenv("HOME"),
 		"TZ=UTC",
-		"AWS_LAMBDA_RUNTIME_API=" + s.runtimeAPI + "/_runtime/" + p.Function,
+		"AWS_LAMBDA_RUNTIME_API=" + s.runtimeAPI + "/_runtime/" + p.Function + slotSep + strconv.Itoa(slot),
 		"AWS_LAMBDA_FUNCTION_NAME=" + p.Function,
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256",
 		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
@@ -100,7 +106,7 @@ func (s *Supervisor) env(p Process) []string {
 // spawn starts one process and a goroutine that restarts it when it exits.
 func (s *Supervisor) spawn(p Process, pr *proc) error {
 	cmd := exec.Command(p.Binary)
-	cmd.Env = s.env(p)
+	cmd.Env = s.env(p, pr.slot)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -136,6 +142,9 @@ func (s *Supervisor) spawn(p Process, pr *proc) error {
 			return
 		}
 		s.log.Info("lambda process exited; restarting", "function", p.Function, "pid", pid, "err", err)
+		if s.OnExit != nil {
+			s.OnExit(p.Function, pr.slot, err)
+		}
 		time.Sleep(20 * time.Millisecond)
 		if err := s.spawn(p, pr); err != nil {
 			s.log.Error("lambda restart failed", "function", p.Function, "err", err)
@@ -174,6 +183,24 @@ func (s *Supervisor) PIDs(fn string) []int {
 		pr.mu.Unlock()
 	}
 	return out
+}
+
+// SlotPID is the pid of fn's process in slot, if it runs.
+func (s *Supervisor) SlotPID(fn string, slot int) (int, bool) {
+	s.mu.Lock()
+	prs := s.procs[fn]
+	s.mu.Unlock()
+	for _, pr := range prs {
+		if pr.slot != slot {
+			continue
+		}
+		pr.mu.Lock()
+		defer pr.mu.Unlock()
+		if pr.cmd != nil && pr.cmd.Process != nil && pr.cmd.ProcessState == nil {
+			return pr.cmd.Process.Pid, true
+		}
+	}
+	return 0, false
 }
 
 // Stop kills every process (its whole process group, by pid) and waits for them.

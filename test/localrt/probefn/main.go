@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -35,6 +36,13 @@ func handle(ctx context.Context, in input) (map[string]any, error) {
 		return nil, &ProbeError{Msg: "probe failed on purpose"}
 	case "panic":
 		panic("probe panics on purpose")
+	case "sleep":
+		// Busy long enough to be killed while serving.
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+		return map[string]any{"slept": true}, nil
 	case "env":
 		return map[string]any{"table": os.Getenv("TABLE_NAME"), "endpoint": os.Getenv("AWS_ENDPOINT_URL"), "pid": os.Getpid()}, nil
 	default:
