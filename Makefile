@@ -94,6 +94,11 @@ destroy: build $(CDK_CLI)
 fuzz:
 	$(GO) test -run=^$$ -fuzz=FuzzHandleRequest -fuzztime=30s ./internal/api/
 
+## chaos: the full chaos suite (20 MECs under faults, 100 DELETE/POST races); writes test/artifacts/chaos.json (~10 min)
+.PHONY: chaos
+chaos:
+	MECD_CHAOS=full $(GO) test -count=1 -timeout 60m -run '^TestChaos$$' ./test/chaos/
+
 ## bench: measure speed and cost on the local runtime (kumo as a process); writes BENCHMARKS.md (~15 min)
 .PHONY: bench
 bench: build bin/kumo

@@ -85,6 +85,18 @@ func (m *MEC) PlanFor() []string {
 	return steps
 }
 
+// PendingStep is the first step of PlanFor whose latest attempt has not
+// succeeded: where a provisioning that failed without a running step (its
+// Lambda died before recording the start) stopped.
+func (m *MEC) PendingStep() string {
+	for _, name := range m.PlanFor() {
+		if st := m.Step(name); st == nil || st.Outcome != OutcomeSucceeded {
+			return name
+		}
+	}
+	return ""
+}
+
 // Progress is how far a MEC's provisioning got, for the API's answers.
 type Progress struct {
 	// Steps is PlanFor: every step, in order.

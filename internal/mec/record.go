@@ -110,6 +110,10 @@ type MEC struct {
 	KubeconfigParameter string    `json:"kubeconfigParameter,omitempty"`
 	JoinCheck           string    `json:"joinCheck,omitempty"` // node 0's certificate hash prefix (public)
 	Steps               []Step    `json:"steps,omitempty"`
+	// Lease is held by a step that may create resources (launch-nodes,
+	// node-command) while it runs: a cleanup waits for it, so nothing is
+	// made after the cleanup looked.
+	Lease *Lease `json:"lease,omitempty"`
 	// CommandIDs are every SSM command sent to the MEC's nodes (each step's
 	// every attempt), so the cleanup removes their command waits.
 	CommandIDs           []string   `json:"commandIds,omitempty"`
@@ -127,6 +131,16 @@ type MEC struct {
 	// never stored.
 	Progress *Progress `json:"progress,omitempty"`
 }
+
+// Lease says a step is running that may still create resources, until
+// Until at the latest (its Lambda invocation's deadline).
+type Lease struct {
+	Step  string    `json:"step"`
+	Until time.Time `json:"until"`
+}
+
+// Leased reports whether a step holds a lease at now.
+func (m *MEC) Leased(now time.Time) bool { return m.Lease != nil && now.Before(m.Lease.Until) }
 
 // New makes the record of a new MEC from a parsed spec: the one door every
 // MEC comes through (the API, and console runs of the state machine). how

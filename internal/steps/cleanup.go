@@ -55,6 +55,11 @@ func (s *Steps) Cleanup(ctx context.Context, in CleanupInput) (CleanupResult, er
 		}
 	}
 	started := m.Step(step).StartedAt
+	if m.Leased(s.now()) {
+		// A step that creates resources still runs (a DELETE raced it):
+		// what it makes must exist before this looks.
+		return s.notYet(s.now().Sub(started), 1, fmt.Sprintf("%s still runs", m.Lease.Step))
+	}
 	c := s.AWS.EC2(m.Region)
 
 	alive, err := s.terminate(ctx, c, m)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/resolve"
+	"github.com/mecd/mecd/internal/store"
 )
 
 // Ports the security group opens.
@@ -26,10 +27,11 @@ const (
 // LaunchNodes creates the MEC's security group (closed by default) and
 // launches every node in one idempotent RunInstances.
 func (s *Steps) LaunchNodes(ctx context.Context, st State) (LaunchResult, error) {
-	m, err := s.live(ctx, st.ClusterID)
+	m, release, err := s.lease(ctx, st.ClusterID, mec.StepLaunch)
 	if err != nil {
 		return LaunchResult{}, err
 	}
+	defer release()
 	if m.SecurityGroupID == "" {
 		if m, err = s.ensureSecurityGroup(ctx, m); err != nil {
 			return LaunchResult{}, err
@@ -111,6 +113,44 @@ func (s *Steps) live(ctx context.Context, id string) (*mec.MEC, error) {
 		return nil, stepErr(ErrCancelled, "MEC %s is %s: provisioning stopped", id, m.Status)
 	}
 	return m, nil
+}
+
+// lease loads a record that is still being provisioned and takes its
+// lease until this invocation's deadline: a teardown's cleanup waits while
+// a step that creates resources runs, so nothing it makes is missed. The
+// status check and the lease are one write, so a MEC being deleted (the
+// teardown records DELETING before it cleans up) is never leased. release
+// gives the lease back (a crashed invocation's lapses at its deadline).
+func (s *Steps) lease(ctx context.Context, id, step string) (*mec.MEC, func(), error) {
+	until := s.now().Add(time.Minute)
+	if d, ok := ctx.Deadline(); ok {
+		until = d.UTC().Add(5 * time.Second) // clock skew
+	}
+	m, err := s.Store.Update(ctx, id, func(r *mec.MEC) error {
+		if r.Status != mec.Creating {
+			return stepErr(ErrCancelled, "MEC %s is %s: provisioning stopped", id, r.Status)
+		}
+		r.Lease = &mec.Lease{Step: step, Until: until}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	release := func() {
+		// Even when ctx is done: a lease left behind only delays a cleanup.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, err := s.Store.Update(rctx, id, func(r *mec.MEC) error {
+			if r.Lease == nil || r.Lease.Step != step || !r.Lease.Until.Equal(until) {
+				return store.ErrNoChange
+			}
+			r.Lease = nil
+			return nil
+		}); err != nil {
+			s.Log.WarnContext(ctx, "release the lease", "clusterId", id, "step", step, "error", err)
+		}
+	}
+	return m, release, nil
 }
 
 // ec2Tags are m's tags as EC2 takes them.

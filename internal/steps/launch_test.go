@@ -74,3 +74,22 @@ func TestLaunchWaitsForTheProfile(t *testing.T) {
 		t.Fatalf("gives up after %v: IAM's tail is longer", limit)
 	}
 }
+
+// A teardown's cleanup does not look while a step that creates resources
+// holds the MEC's lease (a DELETE raced the launch): it looks again later,
+// so the group, role or instances that step makes are not left behind.
+func TestCleanupWaitsForALeasedStep(t *testing.T) {
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	m := &mec.MEC{ID: "mec-1", Status: mec.Deleting, Region: "us-east-1",
+		Lease: &mec.Lease{Step: mec.StepLaunch, Until: now.Add(30 * time.Second)}}
+	s := &Steps{Store: &waitStore{m: m}, AWS: ssmOnly{}, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now },
+		Env: config.Env{PollInterval: 10 * time.Second, CommandTimeout: 30 * time.Minute}}
+	res, err := s.Cleanup(context.Background(), CleanupInput{Purpose: "teardown", State: State{ClusterID: "mec-1"}})
+	if err != nil || res.Done || res.NextCheckAt == "" {
+		t.Fatalf("cleanup under a lease: %+v %v, want not done and a time to look again", res, err)
+	}
+	s.Now = func() time.Time { return now.Add(31 * time.Second) } // the lease lapsed (its Lambda is gone)
+	if m.Leased(s.Now()) {
+		t.Fatal("a lease past its deadline still holds")
+	}
+}

@@ -59,10 +59,13 @@ func (s *Steps) NodeCommand(ctx context.Context, in CommandInput) (*struct{}, er
 }
 
 func (s *Steps) nodeCommand(ctx context.Context, in CommandInput) error {
-	m, err := s.live(ctx, in.ClusterID)
+	// The lease: the join token parameter and the command wait are made
+	// here, and a teardown's cleanup must not finish before.
+	m, release, err := s.lease(ctx, in.ClusterID, in.Step)
 	if err != nil {
 		return err
 	}
+	defer release()
 	if st := m.Step(in.Step); st != nil && st.Outcome == mec.OutcomeRunning {
 		if st.CommandID != "" {
 			s.Log.InfoContext(ctx, "re-registering task token", "clusterId", m.ID, "step", in.Step, "commandId", st.CommandID)

@@ -97,6 +97,10 @@ func (s *Steps) RecordStatus(ctx context.Context, in StatusInput) (Summary, erro
 			if failed == "" {
 				failed = lastFailedStep(r)
 			}
+			if failed == "" {
+				// The step's Lambda died before it recorded its start.
+				failed = r.PendingStep()
+			}
 			if in.State.CleanupEr != nil {
 				r.EndStep(mec.StepRollback, mec.OutcomeFailed, causeText(in.State.CleanupEr), now)
 				cause += " (rollback incomplete: " + causeText(in.State.CleanupEr) + ")"

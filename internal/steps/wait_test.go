@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +17,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/spec"
 	"github.com/mecd/mecd/internal/store"
 )
 
@@ -99,5 +102,25 @@ func TestFailedResumeIsRetriedByTheNextEvent(t *testing.T) {
 	}
 	if got := aws.ToString(&st.w.ResolvedToken); got != "tok-1" {
 		t.Fatalf("claim after the resumption: %q", got)
+	}
+}
+
+// A task whose Lambda died before it recorded its start (Runtime.ExitError
+// at launch) still fails the MEC at a named step: the plan's next one.
+func TestFailureWithoutARunningStepNamesThePendingOne(t *testing.T) {
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	m := &mec.MEC{ID: "mec-1", Status: mec.Creating, Spec: spec.Spec{NodeCount: 1}}
+	for _, st := range []string{mec.StepRecord, mec.StepResolve} {
+		m.StartStep(st, now)
+		m.EndStep(st, mec.OutcomeSucceeded, "", now)
+	}
+	s := &Steps{Store: &waitStore{m: m}, Log: slog.New(slog.DiscardHandler)}
+	out, err := s.RecordStatus(context.Background(), StatusInput{Status: mec.Failed, State: State{ClusterID: "mec-1",
+		Error: &ErrorInfo{Error: "States.TaskFailed", Cause: `{"errorType":"Runtime.ExitError","errorMessage":"Runtime exited with error: signal: killed"}`}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.FailedStep != mec.StepSecurityGroup || !strings.Contains(out.FailureCause, "signal: killed") {
+		t.Fatalf("failed step %q cause %q, want %s and the crash", out.FailedStep, out.FailureCause, mec.StepSecurityGroup)
 	}
 }

@@ -172,7 +172,10 @@ func TestCommandWait(t *testing.T) {
 	if _, err := s.SetWaitStatus(ctx, "cmd-1", "i-2", "Success"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("status after DeleteWaits: %v, want ErrNotFound", err)
 	}
+	if ok, err := s.ClaimWait(ctx, "cmd-1", "tok-3"); err != nil || ok {
+		t.Fatalf("claim of a deleted wait: %v %v, want false", ok, err)
+	}
 	if _, err := s.GetWait(ctx, "cmd-1"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("GetWait after DeleteWaits: %v, want ErrNotFound", err)
+		t.Fatalf("GetWait after DeleteWaits (and a late claim): %v, want ErrNotFound", err)
 	}
 }

@@ -104,10 +104,12 @@ func (s *Store) SetWaitStatus(ctx context.Context, cmdID, instanceID, status str
 // ClaimWait marks token resolved; false when another caller claimed it first.
 func (s *Store) ClaimWait(ctx context.Context, cmdID, token string) (bool, error) {
 	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(s.Table),
-		Key:                       key(kindCmd, cmdID),
-		UpdateExpression:          aws.String("SET resolvedToken = :tok"),
-		ConditionExpression:       aws.String("attribute_not_exists(resolvedToken) OR resolvedToken <> :tok"),
+		TableName:        aws.String(s.Table),
+		Key:              key(kindCmd, cmdID),
+		UpdateExpression: aws.String("SET resolvedToken = :tok"),
+		// A wait deleted meanwhile (its MEC cleaned up) is not made again.
+		ConditionExpression:       aws.String("attribute_exists(#t) AND (attribute_not_exists(resolvedToken) OR resolvedToken <> :tok)"),
+		ExpressionAttributeNames:  map[string]string{"#t": "token"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":tok": str(token)},
 	})
 	if err != nil {

@@ -67,6 +67,7 @@ type Front struct {
 	Polls   *PollTracker
 	Invokes *InvokeTracker
 	Serving *ServingTracker
+	Secrets *SecretLedger
 
 	srv *http.Server
 	ln  net.Listener
@@ -81,7 +82,7 @@ func NewFront(kumoURL string, sim SimHandlers, faults *fault.Injector, log *slog
 	if log == nil {
 		log = slog.Default()
 	}
-	f := &Front{kumo: u, sim: sim, faults: faults, log: log, Calls: NewCallCounter(), Polls: NewPollTracker(), Invokes: NewInvokeTracker(), Serving: NewServingTracker()}
+	f := &Front{kumo: u, sim: sim, faults: faults, log: log, Calls: NewCallCounter(), Polls: NewPollTracker(), Invokes: NewInvokeTracker(), Serving: NewServingTracker(), Secrets: NewSecretLedger()}
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(u)
 		pr.Out.Host = pr.In.Host // keep <apiId>.execute-api.localhost for kumo's API Gateway
@@ -154,8 +155,10 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.Calls.Add(call.Service, call.Action)
 	simRunCommand := call.Service == "ssm" && runCommandActions[call.Action]
-	// The Run Command simulator draws its own API faults.
-	if !simRunCommand {
+	// The Run Command simulator draws its own API faults; kumo's own calls
+	// (Step Functions, API Gateway and EventBridge invoking Lambda) stand
+	// for AWS's internals, which the faults are not about.
+	if !simRunCommand && !fromKumo(r) {
 		if code, ok := f.faults.APIFault(call.Service, call.Action, f.sim.Caller(call.AccessKey)); ok {
 			writeFault(w, call, code)
 			return
@@ -171,6 +174,9 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				fmt.Sprintf("User: node is not authorized to perform: ssm:%s on this resource (allowed: parameter/%s*)", call.Action, strings.TrimPrefix(prefix, "/")))
 			return
 		}
+	}
+	if call.Service == "ssm" && call.Action == "PutParameter" {
+		f.Secrets.note(call.Body)
 	}
 	if call.Service == "iam" && call.Action == "CreateInstanceProfile" {
 		// Noted on success only (modifyResponse): a repeated create changes nothing.
@@ -315,13 +321,23 @@ func writeFault(w http.ResponseWriter, c Call, code string) {
 		}
 		ec2sim.WriteError(w, status, code, msg)
 	case "query":
-		// The other query-protocol services (IAM, STS) use ErrorResponse.
+		// The other query-protocol services (IAM, STS) use ErrorResponse:
+		// Throttling is a 400 (Sender), ServiceFailure a 500 (Receiver).
+		status, typ := http.StatusBadRequest, "Sender"
+		if code == "ServiceFailure" || code == "InternalFailure" {
+			status, typ = http.StatusInternalServerError, "Receiver"
+		}
 		w.Header().Set("Content-Type", "text/xml")
-		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprintf(w, "<ErrorResponse><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>local</RequestId></ErrorResponse>", code, msg)
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "<ErrorResponse><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>local</RequestId></ErrorResponse>", typ, code, msg)
 	case "rest-json":
+		// Lambda: TooManyRequestsException is a 429, ServiceException a 500.
+		status := http.StatusTooManyRequests
+		if code == "ServiceException" || code == "InternalServerError" {
+			status = http.StatusInternalServerError
+		}
 		w.Header().Set("X-Amzn-ErrorType", code)
-		writeJSONError(w, http.StatusTooManyRequests, code, msg)
+		writeJSONError(w, status, code, msg)
 	default:
 		status := http.StatusBadRequest
 		if code == "InternalServerError" || code == "InternalError" || code == "ServiceUnavailable" {

@@ -32,11 +32,16 @@ func splitSlot(seg string) (fn, slot string) {
 type ServingTracker struct {
 	mu   sync.Mutex
 	byFn map[string]map[string]string // function -> slot -> request id
+	// armed: the next invocation of the function is reported here (once).
+	armed map[string]chan served
 }
+
+// served is an invocation a process took, by slot.
+type served struct{ slot, requestID string }
 
 // NewServingTracker returns an empty tracker.
 func NewServingTracker() *ServingTracker {
-	return &ServingTracker{byFn: map[string]map[string]string{}}
+	return &ServingTracker{byFn: map[string]map[string]string{}, armed: map[string]chan served{}}
 }
 
 func (s *ServingTracker) begin(fn, slot, requestID string) {
@@ -46,6 +51,32 @@ func (s *ServingTracker) begin(fn, slot, requestID string) {
 		s.byFn[fn] = map[string]string{}
 	}
 	s.byFn[fn][slot] = requestID
+	if ch, ok := s.armed[fn]; ok {
+		delete(s.armed, fn)
+		ch <- served{slot, requestID}
+	}
+}
+
+// arm returns a channel that gets fn's next invocation as a process takes it.
+func (s *ServingTracker) arm(fn string) chan served {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan served, 1)
+	s.armed[fn] = ch
+	return ch
+}
+
+// holds reports whether slot of fn still serves requestID.
+func (s *ServingTracker) holds(fn, slot, requestID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byFn[fn][slot] == requestID
+}
+
+func (s *ServingTracker) disarm(fn string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.armed, fn)
 }
 
 func (s *ServingTracker) end(fn, slot, requestID string) {
@@ -63,16 +94,6 @@ func (s *ServingTracker) take(fn, slot string) string {
 	id := s.byFn[fn][slot]
 	delete(s.byFn[fn], slot)
 	return id
-}
-
-// busy returns a slot of fn serving an invocation, and its request id.
-func (s *ServingTracker) busy(fn string) (slot, requestID string, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for sl, id := range s.byFn[fn] {
-		return sl, id, true
-	}
-	return "", "", false
 }
 
 // processExited ends the invocation a dead process held as Lambda does
@@ -105,27 +126,32 @@ func (f *Front) processExited(fn string, slot int, exitErr error) {
 	f.log.Info("invocation ended by its process's death", "function", fn, "requestId", id, "err", exitErr)
 }
 
-// KillServing waits (within ctx) until a process of the function fn (a
-// backend name) is serving an invocation, SIGKILLs it by its pid, and
-// returns the invocation's request id. The supervisor restarts it.
+// KillServing waits (within ctx) for the next invocation of the function
+// fn (a backend name) to reach a process, lets the handler start, then
+// SIGKILLs that process by its pid and returns the invocation's request
+// id. The supervisor restarts the process.
 func (rt *Runtime) KillServing(ctx context.Context, fn string) (string, error) {
 	name := FunctionName(fn)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
 	for {
-		if slot, id, ok := rt.Front.Serving.busy(name); ok {
-			n, _ := strconv.Atoi(slot)
-			if pid, ok := rt.Sup.SlotPID(name, n); ok {
-				if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
-					return "", fmt.Errorf("kill %s process %d: %w", fn, pid, err)
-				}
-				return id, nil
-			}
-		}
+		ch := rt.Front.Serving.arm(name)
+		var got served
 		select {
+		case got = <-ch:
 		case <-ctx.Done():
-			return "", fmt.Errorf("no %s process served an invocation: %w", fn, ctx.Err())
-		case <-tick.C:
+			rt.Front.Serving.disarm(name)
+			return "", fmt.Errorf("no %s invocation reached a process: %w", fn, ctx.Err())
 		}
+		// The event is on its way to the process; its handler starts
+		// within a millisecond and makes AWS calls for several.
+		time.Sleep(time.Millisecond)
+		n, _ := strconv.Atoi(got.slot)
+		pid, ok := rt.Sup.SlotPID(name, n)
+		if !ok || !rt.Front.Serving.holds(name, got.slot, got.requestID) {
+			continue // it already answered: wait for the next one
+		}
+		if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
+			return "", fmt.Errorf("kill %s process %d: %w", fn, pid, err)
+		}
+		return got.requestID, nil
 	}
 }

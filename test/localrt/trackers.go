@@ -1,6 +1,8 @@
 package localrt
 
 import (
+	"encoding/json"
+	"maps"
 	"sync"
 	"time"
 )
@@ -137,4 +139,32 @@ func (t *InvokeTracker) Snapshot() map[string]InvokeStats {
 		out[fn] = InvokeStats{Count: st.Count, Errors: st.Errors, Durations: append([]time.Duration(nil), st.Durations...)}
 	}
 	return out
+}
+
+// SecretLedger keeps every SecureString value written through the front
+// (join tokens from the functions, kubeconfigs from the nodes), so a test
+// can hunt for them everywhere else.
+type SecretLedger struct {
+	mu     sync.Mutex
+	values map[string]string // value -> parameter name
+}
+
+// NewSecretLedger returns an empty ledger.
+func NewSecretLedger() *SecretLedger { return &SecretLedger{values: map[string]string{}} }
+
+func (l *SecretLedger) note(body []byte) {
+	var in struct{ Name, Value, Type string }
+	if json.Unmarshal(body, &in) != nil || in.Type != "SecureString" || in.Value == "" {
+		return
+	}
+	l.mu.Lock()
+	l.values[in.Value] = in.Name
+	l.mu.Unlock()
+}
+
+// Values maps every SecureString value written to its parameter name.
+func (l *SecretLedger) Values() map[string]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.values)
 }

@@ -1,7 +1,7 @@
 // Package ssmsim is the node simulator's SSM side, a test double documented as
 // such: SSM Run Command (SendCommand, GetCommandInvocation,
-// ListCommandInvocations, DescribeInstanceInformation in SSM's JSON 1.1
-// protocol), a simulated host per EC2 instance on which commands really run in
+// ListCommandInvocations, DescribeInstanceInformation, CreateDocument,
+// DescribeDocument, DeleteDocument in SSM's JSON 1.1 protocol), a simulated host per EC2 instance on which commands really run in
 // bash, `snap` and `microk8s` stand-ins that keep host and cluster state, and
 // an IMDSv2 stand-in that hands each host its role credentials. Nothing in
 // functions/ or internal/ imports it. All traffic stays on 127.0.0.0/8:
@@ -19,12 +19,16 @@
 //
 // # Run Command
 //
-// SendCommand accepts AWS-RunShellScript only (else InvalidDocument), 1-50
+// SendCommand accepts AWS-RunShellScript and the Command documents created
+// in the request's region by CreateDocument (schema 2.2, one
+// aws:runShellScript step; DescribeDocument, DeleteDocument; documents are
+// regional, AWS-RunShellScript is everywhere; else InvalidDocument), 1-50
 // InstanceIds (more: ValidationException; Targets are not supported), each
 // registered and Online (else InvalidInstanceId "Instances [[...]] not in a
-// valid state for account ..."), parameters commands (required),
-// executionTimeout (1-172800 s, default 3600) and workingDirectory (relative to
-// the host root), else InvalidParameters; TimeoutSeconds 30-2592000. Each
+// valid state for account ..."), the parameters the document declares
+// (AWS-RunShellScript: commands (required), executionTimeout (1-172800 s,
+// default 3600) and workingDirectory (relative to the host root)), else
+// InvalidParameters; TimeoutSeconds 30-2592000. Each
 // invocation is Pending, InProgress after latency.Dispatch, then runs
 // `bash _script.sh` (the commands joined by newlines, in the agent's
 // orchestration directory under the host root) with cwd = host root, in its
