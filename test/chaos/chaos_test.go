@@ -67,7 +67,9 @@ func failedAt(step, cause string) func(m *mec.MEC) (bool, string) {
 }
 
 func hostFaults() []hostFault {
-	on := func(name string, index int) fault.Host { return fault.Host{TagKey: mec.TagName, TagValue: name, Index: index} }
+	on := func(name string, index int) fault.Host {
+		return fault.Host{TagKey: mec.TagName, TagValue: name, Index: index}
+	}
 	return []hostFault{
 		{name: "agent never online", inject: func(rt *localrt.Runtime, n string) { rt.Sim.Faults.NeverOnline(on(n, 1)) },
 			check: failedAt(mec.StepNodesOnline, "never reported Online")},
@@ -145,7 +147,10 @@ func TestChaos(t *testing.T) {
 	schedCtx, stopSchedule := context.WithCancel(context.Background())
 	var sched sync.WaitGroup
 	sched.Add(1)
-	go func() { defer sched.Done(); h.schedule(schedCtx, time.Duration(float64(5*time.Minute)*rt.Sim.Latency.Scale())) }()
+	go func() {
+		defer sched.Done()
+		h.schedule(schedCtx, time.Duration(float64(5*time.Minute)*rt.Sim.Latency.Scale()))
+	}()
 	defer func() { stopSchedule(); sched.Wait() }()
 
 	// API faults on every service the product calls (not kumo's own calls).
