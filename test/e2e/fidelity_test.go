@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -281,18 +282,32 @@ func TestOtherCommandsAreNotMecds(t *testing.T) {
 	leakFree(t, rt, m.ID) // includes the MEC's command waits
 }
 
-// SSM answers throttling with HTTP 400 ThrottlingException, which curl's
-// --retry does not retry: a node's Parameter Store call (finalize storing
-// the kubeconfig) rides it out with backoff instead of failing the MEC.
-func TestNodeParameterCallsRideOutThrottling(t *testing.T) {
+// A node's Parameter Store calls ride out what SSM answers under load:
+// throttling is HTTP 400 ThrottlingException, which curl's --retry does not
+// retry (finalize storing the kubeconfig), and a 5xx that curl's --retry
+// would retry with --fail-with-body writes the failed body before the good
+// one (install reading the join token would parse two documents).
+func TestNodeParameterCallsRideOutErrors(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
-	name := localrt.UniqueName("nodethrottle")
-	rt.Sim.Faults.FailAPI(fault.API{Service: "ssm", Action: "PutParameter", Rate: 1, Times: 2, Code: "ThrottlingException",
-		Host: &fault.Host{TagKey: mec.TagName, TagValue: name, Index: 0}})
-	code, _, m, b := create(t, rt, `{"name":"`+name+`","nodeCount":1}`, nil)
-	if code != http.StatusAccepted {
-		t.Fatalf("POST: %d %s", code, b)
+	tests := []struct {
+		name, action, code string
+		nodes              int
+	}{
+		{"kubeconfig write throttled", "PutParameter", "ThrottlingException", 1},
+		{"join token read answered 500", "GetParameter", "InternalServerError", 3},
 	}
-	waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second) // a FAILED MEC fails the test with its cause
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			name := localrt.UniqueName("nodecalls")
+			rt.Sim.Faults.FailAPI(fault.API{Service: "ssm", Action: tc.action, Rate: 1, Times: 2, Code: tc.code,
+				Host: &fault.Host{TagKey: mec.TagName, TagValue: name, Index: 0}})
+			code, _, m, b := create(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":%d}`, name, tc.nodes), nil)
+			if code != http.StatusAccepted {
+				t.Fatalf("POST: %d %s", code, b)
+			}
+			waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second) // a FAILED MEC fails the test with its cause
+		})
+	}
 }

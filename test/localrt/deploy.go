@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -23,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	stypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/mecd/mecd/internal/backend"
 	"github.com/mecd/mecd/internal/store"
@@ -124,7 +126,7 @@ func (rt *Runtime) deploy(ctx context.Context) error {
 		FunctionArns:      d.FunctionArns,
 	}
 	rt.Deployed = d
-	if err := store.CreateTable(ctx, dynamodb.NewFromConfig(cfg), TableName); err != nil {
+	if err := store.CreateTable(ctx, dynamodb.NewFromConfig(cfg), TableName); err != nil && !alreadyMade(err) {
 		return err
 	}
 	if err := rt.seedRegions(ctx); err != nil {
@@ -240,7 +242,7 @@ func (rt *Runtime) createNodeDocuments(ctx context.Context) error {
 			Name: aws.String(backend.NodeDocument.Name), Content: aws.String(backend.NodeDocument.Content),
 			DocumentType: stypes.DocumentTypeCommand, DocumentFormat: stypes.DocumentFormatJson,
 		})
-		if err != nil {
+		if err != nil && !alreadyMade(err) {
 			return fmt.Errorf("create the node document in %s: %w", region, err)
 		}
 	}
@@ -274,7 +276,7 @@ func (rt *Runtime) createFunction(ctx context.Context, lc *lambda.Client, s Func
 		Code:          &ltypes.FunctionCode{ZipFile: []byte("built locally: " + bin)},
 		Environment:   &ltypes.Environment{Variables: env},
 	})
-	if err != nil {
+	if err != nil && !alreadyMade(err) {
 		return fmt.Errorf("create function %s: %w", s.Name, err)
 	}
 	return rt.Sup.Start(Process{Function: FunctionName(s.Name), Binary: bin, Env: env, Count: rt.opts.Processes})
@@ -296,6 +298,9 @@ func (rt *Runtime) createStateMachines(ctx context.Context, c *sfn.Client, root 
 			Definition: aws.String(string(def)),
 			RoleArn:    aws.String(fmt.Sprintf("arn:aws:iam::%s:role/mecd-states", Account)),
 		})
+		if alreadyMade(err) {
+			continue // the ARN is the predicted one: it is named
+		}
 		if err != nil {
 			return fmt.Errorf("create state machine %s: %w", sm.Name, err)
 		}
@@ -323,7 +328,7 @@ func (rt *Runtime) createRules(ctx context.Context, eb *eventbridge.Client, lc *
 			Action:       aws.String("lambda:InvokeFunction"),
 			Principal:    aws.String("events.amazonaws.com"),
 			SourceArn:    rule.RuleArn,
-		}); err != nil {
+		}); err != nil && !alreadyMade(err) {
 			return fmt.Errorf("rule %s permission: %w", r.Name, err)
 		}
 		if _, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{
@@ -343,4 +348,19 @@ func (d *Deployed) PollInterval() time.Duration {
 		panic(fmt.Errorf("deployed poll interval %q: %w", d.Resources.PollInterval, err))
 	}
 	return p
+}
+
+// alreadyMade tells a create whose SDK retry found the first attempt's
+// work done (a reused connection broke after the request landed: the
+// machine's 2 cores are busy with whatever else `make test` runs).
+func alreadyMade(err error) bool {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode() {
+	case "StateMachineAlreadyExists", "ResourceConflictException", "DocumentAlreadyExists", "ResourceInUseException":
+		return true
+	}
+	return false
 }

@@ -74,22 +74,28 @@ aws_creds() {
   AWS_ST=$(printf '%s' "$creds" | json_get Token)
 }
 
-# ssm ACTION BODY_FILE: one signed Parameter Store call. Credentials go to
-# curl through a config on a pipe, never on its command line. curl retries
-# 5xx and 429 itself; SSM answers throttling with HTTP 400
-# ThrottlingException (and a busy parameter with TooManyUpdates), which
-# curl does not retry, so those are retried here with backoff.
+# ssm ACTION BODY_FILE: one signed Parameter Store call; prints the answer's
+# body. Credentials go to curl through a config on a pipe, never on its
+# command line. Retries happen here, not with curl's --retry: with
+# --fail-with-body, curl writes a failed attempt's body before the next
+# attempt's, and the caller would read two JSON documents. Retried: no
+# answer, 429 and 5xx, and SSM's HTTP 400 ThrottlingException and
+# TooManyUpdates (curl would not retry those at all).
 ssm() {
-  local out rc i
+  local out code rc i
   for i in 1 2 3 4 5 6; do
     aws_creds
     rc=0
-    out=$(curl -sS --fail-with-body --retry 3 --retry-connrefused --aws-sigv4 "aws:amz:${REGION}:ssm" \
+    out=$(curl -sS --fail-with-body -w '\n%{http_code}' --aws-sigv4 "aws:amz:${REGION}:ssm" \
       -K <(printf 'user = "%s:%s"\nheader = "x-amz-security-token: %s"\n' "$AWS_AK" "$AWS_SK" "$AWS_ST") \
       -H "X-Amz-Target: AmazonSSM.$1" -H 'Content-Type: application/x-amz-json-1.1' \
       --data-binary "@$2" "${SSM_URL}/") || rc=$?
-    case "$rc:$out" in
-      22:*ThrottlingException* | 22:*TooManyUpdates*) sleep "$(awk -v s="${RETRY_SECONDS:-1}" -v i="$i" 'BEGIN { print s * i }')" ;;
+    code=${out##*$'\n'}
+    if [ "$code" = "$out" ]; then out=""; else out=${out%$'\n'*}; fi
+    case "$rc:$code:$out" in
+      0:*) break ;;
+      *:000:* | *:429:* | *:5[0-9][0-9]:* | *:400:*ThrottlingException* | *:400:*TooManyUpdates*)
+        [ "$i" -lt 6 ] && sleep "$(awk -v s="${RETRY_SECONDS:-1}" -v i="$i" 'BEGIN { print s * i }')" ;;
       *) break ;;
     esac
   done
