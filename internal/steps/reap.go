@@ -224,6 +224,7 @@ func (s *Steps) findNodeRoles(ctx context.Context, note func(id, region string))
 			fromName(aws.ToString(r.RoleName))
 		}
 	}
+	// A profile whose role is gone is listed only here.
 	profiles := iam.NewListInstanceProfilesPaginator(s.IAM, &iam.ListInstanceProfilesInput{PathPrefix: aws.String(mec.NodeRolePath)})
 	for profiles.HasMorePages() {
 		page, err := profiles.NextPage(ctx)

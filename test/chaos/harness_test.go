@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/mecd/mecd/internal/backend"
@@ -71,14 +70,7 @@ func (h *harness) scenario(name string, ok bool, format string, a ...any) {
 func (h *harness) call(method, path, body string, hdr map[string]string) (int, []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	hh := http.Header{}
-	for k, v := range hdr {
-		hh.Set(k, v)
-	}
-	if body != "" {
-		hh.Set("Content-Type", "application/json")
-	}
-	resp, b, err := h.rt.APIRequest(ctx, method, path, strings.NewReader(body), hh)
+	resp, b, err := h.rt.APICall(ctx, method, path, body, hdr)
 	if err != nil {
 		return 0, []byte(err.Error())
 	}
@@ -171,17 +163,7 @@ func deleted(m *mec.MEC) bool { return m.Status == mec.Deleted }
 
 // invoke calls a scheduled function with the event EventBridge sends.
 func (h *harness) invoke(fn string, out any) error {
-	event := fmt.Sprintf(`{"version":"0","id":"%d","detail-type":"Scheduled Event","source":"aws.events","account":"000000000000",`+
-		`"time":%q,"region":"us-east-1","resources":["arn:aws:events:us-east-1:000000000000:rule/mecd-sweep"],"detail":{}}`,
-		time.Now().UnixNano(), time.Now().UTC().Format(time.RFC3339))
-	res, err := h.rt.Clients("").Lambda.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(localrt.FunctionName(fn)), Payload: []byte(event)})
-	if err != nil {
-		return err
-	}
-	if res.FunctionError != nil {
-		return fmt.Errorf("%s: %s", fn, res.Payload)
-	}
-	return json.Unmarshal(res.Payload, out)
+	return h.rt.InvokeScheduled(context.Background(), fn, out)
 }
 
 // schedule runs the sweeper and the reaper as the stack's EventBridge

@@ -147,14 +147,7 @@ func fmtTime(t *time.Time) string {
 type apiClient struct{ rt *localrt.Runtime }
 
 func (a *apiClient) do(ctx context.Context, method, path, body string, hdr map[string]string, out any) (int, http.Header, error) {
-	h := http.Header{}
-	for k, v := range hdr {
-		h.Set(k, v)
-	}
-	if body != "" {
-		h.Set("Content-Type", "application/json")
-	}
-	resp, b, err := a.rt.APIRequest(ctx, method, path, strings.NewReader(body), h)
+	resp, b, err := a.rt.APICall(ctx, method, path, body, hdr)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
@@ -27,14 +26,7 @@ func call(t *testing.T, rt *localrt.Runtime, method, path, body string, hdr map[
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	h := http.Header{}
-	for k, v := range hdr {
-		h.Set(k, v)
-	}
-	if body != "" {
-		h.Set("Content-Type", "application/json")
-	}
-	resp, b, err := rt.APIRequest(ctx, method, path, strings.NewReader(body), h)
+	resp, b, err := rt.APICall(ctx, method, path, body, hdr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,14 +302,7 @@ func TestSweeperTearsDownExactlyTheExpired(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// EventBridge's scheduled-event payload.
-	event := fmt.Sprintf(`{"version":"0","id":"%d","detail-type":"Scheduled Event","source":"aws.events","account":"000000000000",`+
-		`"time":%q,"region":"us-east-1","resources":["arn:aws:events:us-east-1:000000000000:rule/mecd-sweeper"],"detail":{}}`,
-		time.Now().UnixNano(), time.Now().UTC().Format(time.RFC3339))
-	out, err := rt.Clients("").Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(localrt.FunctionName("sweeper")), Payload: []byte(event)})
-	if err != nil || out.FunctionError != nil {
-		t.Fatalf("sweeper: %v %s", err, out.Payload)
-	}
+	sweepNow(t, rt)
 	for _, m := range []*mec.MEC{expiredReady, expiredFailed} {
 		waitStatus(t, rt, m.ID, mec.Deleted, 60*time.Second)
 		leakFree(t, rt, m.ID)
@@ -332,14 +317,7 @@ func TestSweeperTearsDownExactlyTheExpired(t *testing.T) {
 		}
 	}
 	// A second sweep finds nothing new to start.
-	out, err = rt.Clients("").Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(localrt.FunctionName("sweeper")), Payload: []byte(event)})
-	if err != nil || out.FunctionError != nil {
-		t.Fatalf("second sweep: %v %s", err, out.Payload)
-	}
-	var rep struct {
-		Started []string `json:"started"`
-	}
-	_ = json.Unmarshal(out.Payload, &rep)
+	rep := sweepNow(t, rt)
 	for _, id := range rep.Started {
 		if id == notYet.ID || id == never.ID {
 			t.Errorf("second sweep started %s", id)

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"slices"
 	"testing"
@@ -13,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
-	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
@@ -25,14 +22,9 @@ import (
 // reapNow invokes the reaper with the event its schedule sends.
 func reapNow(t *testing.T, rt *localrt.Runtime) steps.ReapResult {
 	t.Helper()
-	event := fmt.Sprintf(`{"version":"0","id":"%d","detail-type":"Scheduled Event","source":"aws.events","detail":{}}`, time.Now().UnixNano())
-	out, err := rt.Clients("").Lambda.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(localrt.FunctionName("reaper")), Payload: []byte(event)})
-	if err != nil || out.FunctionError != nil {
-		t.Fatalf("reaper: %v %s", err, out.Payload)
-	}
 	var res steps.ReapResult
-	if err := json.Unmarshal(out.Payload, &res); err != nil {
-		t.Fatalf("reaper result %s: %v", out.Payload, err)
+	if err := rt.InvokeScheduled(context.Background(), "reaper", &res); err != nil {
+		t.Fatal(err)
 	}
 	return res
 }

@@ -2,14 +2,11 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/mecd/mecd/internal/mec"
@@ -21,16 +18,9 @@ import (
 // sweepNow invokes the sweeper with the event its schedule sends.
 func sweepNow(t *testing.T, rt *localrt.Runtime) sweep.Report {
 	t.Helper()
-	event := fmt.Sprintf(`{"version":"0","id":"%d","detail-type":"Scheduled Event","source":"aws.events","account":"000000000000",`+
-		`"time":%q,"region":"us-east-1","resources":["arn:aws:events:us-east-1:000000000000:rule/mecd-sweeper"],"detail":{}}`,
-		time.Now().UnixNano(), time.Now().UTC().Format(time.RFC3339))
-	out, err := rt.Clients("").Lambda.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(localrt.FunctionName("sweeper")), Payload: []byte(event)})
-	if err != nil || out.FunctionError != nil {
-		t.Fatalf("sweeper: %v %s", err, out.Payload)
-	}
 	var rep sweep.Report
-	if err := json.Unmarshal(out.Payload, &rep); err != nil {
-		t.Fatalf("sweep report %s: %v", out.Payload, err)
+	if err := rt.InvokeScheduled(context.Background(), "sweeper", &rep); err != nil {
+		t.Fatal(err)
 	}
 	return rep
 }

@@ -94,3 +94,16 @@ func (rt *Runtime) APIRequest(ctx context.Context, method, path string, body io.
 func (rt *Runtime) APIEndpoint() string {
 	return "http://" + rt.APIHost() + ":" + strings.TrimPrefix(FrontAddr, "127.0.0.1:") + "/" + backend.APIStage
 }
+
+// APICall sends one API request as mecctl would: a JSON body (if any) and
+// the given headers.
+func (rt *Runtime) APICall(ctx context.Context, method, path, body string, hdr map[string]string) (*http.Response, []byte, error) {
+	h := http.Header{}
+	for k, v := range hdr {
+		h.Set(k, v)
+	}
+	if body != "" {
+		h.Set("Content-Type", "application/json")
+	}
+	return rt.APIRequest(ctx, method, path, strings.NewReader(body), h)
+}

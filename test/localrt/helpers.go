@@ -2,6 +2,7 @@ package localrt
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -275,4 +276,25 @@ var nameSeq atomic.Int64
 // binary shares one runtime, and runs share nothing but the clock.
 func UniqueName(prefix string) string {
 	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano()%1e6, nameSeq.Add(1))
+}
+
+// InvokeScheduled invokes a function of the sweep schedule (sweeper,
+// reaper) with the event EventBridge's schedule sends, and decodes its
+// answer into out.
+func (rt *Runtime) InvokeScheduled(ctx context.Context, fn string, out any) error {
+	now := time.Now().UTC()
+	event := fmt.Sprintf(`{"version":"0","id":"%d","detail-type":"Scheduled Event","source":"aws.events","account":%q,`+
+		`"time":%q,"region":%q,"resources":["arn:aws:events:%s:%s:rule/mecd-sweep"],"detail":{}}`,
+		now.UnixNano(), Account, now.Format(time.RFC3339), rt.Region, rt.Region, Account)
+	res, err := rt.Clients("").Lambda.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(FunctionName(fn)), Payload: []byte(event)})
+	if err != nil {
+		return fmt.Errorf("%s: %w", fn, err)
+	}
+	if res.FunctionError != nil {
+		return fmt.Errorf("%s: %s", fn, res.Payload)
+	}
+	if err := json.Unmarshal(res.Payload, out); err != nil {
+		return fmt.Errorf("%s answered %s: %w", fn, res.Payload, err)
+	}
+	return nil
 }

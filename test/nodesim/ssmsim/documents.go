@@ -213,21 +213,9 @@ func describeDoc(d *document) map[string]any {
 	return out
 }
 
-func (s *Sim) describeDocument(r *http.Request) (any, error) {
-	var in struct{ Name string }
-	if err := decodeBody(r, &in); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, err := s.lookupDocumentLocked(sigv4.Region(r, defaultRegion), in.Name)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{"Document": describeDoc(d)}, nil
-}
-
-func (s *Sim) deleteDocument(r *http.Request) (any, error) {
+// documentAction reads a DescribeDocument or DeleteDocument request and
+// runs do on the named document of the request's region, under s.mu.
+func (s *Sim) documentAction(r *http.Request, do func(region string, d *document) (any, error)) (any, error) {
 	var in struct{ Name string }
 	if err := decodeBody(r, &in); err != nil {
 		return nil, err
@@ -239,11 +227,23 @@ func (s *Sim) deleteDocument(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.owner == runShellScript.owner {
-		return nil, badRequest("InvalidDocumentOperation", "You can't delete a document owned by Amazon.")
-	}
-	delete(s.docs, region+"/"+in.Name)
-	return map[string]any{}, nil
+	return do(region, d)
+}
+
+func (s *Sim) describeDocument(r *http.Request) (any, error) {
+	return s.documentAction(r, func(_ string, d *document) (any, error) {
+		return map[string]any{"Document": describeDoc(d)}, nil
+	})
+}
+
+func (s *Sim) deleteDocument(r *http.Request) (any, error) {
+	return s.documentAction(r, func(region string, d *document) (any, error) {
+		if d.owner == runShellScript.owner {
+			return nil, badRequest("InvalidDocumentOperation", "You can't delete a document owned by Amazon.")
+		}
+		delete(s.docs, region+"/"+d.name)
+		return map[string]any{}, nil
+	})
 }
 
 // commandOf is a SendCommand's parameters resolved against d's
