@@ -63,15 +63,12 @@ func TestGoneMECsShowWhatIsGone(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
 	name := localrt.UniqueName("gone")
-	code, _, m, b := create(t, rt, `{"name":"`+name+`","nodeCount":1,"publicEndpoint":true}`, nil)
-	if code != http.StatusAccepted {
-		t.Fatalf("POST: %d %s", code, b)
-	}
+	m := accepted(t, rt, `{"name":"`+name+`","nodeCount":1,"publicEndpoint":true}`)
 	ready := waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second)
 	if len(ready.LiveNodes()) != 1 || ready.Nodes[0].PublicIP == "" {
 		t.Fatalf("READY MEC nodes %+v", ready.Nodes)
 	}
-	code, _, b = call(t, rt, "DELETE", "/mecs/"+m.ID, "", nil)
+	code, _, b := call(t, rt, "DELETE", "/mecs/"+m.ID, "", nil)
 	if d := decodeMEC(t, b); code != http.StatusAccepted || d.Status != mec.Deleting {
 		t.Fatalf("DELETE answered %d with status %s, want 202 DELETING", code, d.Status)
 	}
@@ -105,34 +102,46 @@ func force(t *testing.T, rt *localrt.Runtime, b fidelity.Behaviour, p latency.Ph
 // Tests that force a behaviour do not run in parallel with each other:
 // the behaviour and its duration are the runtime's, for every MEC.
 
-// New instance ids answer InvalidInstanceID.NotFound for a while (EC2's
-// eventual consistency): the online check waits for them instead of
-// rolling the MEC back. Here they stay invisible past the first look.
-func TestNewInstancesNotYetVisible(t *testing.T) {
+// Each documented behaviour, forced on every launch, and the MEC still
+// reaches READY:
+//   - new instance ids answer InvalidInstanceID.NotFound for a while (EC2's
+//     eventual consistency): the online check waits instead of rolling back;
+//   - a new instance profile is refused by RunInstances until IAM propagated
+//     it: the launch waits for it (here a minute);
+//   - after the joins re-form dqlite the API server refuses connections for a
+//     while: enabling addons and verifying the nodes wait it out;
+//   - the role credentials a node reads may expire five minutes later: a long
+//     install reads them again for each Parameter Store call.
+func TestProvisionWithForcedBehaviours(t *testing.T) {
 	rt := localrt.Get(t)
-	force(t, rt, fidelity.InstanceVisibility, latency.Visibility, 90)
-	name := localrt.UniqueName("invisible")
-	r := provision(t, rt, `{"name":"`+name+`","nodeCount":2}`)
-	m := findByName(t, rt, name)
-	if string(r.out.Status) != "SUCCEEDED" || m.Status != mec.Ready {
-		t.Fatalf("%s, record %s at %s: %s", r.out.Status, m.Status, m.FailedStep, m.FailureCause)
+	tests := []struct {
+		name      string
+		behaviour fidelity.Behaviour
+		phase     latency.Phase
+		seconds   float64
+		spec      string
+		// minStep: a step that must have lasted at least the forced time.
+		minStep string
+	}{
+		{"NewInstancesNotYetVisible", fidelity.InstanceVisibility, latency.Visibility, 90, `"nodeCount":2`, ""},
+		{"NodeProfileNotYetPropagated", fidelity.ProfilePropagation, latency.ProfilePropagation, 60, `"nodeCount":1`, mec.StepLaunch},
+		{"APIServerBlinkAfterJoins", fidelity.APIServerBlink, latency.APIServerBlink, 120, `"nodeCount":3,"addons":["dns","hostpath-storage"]`, ""},
+		{"NodeCredentialsExpireDuringALongInstall", fidelity.CredentialsNearExpiry, latency.SnapInstall, 900, `"nodeCount":2`, ""},
 	}
-}
-
-// A new instance profile is refused by RunInstances until IAM propagated
-// it (often 10 s or more): the launch waits for it, here a minute.
-func TestNodeProfileNotYetPropagated(t *testing.T) {
-	rt := localrt.Get(t)
-	force(t, rt, fidelity.ProfilePropagation, latency.ProfilePropagation, 60)
-	name := localrt.UniqueName("profile")
-	r := provision(t, rt, `{"name":"`+name+`","nodeCount":1}`)
-	m := findByName(t, rt, name)
-	if string(r.out.Status) != "SUCCEEDED" || m.Status != mec.Ready {
-		t.Fatalf("%s, record %s at %s: %s", r.out.Status, m.Status, m.FailedStep, m.FailureCause)
-	}
-	minWait := time.Duration(60 * rt.Sim.Latency.Scale() * float64(time.Second))
-	if st := m.Step(mec.StepLaunch); st == nil || time.Duration(st.Seconds*float64(time.Second)) < minWait {
-		t.Fatalf("launch step %+v: it did not wait for the profile (%v)", st, minWait)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			force(t, rt, tc.behaviour, tc.phase, tc.seconds)
+			name := localrt.UniqueName("forced")
+			r := provision(t, rt, `{"name":"`+name+`",`+tc.spec+`}`)
+			m := findByName(t, rt, name)
+			if string(r.out.Status) != "SUCCEEDED" || m.Status != mec.Ready {
+				t.Fatalf("%s, record %s at %s: %s", r.out.Status, m.Status, m.FailedStep, m.FailureCause)
+			}
+			minWait := time.Duration(tc.seconds * rt.Sim.Latency.Scale() * float64(time.Second))
+			if st := m.Step(tc.minStep); tc.minStep != "" && (st == nil || time.Duration(st.Seconds*float64(time.Second)) < minWait) {
+				t.Fatalf("step %s %+v: it did not wait (%v)", tc.minStep, st, minWait)
+			}
+		})
 	}
 }
 
@@ -152,33 +161,6 @@ func TestTwentyNodeMEC(t *testing.T) {
 	}
 	waitStatus(t, rt, m.ID, mec.Deleted, 90*time.Second)
 	leakFree(t, rt, m.ID)
-}
-
-// After the joins re-form dqlite the API server refuses connections for a
-// while: enabling addons and verifying the nodes wait it out.
-func TestAPIServerBlinkAfterJoins(t *testing.T) {
-	rt := localrt.Get(t)
-	force(t, rt, fidelity.APIServerBlink, latency.APIServerBlink, 120)
-	name := localrt.UniqueName("blink")
-	r := provision(t, rt, `{"name":"`+name+`","nodeCount":3,"addons":["dns","hostpath-storage"]}`)
-	m := findByName(t, rt, name)
-	if string(r.out.Status) != "SUCCEEDED" || m.Status != mec.Ready {
-		t.Fatalf("%s, record %s at %s: %s", r.out.Status, m.Status, m.FailedStep, m.FailureCause)
-	}
-}
-
-// The role credentials a node reads may expire five minutes later: a long
-// install reads them again for each Parameter Store call. Here every
-// credential IMDS hands out is that near its end, and the install is slow.
-func TestNodeCredentialsExpireDuringALongInstall(t *testing.T) {
-	rt := localrt.Get(t)
-	force(t, rt, fidelity.CredentialsNearExpiry, latency.SnapInstall, 900)
-	name := localrt.UniqueName("creds")
-	r := provision(t, rt, `{"name":"`+name+`","nodeCount":2}`)
-	m := findByName(t, rt, name)
-	if string(r.out.Status) != "SUCCEEDED" || m.Status != mec.Ready {
-		t.Fatalf("%s, record %s at %s: %s", r.out.Status, m.Status, m.FailedStep, m.FailureCause)
-	}
 }
 
 // SSM keeps the first 8,000 characters of a command's stderr: a tool that
@@ -249,10 +231,7 @@ func TestOtherCommandsAreNotMecds(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
 	ctx := context.Background()
-	code, _, m, b := create(t, rt, `{"name":"`+localrt.UniqueName("foreign")+`","nodeCount":1}`, nil)
-	if code != http.StatusAccepted {
-		t.Fatalf("POST: %d %s", code, b)
-	}
+	m := accepted(t, rt, `{"name":"`+localrt.UniqueName("foreign")+`","nodeCount":1}`)
 	ready := waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second)
 	c := rt.Clients(ready.Region).SSM
 	out, err := c.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("AWS-RunShellScript"), InstanceIds: []string{ready.Nodes[0].InstanceID},
@@ -303,10 +282,7 @@ func TestNodeParameterCallsRideOutErrors(t *testing.T) {
 			name := localrt.UniqueName("nodecalls")
 			rt.Sim.Faults.FailAPI(fault.API{Service: "ssm", Action: tc.action, Rate: 1, Times: 2, Code: tc.code,
 				Host: &fault.Host{TagKey: mec.TagName, TagValue: name, Index: 0}})
-			code, _, m, b := create(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":%d}`, name, tc.nodes), nil)
-			if code != http.StatusAccepted {
-				t.Fatalf("POST: %d %s", code, b)
-			}
+			m := accepted(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":%d}`, name, tc.nodes))
 			waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second) // a FAILED MEC fails the test with its cause
 		})
 	}

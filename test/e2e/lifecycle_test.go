@@ -74,6 +74,16 @@ func create(t *testing.T, rt *localrt.Runtime, body string, hdr map[string]strin
 	return code, h, decodeMEC(t, b), b
 }
 
+// accepted POSTs a spec and fails the test unless the API accepted it.
+func accepted(t *testing.T, rt *localrt.Runtime, body string) *mec.MEC {
+	t.Helper()
+	code, _, m, b := create(t, rt, body, nil)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST: %d %s", code, b)
+	}
+	return m
+}
+
 func TestLifecycleThroughTheAPI(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
@@ -188,10 +198,7 @@ func TestDeleteWhileCreating(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
 	name := localrt.UniqueName("early")
-	code, _, m, b := create(t, rt, fmt.Sprintf(`{"name":%q}`, name), nil)
-	if code != http.StatusAccepted {
-		t.Fatalf("POST: %d %s", code, b)
-	}
+	m := accepted(t, rt, fmt.Sprintf(`{"name":%q}`, name))
 	// Wait until the nodes exist, then delete twice.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
