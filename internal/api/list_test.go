@@ -23,10 +23,7 @@ func seedRecords(t *testing.T, e *env, n int) ([]string, map[string]*mec.MEC) {
 	t0 := time.Now().Add(-time.Hour)
 	recs := make([]*mec.MEC, n)
 	for i := range recs {
-		region := "us-east-1"
-		if i%7 == 0 {
-			region = "eu-west-1"
-		}
+		region := map[bool]string{true: "eu-west-1", false: "us-east-1"}[i%7 == 0]
 		sp, err := spec.Parse(fmt.Appendf(nil, `{"name":"edge-%d","region":%q}`, i, region), e.h.defaults())
 		if err != nil {
 			t.Fatal(err)

@@ -209,31 +209,60 @@ func (s *Steps) findRegional(ctx context.Context, region string, note func(id, r
 // findNodeRoles notes the clusters owning a node role or instance profile
 // (IAM is global).
 func (s *Steps) findNodeRoles(ctx context.Context, note func(id, region string)) error {
-	fromName := func(name string) {
+	roles, profiles, err := NodeRoleNames(ctx, s.IAM)
+	if err != nil {
+		return err
+	}
+	for _, name := range append(roles, profiles...) {
 		if id, ok := strings.CutPrefix(name, mec.NodeRolePrefix); ok && id != "" {
 			note(id, "")
 		}
 	}
-	roles := iam.NewListRolesPaginator(s.IAM, &iam.ListRolesInput{PathPrefix: aws.String(mec.NodeRolePath)})
-	for roles.HasMorePages() {
-		page, err := roles.NextPage(ctx)
-		if err != nil {
-			return fmt.Errorf("list node roles: %w", err)
+	return nil
+}
+
+// NodeRoleLister lists IAM roles and instance profiles.
+type NodeRoleLister interface {
+	iam.ListRolesAPIClient
+	iam.ListInstanceProfilesAPIClient
+}
+
+// NodeRoleNames lists the node roles and instance profiles under mecd's
+// path, every page (a profile whose role is gone is only in the second).
+func NodeRoleNames(ctx context.Context, c NodeRoleLister) (roles, profiles []string, err error) {
+	err = eachPage(ctx, iam.NewListRolesPaginator(c, &iam.ListRolesInput{PathPrefix: aws.String(mec.NodeRolePath)}), func(o *iam.ListRolesOutput) {
+		for _, r := range o.Roles {
+			roles = append(roles, aws.ToString(r.RoleName))
 		}
-		for _, r := range page.Roles {
-			fromName(aws.ToString(r.RoleName))
-		}
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list node roles: %w", err)
 	}
-	// A profile whose role is gone is listed only here.
-	profiles := iam.NewListInstanceProfilesPaginator(s.IAM, &iam.ListInstanceProfilesInput{PathPrefix: aws.String(mec.NodeRolePath)})
-	for profiles.HasMorePages() {
-		page, err := profiles.NextPage(ctx)
+	err = eachPage(ctx, iam.NewListInstanceProfilesPaginator(c, &iam.ListInstanceProfilesInput{PathPrefix: aws.String(mec.NodeRolePath)}), func(o *iam.ListInstanceProfilesOutput) {
+		for _, p := range o.InstanceProfiles {
+			profiles = append(profiles, aws.ToString(p.InstanceProfileName))
+		}
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list node instance profiles: %w", err)
+	}
+	return roles, profiles, nil
+}
+
+// pager is an SDK paginator.
+type pager[O any, Opt any] interface {
+	HasMorePages() bool
+	NextPage(ctx context.Context, optFns ...func(Opt)) (O, error)
+}
+
+// eachPage calls fn on every page p gives.
+func eachPage[O any, Opt any](ctx context.Context, p pager[O, Opt], fn func(O)) error {
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
 		if err != nil {
-			return fmt.Errorf("list node instance profiles: %w", err)
+			return err
 		}
-		for _, p := range page.InstanceProfiles {
-			fromName(aws.ToString(p.InstanceProfileName))
-		}
+		fn(page)
 	}
 	return nil
 }

@@ -155,12 +155,7 @@ func TestTwentyNodeMEC(t *testing.T) {
 	if string(r.out.Status) != "SUCCEEDED" || m.Status != mec.Ready || len(m.LiveNodes()) != 20 {
 		t.Fatalf("%s, record %s at %s: %s", r.out.Status, m.Status, m.FailedStep, m.FailureCause)
 	}
-	code, _, _ := call(t, rt, "DELETE", "/mecs/"+m.ID, "", nil)
-	if code != http.StatusAccepted {
-		t.Fatalf("DELETE: %d", code)
-	}
-	waitStatus(t, rt, m.ID, mec.Deleted, 90*time.Second)
-	leakFree(t, rt, m.ID)
+	deleteClean(t, rt, m.ID)
 }
 
 // SSM keeps the first 8,000 characters of a command's stderr: a tool that
@@ -254,11 +249,7 @@ func TestOtherCommandsAreNotMecds(t *testing.T) {
 	if len(ready.CommandIDs) == 0 {
 		t.Fatal("the record lists no node commands")
 	}
-	if code, _, b := call(t, rt, "DELETE", "/mecs/"+m.ID, "", nil); code != http.StatusAccepted {
-		t.Fatalf("DELETE: %d %s", code, b)
-	}
-	waitStatus(t, rt, m.ID, mec.Deleted, 60*time.Second)
-	leakFree(t, rt, m.ID) // includes the MEC's command waits
+	deleteClean(t, rt, m.ID) // the audit includes the MEC's command waits
 }
 
 // A node's Parameter Store calls ride out what SSM answers under load:

@@ -74,6 +74,16 @@ func create(t *testing.T, rt *localrt.Runtime, body string, hdr map[string]strin
 	return code, h, decodeMEC(t, b), b
 }
 
+// deleteClean DELETEs a MEC, waits for DELETED and audits what is left.
+func deleteClean(t *testing.T, rt *localrt.Runtime, id string) {
+	t.Helper()
+	if code, _, b := call(t, rt, "DELETE", "/mecs/"+id, "", nil); code != http.StatusAccepted {
+		t.Fatalf("DELETE: %d %s", code, b)
+	}
+	waitStatus(t, rt, id, mec.Deleted, 90*time.Second)
+	leakFree(t, rt, id)
+}
+
 // accepted POSTs a spec and fails the test unless the API accepted it.
 func accepted(t *testing.T, rt *localrt.Runtime, body string) *mec.MEC {
 	t.Helper()
@@ -189,9 +199,7 @@ func TestIdempotencyAndNames(t *testing.T) {
 		t.Fatalf("the name is not free again once DELETED: %d %s", code, b)
 	}
 	waitStatus(t, rt, again.ID, mec.Ready, 90*time.Second)
-	call(t, rt, "DELETE", "/mecs/"+again.ID, "", nil)
-	waitStatus(t, rt, again.ID, mec.Deleted, 60*time.Second)
-	leakFree(t, rt, again.ID)
+	deleteClean(t, rt, again.ID)
 }
 
 func TestDeleteWhileCreating(t *testing.T) {

@@ -185,10 +185,7 @@ func TestOrphansAreReaped(t *testing.T) {
 	name := localrt.UniqueName("reaped")
 	deleted := accepted(t, rt, `{"name":"`+name+`","nodeCount":1}`)
 	waitStatus(t, rt, deleted.ID, mec.Ready, 90*time.Second)
-	if code, _, b := call(t, rt, "DELETE", "/mecs/"+deleted.ID, "", nil); code != http.StatusAccepted {
-		t.Fatalf("DELETE: %d %s", code, b)
-	}
-	waitStatus(t, rt, deleted.ID, mec.Deleted, 60*time.Second)
+	deleteClean(t, rt, deleted.ID)
 	plant(t, rt, deleted.ID)
 	// An unknown cluster id made before the grace period, and one made just now.
 	old := mec.NewID(time.Now().Add(-2 * grace))

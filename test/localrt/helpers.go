@@ -27,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/steps"
 	"github.com/mecd/mecd/internal/store"
 )
 
@@ -242,27 +243,16 @@ func (rt *Runtime) waitLeaks(ctx context.Context, match func(map[string]string) 
 // iamLeaks lists the node roles and instance profiles of a cluster ("" =
 // every cluster) that still exist.
 func (rt *Runtime) iamLeaks(ctx context.Context, clusterID string) ([]string, error) {
-	ic := iam.NewFromConfig(rt.kumoConfig(""))
-	var names []string
-	roles := iam.NewListRolesPaginator(ic, &iam.ListRolesInput{PathPrefix: aws.String(mec.NodeRolePath)})
-	for roles.HasMorePages() {
-		page, err := roles.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("leak audit: roles: %w", err)
-		}
-		for _, r := range page.Roles {
-			names = append(names, "node role "+aws.ToString(r.RoleName))
-		}
+	roles, profiles, err := steps.NodeRoleNames(ctx, iam.NewFromConfig(rt.kumoConfig("")))
+	if err != nil {
+		return nil, fmt.Errorf("leak audit: %w", err)
 	}
-	profiles := iam.NewListInstanceProfilesPaginator(ic, &iam.ListInstanceProfilesInput{PathPrefix: aws.String(mec.NodeRolePath)})
-	for profiles.HasMorePages() {
-		page, err := profiles.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("leak audit: instance profiles: %w", err)
-		}
-		for _, p := range page.InstanceProfiles {
-			names = append(names, "instance profile "+aws.ToString(p.InstanceProfileName))
-		}
+	var names []string
+	for _, r := range roles {
+		names = append(names, "node role "+r)
+	}
+	for _, p := range profiles {
+		names = append(names, "instance profile "+p)
 	}
 	if clusterID != "" {
 		names = slices.DeleteFunc(names, func(n string) bool { return !strings.HasSuffix(n, mec.NodeRoleName(clusterID)) })

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -28,9 +29,7 @@ func TestIMDSv2(t *testing.T) {
 	do := func(method, u string, hdr map[string]string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest(method, u, nil)
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
+		maps.Copy(req.Header, headerOf(hdr))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -149,4 +148,13 @@ echo "read with $AK"`
 			t.Fatal("the secret leaked into the command's parameters or outputs")
 		}
 	}
+}
+
+// headerOf is hdr as a canonical http.Header.
+func headerOf(hdr map[string]string) http.Header {
+	h := http.Header{}
+	for k, v := range hdr {
+		h.Set(k, v)
+	}
+	return h
 }
