@@ -187,13 +187,15 @@ func TestOrphansAreReaped(t *testing.T) {
 	waitStatus(t, rt, deleted.ID, mec.Ready, 90*time.Second)
 	deleteClean(t, rt, deleted.ID)
 	plant(t, rt, deleted.ID)
-	// An unknown cluster id made before the grace period, and one made just now.
-	old := mec.NewID(time.Now().Add(-2 * grace))
-	young := mec.NewID(time.Now())
-	plant(t, rt, old)
-	plant(t, rt, young)
 	// A live MEC's resources are never the reaper's.
 	live := provision(t, rt, `{"name":"`+localrt.UniqueName("kept")+`","nodeCount":1}`)
+	// An unknown cluster id made before the grace period, and one made just
+	// now (a grace period ahead: a busy machine must not age it past the
+	// grace before the first run).
+	old := mec.NewID(time.Now().Add(-2 * grace))
+	young := mec.NewID(time.Now().Add(grace))
+	plant(t, rt, old)
+	plant(t, rt, young)
 
 	if res := reapNow(t, rt); !slices.Contains(res.Orphans, old) || slices.Contains(res.Orphans, young) || slices.Contains(res.Orphans, live.summary.ClusterID) {
 		t.Fatalf("first run: %+v, want %s reaped and neither %s nor %s", res, old, young, live.summary.ClusterID)
@@ -201,7 +203,7 @@ func TestOrphansAreReaped(t *testing.T) {
 	if leaks, _ := rt.LeakAudit(context.Background(), young); len(leaks) == 0 {
 		t.Fatal("the reaper took resources younger than its grace period")
 	}
-	time.Sleep(grace) // the DELETED MEC's grace, and the young id's
+	time.Sleep(2 * grace) // the DELETED MEC's grace, and the young id's
 	reapUntilClean(t, rt, old, deleted.ID, young)
 	if got := findByName(t, rt, live.summary.Name); got.Status != mec.Ready {
 		t.Fatalf("live MEC is %s", got.Status)
