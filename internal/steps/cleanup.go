@@ -19,7 +19,12 @@ import (
 // CleanupInput is the rollback/teardown task's input.
 type CleanupInput struct {
 	Purpose string `json:"purpose"` // "rollback" or "teardown"
-	State   State  `json:"state"`
+	// TaskEnded: the provisioning's own Catch runs this rollback, so the
+	// task that failed (and any lease it left, crashed) has ended. A
+	// teardown or the reconciler's rollback runs beside a provisioning that
+	// may still be inside a task, and waits for its lease.
+	TaskEnded bool  `json:"taskEnded,omitempty"`
+	State     State `json:"state"`
 }
 
 // CleanupResult says whether everything is gone or when to look again.
@@ -55,7 +60,7 @@ func (s *Steps) Cleanup(ctx context.Context, in CleanupInput) (CleanupResult, er
 		}
 	}
 	started := m.Step(step).StartedAt
-	if m.Leased(s.now()) {
+	if m.Leased(s.now()) && !in.TaskEnded {
 		// A step that creates resources still runs (a DELETE raced it):
 		// what it makes must exist before this looks.
 		return s.notYet(s.now().Sub(started), 1, fmt.Sprintf("%s still runs", m.Lease.Step))

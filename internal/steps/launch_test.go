@@ -92,4 +92,13 @@ func TestCleanupWaitsForALeasedStep(t *testing.T) {
 	if m.Leased(s.Now()) {
 		t.Fatal("a lease past its deadline still holds")
 	}
+	// The provisioning's own rollback knows its failed task ended: a lease
+	// that task left (it crashed) does not make the rollback wait.
+	s.Now = func() time.Time { return now }
+	defer func() {
+		if recover() == nil {
+			t.Fatal("the rollback after the failed task waited for its lease instead of cleaning up")
+		}
+	}()
+	_, _ = s.Cleanup(context.Background(), CleanupInput{Purpose: "rollback", TaskEnded: true, State: State{ClusterID: "mec-1"}})
 }
