@@ -26,7 +26,7 @@ FORCE:
 
 ## test: every test (the local runtime starts and stops itself)
 test:
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -count=1 -parallel 6 -timeout $(TEST_TIMEOUT) ./...
 
 ## tools: what lint and the tests use beyond Go (Debian packages; the machine runs as root)
 tools:
