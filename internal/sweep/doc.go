@@ -1,8 +1,9 @@
-// Package sweep owns expiry: on the schedule it starts the teardown of every
-// READY or FAILED MEC past its expiresAt.
+// Package sweep owns what the schedule does to MEC records: expiry, and
+// reconciling MECs stuck in a transient status.
 //
-// It tears down expired MECs: run by an EventBridge schedule, it
-// finds READY and FAILED MECs past expiresAt and starts their teardown. The
-// teardown's fixed execution name makes a double start (two sweeps, or a
-// sweep and a DELETE) harmless.
+// On an EventBridge schedule it finds READY and FAILED MECs past expiresAt
+// and starts their teardown (the teardown's fixed execution name makes a
+// double start, two sweeps or a sweep and a DELETE, harmless). It also
+// restarts failed teardowns (numbered, bounded) and rolls back CREATING MECs
+// whose provisioning execution ended or went quiet.
 package sweep
