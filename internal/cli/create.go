@@ -39,6 +39,7 @@ var specFlags = []specFlag{
 	{"api-access-cidrs", "apiAccessCidrs", "comma-separated CIDRs allowed to the Kubernetes API (16443); repeatable (default: none, VPC only)", "list"},
 	{"node-port-cidrs", "nodePortCidrs", "comma-separated CIDRs allowed to NodePorts (30000-32767); repeatable", "list"},
 	{"public-endpoint", "publicEndpoint", "point the kubeconfig at the control plane's public IP", "bool"},
+	{"allow-world-access", "allowWorldAccess", "allow 0.0.0.0/0 in --api-access-cidrs or --node-port-cidrs (refused without it)", "bool"},
 	{"ha-control-plane", "haControlPlane", "3 control-plane nodes (default true with 3+ nodes); =false makes nodes 1.. workers", "bool"},
 	{"root-volume-gib", "rootVolumeGiB", fmt.Sprintf("root volume size in GiB, %d-%d (default %d)", spec.MinRootVolumeGiB, spec.MaxRootVolumeGiB, spec.DefaultRootVolumeGiB), "int"},
 	{"ttl", "ttl", `lifetime, a Go duration such as "8h" (10m-2160h); the MEC is deleted after it`, "string"},

@@ -143,6 +143,10 @@ func decodeField(s *Spec, key string, raw json.RawMessage, verr *ValidationError
 		if !isNull(raw) && json.Unmarshal(raw, &s.PublicEndpoint) != nil {
 			verr.Add(key, msgBool)
 		}
+	case "allowWorldAccess":
+		if !isNull(raw) && json.Unmarshal(raw, &s.AllowWorldAccess) != nil {
+			verr.Add(key, msgBool)
+		}
 	case "haControlPlane":
 		var b *bool
 		if json.Unmarshal(raw, &b) != nil {

@@ -23,15 +23,18 @@ type Spec struct {
 	Microk8sChannel string `json:"microk8sChannel,omitempty"`
 	// Addons has no omitempty: an explicit [] (no addons at all) must survive
 	// a JSON round trip instead of turning back into DefaultAddons.
-	Addons         []string          `json:"addons"`
-	APIAccessCIDRs []string          `json:"apiAccessCidrs,omitempty"`
-	NodePortCIDRs  []string          `json:"nodePortCidrs,omitempty"`
-	PublicEndpoint bool              `json:"publicEndpoint,omitempty"`
-	HAControlPlane *bool             `json:"haControlPlane,omitempty"`
-	RootVolumeGiB  int               `json:"rootVolumeGiB,omitempty"`
-	TTL            string            `json:"ttl,omitempty"`
-	ExpiresAt      *time.Time        `json:"expiresAt,omitempty"`
-	Tags           map[string]string `json:"tags,omitempty"`
+	Addons         []string `json:"addons"`
+	APIAccessCIDRs []string `json:"apiAccessCidrs,omitempty"`
+	NodePortCIDRs  []string `json:"nodePortCidrs,omitempty"`
+	PublicEndpoint bool     `json:"publicEndpoint,omitempty"`
+	// AllowWorldAccess says a world-open CIDR (0.0.0.0/0) in apiAccessCidrs
+	// or nodePortCidrs is meant, not a slip.
+	AllowWorldAccess bool              `json:"allowWorldAccess,omitempty"`
+	HAControlPlane   *bool             `json:"haControlPlane,omitempty"`
+	RootVolumeGiB    int               `json:"rootVolumeGiB,omitempty"`
+	TTL              string            `json:"ttl,omitempty"`
+	ExpiresAt        *time.Time        `json:"expiresAt,omitempty"`
+	Tags             map[string]string `json:"tags,omitempty"`
 }
 
 // Defaults carries what the rules need from the environment.
@@ -208,7 +211,7 @@ var (
 )
 
 // jsonFields lists the accepted JSON keys in document order, for messages.
-var jsonFields = []string{"name", "region", "nodeCount", "instanceType", "amiId", "vpcId", "subnetId", "microk8sChannel", "addons", "apiAccessCidrs", "nodePortCidrs", "publicEndpoint", "haControlPlane", "rootVolumeGiB", "ttl", "expiresAt", "tags"}
+var jsonFields = []string{"name", "region", "nodeCount", "instanceType", "amiId", "vpcId", "subnetId", "microk8sChannel", "addons", "apiAccessCidrs", "nodePortCidrs", "publicEndpoint", "allowWorldAccess", "haControlPlane", "rootVolumeGiB", "ttl", "expiresAt", "tags"}
 
 // Parse reads one JSON object strictly (unknown or repeated fields, wrong
 // types, trailing data and an empty body are errors), applies defaults and

@@ -98,6 +98,7 @@ func TestParseDefaults(t *testing.T) {
 		{"apiAccessCidrs", len(s.APIAccessCIDRs), 0},
 		{"nodePortCidrs", len(s.NodePortCIDRs), 0},
 		{"publicEndpoint", s.PublicEndpoint, false},
+		{"allowWorldAccess", s.AllowWorldAccess, false},
 		{"haControlPlane", s.HAControlPlane != nil && *s.HAControlPlane, true},
 		{"rootVolumeGiB", s.RootVolumeGiB, 30},
 		{"ttl", s.TTL, ""},
@@ -257,10 +258,17 @@ func TestParseFieldRules(t *testing.T) {
 
 		// apiAccessCidrs, nodePortCidrs
 		{name: "cidr ok", fields: `"apiAccessCidrs":["203.0.113.0/24","198.51.100.7/32"]`},
-		{name: "cidr everywhere when listed", fields: `"apiAccessCidrs":["0.0.0.0/0"]`},
+		// The whole internet only when meant (the seed opened 16443 to it).
+		{name: "cidr everywhere refused", fields: `"apiAccessCidrs":["0.0.0.0/0"]`,
+			want: map[string]string{"apiAccessCidrs[0]": `"allowWorldAccess": true`}},
+		{name: "nodeport everywhere refused", fields: `"nodePortCidrs":["203.0.113.0/24","0.0.0.0/0"]`,
+			want: map[string]string{"nodePortCidrs[1]": "whole internet"}},
+		{name: "cidr everywhere when meant", fields: `"apiAccessCidrs":["0.0.0.0/0"],"nodePortCidrs":["0.0.0.0/0"],"allowWorldAccess":true`},
+		{name: "allowWorldAccess not a bool", fields: `"allowWorldAccess":"yes"`, want: map[string]string{"allowWorldAccess": "true or false"}},
 		{name: "cidr host bits", fields: `"apiAccessCidrs":["10.1.2.3/16"]`,
 			want: map[string]string{"apiAccessCidrs[0]": `host bits zero: "10.1.0.0/16" (or "10.1.2.3/32"`}},
 		{name: "cidr bare address", fields: `"apiAccessCidrs":["203.0.113.9"]`, want: map[string]string{"apiAccessCidrs[0]": `"203.0.113.9/32"`}},
+		{name: "cidr ipv6 everywhere", fields: `"nodePortCidrs":["::/0"],"allowWorldAccess":true`, want: map[string]string{"nodePortCidrs[0]": `"0.0.0.0/0" with "allowWorldAccess": true`}},
 		{name: "cidr ipv6", fields: `"apiAccessCidrs":["2001:db8::/32"]`, want: map[string]string{"apiAccessCidrs[0]": "IPv6 is not supported"}},
 		{name: "cidr garbage", fields: `"apiAccessCidrs":["10.0.0.0/33"]`, want: map[string]string{"apiAccessCidrs[0]": "IPv4 CIDR"}},
 		{name: "cidr bad octet", fields: `"apiAccessCidrs":["300.0.0.0/8"]`, want: map[string]string{"apiAccessCidrs[0]": "IPv4 CIDR"}},

@@ -70,8 +70,8 @@ func (s Spec) Validate(d Defaults) error {
 		}
 	}
 
-	validateCIDRs("apiAccessCidrs", s.APIAccessCIDRs, verr)
-	validateCIDRs("nodePortCidrs", s.NodePortCIDRs, verr)
+	validateCIDRs("apiAccessCidrs", s.APIAccessCIDRs, s.AllowWorldAccess, verr)
+	validateCIDRs("nodePortCidrs", s.NodePortCIDRs, s.AllowWorldAccess, verr)
 
 	if s.RootVolumeGiB < MinRootVolumeGiB || s.RootVolumeGiB > MaxRootVolumeGiB {
 		verr.Add("rootVolumeGiB", msgRootVolume)
@@ -117,7 +117,11 @@ func IsAMIID(id string) bool { return reAmiID.MatchString(id) }
 
 // validateCIDRs requires canonical IPv4 CIDRs, since they become security
 // group rules and AWS rejects (or silently rewrites) anything else.
-func validateCIDRs(field string, cidrs []string, verr *ValidationError) {
+// msgWorld refuses a world-open CIDR given without allowWorldAccess (the
+// Akraino seed opened 16443 to 0.0.0.0/0 by default).
+const msgWorld = `opens the port to the whole internet: list the networks that need it, or set "allowWorldAccess": true to mean it`
+
+func validateCIDRs(field string, cidrs []string, world bool, verr *ValidationError) {
 	if len(cidrs) > MaxCIDRs {
 		verr.Add(field, fmt.Sprintf("must list at most %d CIDRs, got %d", MaxCIDRs, len(cidrs)))
 	}
@@ -133,6 +137,9 @@ func validateCIDRs(field string, cidrs []string, verr *ValidationError) {
 			continue
 		}
 		seen[c] = i
+		if c == "0.0.0.0/0" && !world {
+			verr.Add(key, msgWorld)
+		}
 	}
 }
 
@@ -147,6 +154,10 @@ func checkCIDR(c string) string {
 		return msgCIDR
 	}
 	if !p.Addr().Is4() {
+		if p.Bits() == 0 {
+			// Security group rules here are IPv4 (the nodes have no IPv6).
+			return msgCIDR + `; IPv6 is not supported: for the whole internet use "0.0.0.0/0" with "allowWorldAccess": true`
+		}
 		return msgCIDR + "; IPv6 is not supported"
 	}
 	if m := p.Masked(); m != p {

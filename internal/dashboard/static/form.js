@@ -30,6 +30,7 @@ function specFromForm() {
   const apiCidrs = lines(f.apiAccessCidrs.value); if (apiCidrs.length) s.apiAccessCidrs = apiCidrs;
   const np = lines(f.nodePortCidrs.value); if (np.length) s.nodePortCidrs = np;
   if (f.publicEndpoint.checked) s.publicEndpoint = true;
+  if (f.allowWorldAccess.checked) s.allowWorldAccess = true;
   if (f.haControlPlane.value) s.haControlPlane = f.haControlPlane.value === "true";
   if (f.expiresAt.value) {
     const t = new Date(f.expiresAt.value);
