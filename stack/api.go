@@ -17,6 +17,12 @@ import (
 // API is the MEC resource API (DESIGN section 5): the resources of
 // backend.APIResources, each with one ANY method that needs SigV4 (AWS_IAM)
 // and proxies to the api function, which answers every route itself.
+//
+// Each route is a resource of its own, never left to the greedy {proxy+}:
+// IAM policies can then tell them apart, above all GET
+// /mecs/{id}/kubeconfig, the one answer that carries a secret
+// (arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/GET/mecs/*/kubeconfig; an
+// ANY method is authorized with the request's own verb).
 type API struct {
 	constructs.Construct
 	Api awsapigateway.RestApi

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/mecd/mecd/internal/backend"
+	"github.com/mecd/mecd/internal/mec"
 )
 
 // MecdStackProps configures the stack. Zero values take the defaults below.
@@ -48,6 +49,14 @@ type MecdStackProps struct {
 	// (an account setting) alone, for accounts that manage it centrally; the
 	// API's logs then need it set already.
 	KeepAPIAccountSettings bool
+	// OwnerOnly lets only a MEC's creator (the same IAM principal, or any
+	// session of the same role) and AdminRoleArns delete it or read its
+	// kubeconfig; listing and reading records stay open to every caller IAM
+	// lets in. IAM alone cannot do this: a policy names routes, not owners.
+	OwnerOnly bool
+	// AdminRoleArns are IAM role ARNs (literal, with or without a path) whose
+	// sessions may delete every MEC and read every kubeconfig under OwnerOnly.
+	AdminRoleArns []string
 	// TableRemovalPolicy decides what `cdk destroy` does to the records
 	// (default RETAIN: they are the audit trail of every MEC).
 	TableRemovalPolicy awscdk.RemovalPolicy
@@ -133,6 +142,12 @@ func (p MecdStackProps) withDefaults() (MecdStackProps, error) {
 	if p.TableRemovalPolicy == "" {
 		p.TableRemovalPolicy = awscdk.RemovalPolicy_RETAIN
 	}
+	for _, a := range p.AdminRoleArns {
+		// The api function gets them comma-separated (a role name may hold a comma).
+		if !mec.ValidRoleARN(a) || strings.Contains(a, ",") {
+			return p, fmt.Errorf("AdminRoleArns: %q is not an IAM role ARN without commas (arn:aws:iam::ACCOUNT:role/NAME)", a)
+		}
+	}
 	return p, nil
 }
 
@@ -148,6 +163,8 @@ const (
 	CtxFunctionsDir     = "mecd:functionsDir"
 	CtxRetainTable      = "mecd:retainTable"
 	CtxAPIAccountRole   = "mecd:apiAccountRole"
+	CtxOwnerOnly        = "mecd:ownerOnly"
+	CtxAdminRoleArns    = "mecd:adminRoleArns"
 )
 
 // AppConfig is what the app reads from its context.
@@ -173,6 +190,25 @@ func ConfigFromContext(get func(key string) any, root string) (AppConfig, error)
 		}
 		return ""
 	}
+	// strs reads a list: a JSON array from cdk.json, or "a,b" from `-c`.
+	strs := func(k string) []string {
+		var out []string
+		switch v := get(k).(type) {
+		case []any:
+			for _, x := range v {
+				if s, ok := x.(string); ok && strings.TrimSpace(s) != "" {
+					out = append(out, strings.TrimSpace(s))
+				}
+			}
+		case string:
+			for _, x := range strings.Split(strings.Trim(v, "[]"), ",") {
+				if x = strings.Trim(strings.TrimSpace(x), `"`); x != "" {
+					out = append(out, x)
+				}
+			}
+		}
+		return out
+	}
 	c.StackName = str(CtxStackName)
 	if c.StackName == "" {
 		c.StackName = "mecd"
@@ -192,20 +228,7 @@ func ConfigFromContext(get func(key string) any, root string) (AppConfig, error)
 		env.Account = jsii.String(acct)
 	}
 	p.Env = env
-	switch v := get(CtxRegions).(type) {
-	case []any:
-		for _, r := range v {
-			if s, ok := r.(string); ok && strings.TrimSpace(s) != "" {
-				p.AllowedRegions = append(p.AllowedRegions, strings.TrimSpace(s))
-			}
-		}
-	case string:
-		for _, r := range strings.Split(strings.Trim(v, "[]"), ",") {
-			if r = strings.Trim(strings.TrimSpace(r), `"`); r != "" {
-				p.AllowedRegions = append(p.AllowedRegions, r)
-			}
-		}
-	}
+	p.AllowedRegions = strs(CtxRegions)
 	if len(p.AllowedRegions) > 0 && region != "" && !slices.Contains(p.AllowedRegions, region) {
 		// The home region always serves MECs too: it is the spec's default.
 		p.AllowedRegions = append([]string{region}, p.AllowedRegions...)
@@ -246,6 +269,12 @@ func ConfigFromContext(get func(key string) any, root string) (AppConfig, error)
 		}
 		p.KeepAPIAccountSettings = !set
 	}
+	if s := str(CtxOwnerOnly); s != "" {
+		if p.OwnerOnly, err = strconv.ParseBool(s); err != nil {
+			return c, fmt.Errorf("%s=%q: want true or false", CtxOwnerOnly, s)
+		}
+	}
+	p.AdminRoleArns = strs(CtxAdminRoleArns)
 	if s := str(CtxRetainTable); s != "" {
 		retain, err := strconv.ParseBool(s)
 		if err != nil {

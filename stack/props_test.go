@@ -119,3 +119,40 @@ func TestHelpers(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestPropsOwnerOnly(t *testing.T) {
+	const admin, ops = "arn:aws:iam::123456789012:role/platform/MecdAdmin", "arn:aws:iam::123456789012:role/Ops"
+	for _, tc := range []struct {
+		name    string
+		ctx     map[string]any
+		on      bool
+		admins  []string
+		wantErr string
+	}{
+		{name: "default off", ctx: map[string]any{}},
+		{name: "cdk.json", ctx: map[string]any{CtxOwnerOnly: true, CtxAdminRoleArns: []any{admin, ops}}, on: true, admins: []string{admin, ops}},
+		{name: "-c strings", ctx: map[string]any{CtxOwnerOnly: "true", CtxAdminRoleArns: admin + "," + ops}, on: true, admins: []string{admin, ops}},
+		{name: "not a bool", ctx: map[string]any{CtxOwnerOnly: "owners"}, wantErr: CtxOwnerOnly},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ConfigFromContext(func(k string) any { return tc.ctx[k] }, "/repo")
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one naming %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || c.Props.OwnerOnly != tc.on || !slices.Equal(c.Props.AdminRoleArns, tc.admins) {
+				t.Fatalf("owner-only %v admins %v (%v), want %v %v", c.Props.OwnerOnly, c.Props.AdminRoleArns, err, tc.on, tc.admins)
+			}
+		})
+	}
+	// The stack refuses what the api function would: a session, a user, a comma.
+	for _, bad := range []string{"arn:aws:sts::123456789012:assumed-role/MecdAdmin/dave", "arn:aws:iam::123456789012:user/bob",
+		"arn:aws:iam::123456789012:role/a,b", "MecdAdmin"} {
+		err := Validate(&MecdStackProps{FunctionsDir: functionsDir, OwnerOnly: true, AdminRoleArns: []string{bad}})
+		if err == nil || !strings.Contains(err.Error(), "AdminRoleArns") {
+			t.Errorf("admin %q: error %v", bad, err)
+		}
+	}
+}

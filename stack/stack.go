@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -129,6 +130,8 @@ func NewMecdStack(scope constructs.Construct, id string, props *MecdStackProps) 
 		NodeOnlineTimeout: goDuration(p.NodeOnlineTimeout),
 		CommandTimeout:    goDuration(p.CommandTimeout),
 		PollInterval:      goDuration(p.PollInterval),
+		OwnerOnly:         strconv.FormatBool(p.OwnerOnly),
+		AdminRoleArns:     strings.Join(p.AdminRoleArns, ","),
 	}
 	r := refs{table: *table.Table.TableArn(), indexes: table.IndexArns, nodeBoundary: *boundary.ManagedPolicyArn(), stateMachines: smNames,
 		functions: fnNames}

@@ -75,6 +75,10 @@ func TestFunctionsAreArm64Al2023WithTheirEnvironmentAndLogGroup(t *testing.T) {
 				if v != homeRegion+","+mecRegion {
 					t.Errorf("%s: %s = %v", f.Name, k, v)
 				}
+			case backend.EnvAdminRoleArns:
+				if v != "" {
+					t.Errorf("%s: %s = %v, want none: the test stack names no admin roles", f.Name, k, v)
+				}
 			case backend.EnvRecordRetention:
 				if v != "720h" {
 					t.Errorf("%s: %s = %v, want 720h", f.Name, k, v)
@@ -170,19 +174,8 @@ func TestAPIMethodsAllNeedIAMAuth(t *testing.T) {
 	s, _ := full(t)
 	api := s.one(t, "AWS::ApiGateway::RestApi")
 	apiFn := s.function(t, backend.Function{Name: APIFunction, Description: descriptionOf(s.defs, APIFunction)}).ID
-	// Rebuild each resource's path from its parents.
-	res := map[string]resource{}
-	for _, r := range s.resources("AWS::ApiGateway::Resource") {
-		res[r.ID] = r
-	}
-	var path func(id string) string
-	path = func(id string) string {
-		r, ok := res[id]
-		if !ok {
-			return "" // the root
-		}
-		return path(refID(r.Props["ParentId"])) + "/" + r.Props["PathPart"].(string)
-	}
+	apiPaths := s.apiPaths()
+	path := func(id string) string { return apiPaths[id] }
 	methods := s.resources("AWS::ApiGateway::Method")
 	var paths []string
 	for _, m := range methods {

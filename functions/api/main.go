@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"os"
 
 	awslambda "github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -35,13 +36,18 @@ func run(ctx context.Context) error {
 	if env.ProvisionSMArn == "" || env.TeardownSMArn == "" {
 		return fmt.Errorf("%s and %s must be set", backend.EnvProvisionSMArn, backend.EnvTeardownSMArn)
 	}
+	ownerOnly, err := api.OwnerOnlyFromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
 	h := &api.Handler{
 		Store: &store.Store{DB: dynamodb.NewFromConfig(cfg), Table: env.TableName, Retention: env.RecordRetention},
 		SFN:   sfn.NewFromConfig(cfg),
 		// One client: each kubeconfig read is pointed at its MEC's region.
-		SSM: ssm.NewFromConfig(cfg),
-		Env: env,
-		Log: config.Logger(),
+		SSM:       ssm.NewFromConfig(cfg),
+		Env:       env,
+		OwnerOnly: ownerOnly,
+		Log:       config.Logger(),
 	}
 	if env.CheckSpecFunction != "" {
 		h.Checker = api.FunctionChecker{Lambda: lambda.NewFromConfig(cfg), Function: env.CheckSpecFunction}

@@ -41,13 +41,17 @@ type Store interface {
 
 var _ Store = (*store.Store)(nil)
 
-// Handler serves the API. Every field but Now and Checker is required.
+// Handler serves the API. Every field but Now, Checker and OwnerOnly is
+// required.
 type Handler struct {
 	Store Store
 	SFN   lifecycle.Starter
 	// Checker, when set, checks each new spec against its region before the
 	// API accepts it; when it cannot answer, the provisioning checks again.
 	Checker SpecChecker
+	// OwnerOnly (off when zero) keeps deleting a MEC and reading its
+	// kubeconfig to its owner and the admin roles.
+	OwnerOnly OwnerOnly
 	// SSM reads kubeconfigs; each call is pointed at the MEC's region.
 	SSM SSMAPI
 	Env config.Env
@@ -69,6 +73,7 @@ const (
 const (
 	CodeValidation           = "ValidationError"
 	CodeNotFound             = "NotFound"
+	CodeForbidden            = "Forbidden"
 	CodeMethodNotAllowed     = "MethodNotAllowed"
 	CodePayloadTooLarge      = "PayloadTooLarge"
 	CodeNameTaken            = "NameTaken"
@@ -144,6 +149,10 @@ type request struct {
 	repeated map[string]bool
 }
 
+// caller is the principal API Gateway's SigV4 (AWS_IAM) check found: a
+// user ARN, or an STS session ARN for role credentials; "" without one.
+func (r *request) caller() string { return r.ev.RequestContext.Identity.UserArn }
+
 // Handle serves one API Gateway proxy request. It never returns an error:
 // client mistakes are 4xx answers, internal failures 5xx answers whose
 // detail goes to the log only.
@@ -157,7 +166,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayProxyRequest) 
 		}
 		h.log().InfoContext(ctx, "request", "method", r.method, "route", r.pattern, "status", resp.StatusCode,
 			"clusterId", clip(r.params["id"], 64), "requestId", ev.RequestContext.RequestID,
-			"caller", ev.RequestContext.Identity.UserArn, "ms", time.Since(start).Milliseconds())
+			"caller", r.caller(), "ms", time.Since(start).Milliseconds())
 	}()
 	o, err := r.resolve()
 	if err == nil {

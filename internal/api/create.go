@@ -63,6 +63,7 @@ func (h *Handler) create(ctx context.Context, r *request) (events.APIGatewayProx
 	hash := sp.Hash()
 	now := h.now()
 	m := mec.New(sp, "created by the API", now)
+	m.Owner = r.caller()
 	if resolved != nil {
 		m.SetResolved(*resolved, now)
 	}
@@ -105,7 +106,7 @@ func (h *Handler) create(ctx context.Context, r *request) (events.APIGatewayProx
 			return events.APIGatewayProxyResponse{}, err
 		}
 	}
-	h.log().InfoContext(ctx, "mec created", "clusterId", m.ID, "name", m.Name, "region", m.Region, "idempotent", key != "")
+	h.log().InfoContext(ctx, "mec created", "clusterId", m.ID, "name", m.Name, "region", m.Region, "owner", m.Owner, "idempotent", key != "")
 	m, err = h.provision(ctx, m)
 	if err != nil {
 		return events.APIGatewayProxyResponse{}, err

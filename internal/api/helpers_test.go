@@ -185,6 +185,7 @@ type req struct {
 	b64     bool
 	style   eventStyle
 	multi   map[string][]string // headers given more than once
+	caller  string              // the signer's ARN (requestContext.identity.userArn)
 }
 
 type eventStyle int
@@ -201,6 +202,7 @@ const (
 func (r req) ev() events.APIGatewayProxyRequest {
 	ev := events.APIGatewayProxyRequest{HTTPMethod: r.method, Headers: map[string]string{}, MultiValueHeaders: map[string][]string{}}
 	ev.RequestContext.RequestID = "test"
+	ev.RequestContext.Identity.UserArn = r.caller
 	for k, v := range r.headers {
 		ev.Headers[k] = v
 		ev.MultiValueHeaders[k] = []string{v}

@@ -83,7 +83,7 @@ func (h *Handler) get(ctx context.Context, r *request) (events.APIGatewayProxyRe
 // repeats (and a racing sweeper) find the running teardown instead of
 // starting another; a DELETED MEC is left alone.
 func (h *Handler) delete(ctx context.Context, r *request) (events.APIGatewayProxyResponse, error) {
-	m, err := h.find(ctx, r.params["id"])
+	m, err := h.findOwned(ctx, r, "delete it")
 	if err != nil {
 		return events.APIGatewayProxyResponse{}, err
 	}
@@ -105,6 +105,19 @@ func (h *Handler) delete(ctx context.Context, r *request) (events.APIGatewayProx
 	return accepted(updated)
 }
 
+// findOwned finds the MEC of the path and checks the caller may act on it
+// (owner-only): a missing MEC is 404 before anything is said about owners.
+func (h *Handler) findOwned(ctx context.Context, r *request, what string) (*mec.MEC, error) {
+	m, err := h.find(ctx, r.params["id"])
+	if err != nil {
+		return nil, err
+	}
+	if err := h.checkOwner(r, m, what); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // checkTeardown logs when the teardown that answers a repeat is not
 // running: then only a recorded teardown failure (which gives the next
 // attempt a new name) lets a DELETE start it again.
@@ -123,7 +136,7 @@ func (h *Handler) checkTeardown(ctx context.Context, m *mec.MEC, arn string) {
 // kubeconfig serves GET /mecs/{id}/kubeconfig: the one answer that carries a
 // secret. It is never logged and never cached.
 func (h *Handler) kubeconfig(ctx context.Context, r *request) (events.APIGatewayProxyResponse, error) {
-	m, err := h.find(ctx, r.params["id"])
+	m, err := h.findOwned(ctx, r, "read its kubeconfig")
 	if err != nil {
 		return events.APIGatewayProxyResponse{}, err
 	}

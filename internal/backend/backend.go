@@ -30,6 +30,11 @@ const (
 	EnvNodeOnlineTimeout = "NODE_ONLINE_TIMEOUT"
 	EnvCommandTimeout    = "COMMAND_TIMEOUT"
 	EnvPollInterval      = "POLL_INTERVAL"
+	// The API's owner-only option: "true" lets only a MEC's creator and the
+	// admin roles (comma-separated IAM role ARNs) delete it or read its
+	// kubeconfig.
+	EnvOwnerOnly     = "OWNER_ONLY"
+	EnvAdminRoleArns = "ADMIN_ROLE_ARNS"
 )
 
 // Function is one Lambda: its code lives in functions/<Name>.
@@ -96,7 +101,8 @@ var Functions = []Function{
 	{
 		// More memory buys CPU for the API's p99 (JSON, DynamoDB transactions).
 		Name: "api", Description: "The MEC resource API behind API Gateway (REST, IAM auth)",
-		Env:      []string{EnvTableName, EnvProvisionSMArn, EnvTeardownSMArn, EnvAllowedRegions, EnvCheckSpecFunction, EnvLogLevel},
+		Env: []string{EnvTableName, EnvProvisionSMArn, EnvTeardownSMArn, EnvAllowedRegions, EnvCheckSpecFunction,
+			EnvOwnerOnly, EnvAdminRoleArns, EnvLogLevel},
 		MemoryMB: 512, TimeoutSeconds: 29,
 	},
 	{
@@ -144,6 +150,8 @@ type Resources struct {
 	NodeOnlineTimeout    string
 	CommandTimeout       string
 	PollInterval         string
+	OwnerOnly            string
+	AdminRoleArns        string
 	FunctionArns         map[string]string // by Function.Name
 	StateMachineArnsByID map[string]string // by StateMachine.Name
 }
@@ -165,6 +173,8 @@ func (f Function) EnvFrom(r Resources) map[string]string {
 		EnvNodeOnlineTimeout: r.NodeOnlineTimeout,
 		EnvCommandTimeout:    r.CommandTimeout,
 		EnvPollInterval:      r.PollInterval,
+		EnvOwnerOnly:         r.OwnerOnly,
+		EnvAdminRoleArns:     r.AdminRoleArns,
 	}
 	env := make(map[string]string, len(f.Env))
 	for _, k := range f.Env {

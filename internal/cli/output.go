@@ -79,12 +79,34 @@ func jsonToYAML(j []byte) ([]byte, error) {
 // writeTable prints MECs one per line.
 func writeTable(w io.Writer, ms []*mec.MEC, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tID\tSTATUS\tREGION\tNODES\tAGE\tEXPIRES\tDETAIL")
+	fmt.Fprintln(tw, "NAME\tID\tSTATUS\tREGION\tNODES\tAGE\tEXPIRES\tOWNER\tDETAIL")
 	for _, m := range ms {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.ID, m.Status, m.Region, nodesSummary(m),
-			age(now.Sub(m.CreatedAt)), expiryOf(m, now), detail(m))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.ID, m.Status, m.Region, nodesSummary(m),
+			age(now.Sub(m.CreatedAt)), expiryOf(m, now), ownerShort(m.Owner), detail(m))
 	}
 	return tw.Flush()
+}
+
+// ownerShort is the part of an owner ARN that tells people apart in a
+// listing (the account is mostly the same): an assumed role's role and
+// session ("Dev/alice"), else the ARN's resource ("user/bob"); "-" for none,
+// so every line has as many columns.
+func ownerShort(arn string) string {
+	const width = 40
+	if arn == "" {
+		return "-"
+	}
+	s := arn
+	if parts := strings.SplitN(arn, ":", 6); len(parts) == 6 {
+		s = strings.TrimPrefix(parts[5], "assumed-role/")
+	}
+	// A long role name (Identity Center's) gives way to the session: the person.
+	if i := strings.LastIndex(s, "/"); i > 0 && len([]rune(s)) > width {
+		if n := width - len([]rune(s[i:])); n > 8 {
+			return clip(s[:i], n) + s[i:]
+		}
+	}
+	return clip(s, width)
 }
 
 // nodesSummary is "count (roles)": the launched nodes, else what the spec will launch.
@@ -179,6 +201,11 @@ func writeMEC(w io.Writer, m *mec.MEC, now time.Time) error {
 	fmt.Fprintf(tw, "ID:\t%s\n", m.ID)
 	fmt.Fprintf(tw, "Status:\t%s\n", m.Status)
 	fmt.Fprintf(tw, "Region:\t%s\n", m.Region)
+	owner := m.Owner
+	if owner == "" {
+		owner = "none recorded (not created through the API)"
+	}
+	fmt.Fprintf(tw, "Owner:\t%s\n", owner)
 	fmt.Fprintf(tw, "Spec:\t%d nodes %s, MicroK8s %s, addons %s, root %d GiB\n", m.Spec.NodeCount, m.Spec.InstanceType,
 		m.Spec.Microk8sChannel, strings.Join(m.Spec.Addons, ","), m.Spec.RootVolumeGiB)
 	fmt.Fprintf(tw, "Created:\t%s (%s ago)\n", m.CreatedAt.Format(time.RFC3339), age(now.Sub(m.CreatedAt)))

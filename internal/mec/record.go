@@ -97,10 +97,16 @@ type SpecCheck struct {
 // MEC is the cluster record. It never holds a secret: the join token and
 // the kubeconfig live only in Parameter Store.
 type MEC struct {
-	ID                  string    `json:"id"`
-	Name                string    `json:"name"`
-	Status              Status    `json:"status"`
-	Region              string    `json:"region"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Status Status `json:"status"`
+	Region string `json:"region"`
+	// Owner is the IAM principal that created the MEC through the API, as
+	// API Gateway's SigV4 check reported it (requestContext.identity.userArn):
+	// a user ARN, or an STS session ARN for role credentials (see RoleOf).
+	// It is empty when the MEC came through a console run of the state
+	// machine, which has no API caller, or before owners were recorded.
+	Owner               string    `json:"owner,omitempty"`
 	Spec                spec.Spec `json:"spec"`
 	Resolved            *Resolved `json:"resolved,omitempty"`
 	SecurityGroupID     string    `json:"securityGroupId,omitempty"`
@@ -144,7 +150,8 @@ func (m *MEC) Leased(now time.Time) bool { return m.Lease != nil && now.Before(m
 
 // New makes the record of a new MEC from a parsed spec: the one door every
 // MEC comes through (the API, and console runs of the state machine). how
-// says which door, for the record's first step.
+// says which door, for the record's first step. The API then sets Owner;
+// a console run has no caller to record.
 func New(sp spec.Spec, how string, now time.Time) *MEC {
 	m := &MEC{ID: NewID(now), Name: sp.Name, Status: Creating, Region: sp.Region, Spec: sp, ExpiresAt: sp.ExpiresAt}
 	m.StartStep(StepRecord, now)

@@ -155,6 +155,9 @@ function cardBody(m, openSteps) {
     fact("Age", el("span", { class: "age", text: age(m) })),
     fact("Expires", el("span", { class: "expiry", text: expiry(m) })),
     m.endpoint ? fact("Endpoint", m.endpoint, "wide") : null,
+    // Who created it through the API (an IAM user or role session ARN);
+    // MECs started from the console have none.
+    fact("Owner", m.owner ? el("code", { text: m.owner }) : el("span", { class: "muted", text: "none recorded" }), "wide"),
     fact("ID", el("code", { text: m.id }), "wide"),
   ));
   if (m.status === "CREATING") {
