@@ -24,8 +24,19 @@ build/%/bootstrap: FORCE
 
 FORCE:
 
+# AWS's IAM evaluation logic (@cloud-copilot/iam-simulate, pinned with its
+# lock file): the local runtime decides node calls with it, and the IAM proof
+# evaluates every recorded call with it.
+IAMEVAL := test/iameval/node_modules/.package-lock.json
+$(IAMEVAL): test/iameval/package.json test/iameval/package-lock.json
+	cd test/iameval && npm ci --no-audit --no-fund
+	@touch $@
+
+.PHONY: iameval-deps
+iameval-deps: $(IAMEVAL)
+
 ## test: every test (the local runtime starts and stops itself)
-test:
+test: $(IAMEVAL)
 	$(GO) test -count=1 -parallel 6 -timeout $(TEST_TIMEOUT) ./...
 
 ## tools: what lint and the tests use beyond Go (Debian packages; the machine runs as root)
@@ -46,7 +57,7 @@ lint: tools
 	   cp /tmp/mecd-go.mod.bak go.mod; cp /tmp/mecd-go.sum.bak go.sum; exit 1; fi
 
 ## demo: provision a MEC on the local runtime (kumo + node simulator + the real Lambdas), then stop everything
-demo: bin/kumo
+demo: bin/kumo $(IAMEVAL)
 	$(GO) run ./test/demo demo -kumo bin/kumo
 
 # kumo, pinned in go.mod (tool directive), run as a process by the demo.
@@ -96,12 +107,12 @@ fuzz:
 
 ## chaos: the full chaos suite (20 MECs under faults, 100 DELETE/POST races); writes test/artifacts/chaos.json (~10 min)
 .PHONY: chaos
-chaos:
+chaos: $(IAMEVAL)
 	MECD_CHAOS=full $(GO) test -count=1 -timeout 60m -run '^TestChaos$$' ./test/chaos/
 
 ## bench: measure speed and cost on the local runtime (kumo as a process); writes BENCHMARKS.md (~15 min)
 .PHONY: bench
-bench: build bin/kumo
+bench: build bin/kumo $(IAMEVAL)
 	$(GO) run ./test/bench -kumo bin/kumo -build build -out BENCHMARKS.md $(BENCH_FLAGS)
 
 # --- mecctl's dashboard (README "mecctl and the dashboard") -----------------
@@ -109,7 +120,7 @@ DASHBOARD_PORT ?= 8080
 
 ## dashboard: the dashboard on the local runtime, with MECs in every state (http://127.0.0.1:8080/; Ctrl-C stops all)
 .PHONY: dashboard
-dashboard:
+dashboard: $(IAMEVAL)
 	@mkdir -p bin
 	$(GO) build -o bin/mecd-dashboard ./test/browser/serve
 	@# exec, not go run: Ctrl-C reaches the runner itself, which stops everything it started.
@@ -124,5 +135,5 @@ browser-deps:
 
 ## browser-test: the dashboard in headless chromium on the local runtime (screenshots in test/artifacts/)
 .PHONY: browser-test
-browser-test: browser-deps
+browser-test: browser-deps $(IAMEVAL)
 	CI=true $(GO) test -count=1 -v -run TestDashboardInBrowser ./test/browser/

@@ -126,11 +126,48 @@ func nodeRoleAccess(r refs) []access {
 			why:        whyNodeRoles + "; tags of node roles only"},
 		{actions: []string{"iam:CreateInstanceProfile", "iam:GetInstanceProfile", "iam:AddRoleToInstanceProfile", "iam:TagInstanceProfile"},
 			resources: []string{arnNodeProfiles}, why: whyNodeRoles},
-		// RunInstances with the profile, and AddRoleToInstanceProfile, pass the role.
+		// RunInstances with the profile passes the role to EC2.
 		{actions: []string{"iam:PassRole"}, resources: []string{arnNodeRoles},
 			conditions: map[string]map[string]any{"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
 			why:        whyNodeRoles + "; passed to EC2 only (iam:PassedToService)"},
+		// AddRoleToInstanceProfile needs iam:PassRole on the role too (IAM API
+		// Reference), and AWS documents iam:AssociatedResourceArn for it
+		// ("arn:aws:ec2:*:<account>:instance/*") but not iam:PassedToService,
+		// which the statement above requires. This one covers a request
+		// without that key, and whatever AssociatedResourceArn it carries must
+		// be an instance of this account. It widens nothing: it names only
+		// node roles, whose trust policy admits ec2.amazonaws.com alone, and a
+		// pass to any service that sends iam:PassedToService is the statement
+		// above's to decide.
+		{actions: []string{"iam:PassRole"}, resources: []string{arnNodeRoles},
+			conditions: map[string]map[string]any{
+				"Null":            {"iam:PassedToService": "true"},
+				"ArnLikeIfExists": {"iam:AssociatedResourceArn": "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:instance/*"},
+			},
+			why: whyNodeRoles + "; for AddRoleToInstanceProfile, which sends no iam:PassedToService"},
 	}
+}
+
+// commandEnd is what ending a node command takes (internal/steps
+// finishCommand, run by command-events, or by node-command when it finds the
+// command already ended): the join token (node 0 makes it) read back to
+// redact outputs and deleted once every node joined, the workflow resumed,
+// and the node role moved to its next stage.
+func commandEnd(r refs) []access {
+	return []access{
+		{actions: []string{"ssm:GetParameter", "ssm:DeleteParameter"}, resources: []string{arnJoinToken}, regional: true,
+			why: whyAnyRegion + "; a MEC's parameters are /mecd/<clusterId>/..., and the cluster id is known only at run time"},
+		{actions: []string{"states:SendTaskSuccess", "states:SendTaskFailure"}, resources: []string{anyResource}, why: whyTaskToken},
+		nodePhaseAccess(r),
+	}
+}
+
+// nodePhaseAccess: node-command and command-events move a MEC's node role
+// through the stages of its build (internal/nodepolicy), rewriting its
+// inline policy.
+func nodePhaseAccess(r refs) access {
+	return access{actions: []string{"iam:PutRolePolicy"}, resources: []string{arnNodeRoles}, conditions: boundTo(r),
+		why: whyNodeRoles + "; the inline policy of roles under the node boundary only (iam:PermissionsBoundary), which caps whatever it says"}
 }
 
 // nodeRoleCleanup removes a MEC's node role and instance profile
@@ -225,26 +262,19 @@ func functionAccess(name string, r refs) ([]access, bool) {
 			describe("ec2:DescribeInstances", "ssm:DescribeInstanceInformation", "ec2:GetEbsDefaultKmsKeyId"),
 		}, true
 	case "node-command":
-		return []access{
+		return append([]access{
 			dynamo(r, "GetItem", "PutItem", "UpdateItem"),
 			{actions: []string{"ssm:SendCommand"}, resources: []string{arnNodeDoc}, regional: true,
 				why: whyAnyRegion + "; mecd's own node document, the same name in every MEC region; the target instances are limited by tag (next statement)"},
 			{actions: []string{"ssm:SendCommand"}, resources: []string{arnInstance}, regional: true,
 				conditions: tagged("ssm:resourceTag/" + managedTag), why: whyAnyRegion + "; only instances tagged by mecd"},
 			describe("ssm:ListCommandInvocations", "ssm:GetCommandInvocation"),
-			// The join token: made here, read back to redact outputs, deleted once every node joined.
-			{actions: []string{"ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter"}, resources: []string{arnJoinToken}, regional: true,
-				why: whyAnyRegion + "; a MEC's parameters are /mecd/<clusterId>/..., and the cluster id is known only at run time"},
-			{actions: []string{"states:SendTaskSuccess", "states:SendTaskFailure"}, resources: []string{anyResource}, why: whyTaskToken},
-		}, true
+		}, commandEnd(r)...), true
 	case "command-events":
-		return []access{
+		return append([]access{
 			dynamo(r, "GetItem", "PutItem", "UpdateItem"),
 			describe("ssm:GetCommandInvocation"),
-			{actions: []string{"ssm:GetParameter", "ssm:DeleteParameter"}, resources: []string{arnJoinToken}, regional: true,
-				why: whyAnyRegion + "; a MEC's parameters are /mecd/<clusterId>/..., and the cluster id is known only at run time"},
-			{actions: []string{"states:SendTaskSuccess", "states:SendTaskFailure"}, resources: []string{anyResource}, why: whyTaskToken},
-		}, true
+		}, commandEnd(r)...), true
 	case "cleanup":
 		// DeleteItem: the MEC's command waits go with its nodes.
 		return append([]access{dynamo(r, "GetItem", "PutItem", "DeleteItem")}, deleteMEC(r, describe)...), true

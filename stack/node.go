@@ -6,6 +6,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/nodepolicy"
 )
 
 // Node roles. Each MEC's nodes run with a role and instance profile of their
@@ -28,15 +29,7 @@ const (
 
 // ssmAgentActions are the actions of AmazonSSMManagedInstanceCore: what the
 // SSM agent on a node calls (Run Command is the only way mecd reaches a node).
-var ssmAgentActions = []string{
-	"ssm:DescribeAssociation", "ssm:GetDeployablePatchSnapshotForInstance", "ssm:GetDocument", "ssm:DescribeDocument",
-	"ssm:GetManifest", "ssm:GetParameter", "ssm:GetParameters", "ssm:ListAssociations", "ssm:ListInstanceAssociations",
-	"ssm:PutInventory", "ssm:PutComplianceItems", "ssm:PutConfigurePackageResult", "ssm:UpdateAssociationStatus",
-	"ssm:UpdateInstanceAssociationStatus", "ssm:UpdateInstanceInformation",
-	"ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
-	"ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage", "ec2messages:GetEndpoint",
-	"ec2messages:GetMessages", "ec2messages:SendReply",
-}
+var ssmAgentActions = nodepolicy.AgentActions
 
 // nodeBoundaryAccess is the permissions boundary of every node role: the
 // most a node may ever do. It grants nothing by itself; a node's effective

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/node"
+	"github.com/mecd/mecd/internal/nodepolicy"
 	"github.com/mecd/mecd/internal/store"
 )
 
@@ -70,6 +71,12 @@ func (s *Steps) finishCommand(ctx context.Context, w *store.Wait) error {
 			// Every node joined: the token has done its work.
 			if _, derr := s.AWS.SSM(w.Region).DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(mec.TokenParam(w.ClusterID))}); derr != nil && apiCode(derr) != "ParameterNotFound" {
 				return fmt.Errorf("delete join token: %w", derr)
+			}
+		}
+		if w.Step == mec.StepFinalize {
+			// The kubeconfig is stored: the nodes need Parameter Store no more.
+			if err := s.setNodePhase(ctx, m, nodepolicy.Phase{Stage: nodepolicy.Sealed}); err != nil {
+				return err
 			}
 		}
 		s.Log.InfoContext(ctx, "node command succeeded", "clusterId", w.ClusterID, "step", w.Step, "commandId", w.CommandID)

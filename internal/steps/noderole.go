@@ -59,9 +59,9 @@ func (s *Steps) ensureNodeRole(ctx context.Context, m *mec.MEC) (string, error) 
 			return "", fmt.Errorf("attach the SSM agent policy: %w", err)
 		}
 	}
-	if _, err := s.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(nodepolicy.InlineName),
-		PolicyDocument: aws.String(nodepolicy.Inline(m.ID, m.Region))}); err != nil {
-		return "", fmt.Errorf("scope the node role: %w", err)
+	// Sealed until the install step names the instances.
+	if err := s.setNodePhase(ctx, m, nodepolicy.Phase{Stage: nodepolicy.Sealed}); err != nil {
+		return "", err
 	}
 	var arn string
 	out, err := s.IAM.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(name), Path: aws.String(mec.NodeRolePath), Tags: tags})
@@ -82,6 +82,32 @@ func (s *Steps) ensureNodeRole(ctx context.Context, m *mec.MEC) (string, error) 
 		return "", fmt.Errorf("add role to instance profile: %w", err)
 	}
 	return arn, nil
+}
+
+// setNodePhase rewrites the node role's inline policy for phase p (see
+// nodepolicy.Stage): the install step opens the join token to the nodes
+// that need it, finalize lets node 0 store the kubeconfig once, READY seals
+// it. IAM applies a change within seconds (eventually consistent); every
+// step that relies on one runs minutes later.
+func (s *Steps) setNodePhase(ctx context.Context, m *mec.MEC, p nodepolicy.Phase) error {
+	if _, err := s.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(mec.NodeRoleName(m.ID)), PolicyName: aws.String(nodepolicy.InlineName),
+		PolicyDocument: aws.String(nodepolicy.Inline(m.ID, m.Region, p))}); err != nil {
+		return fmt.Errorf("node role %s: %w", p.Stage, err)
+	}
+	return nil
+}
+
+// nodePhase is stage with m's node 0 and joiners.
+func nodePhase(m *mec.MEC, stage nodepolicy.Stage) nodepolicy.Phase {
+	p := nodepolicy.Phase{Stage: stage}
+	for _, n := range m.Nodes {
+		if n.Index == 0 {
+			p.Node0 = n.InstanceID
+		} else {
+			p.Joiners = append(p.Joiners, n.InstanceID)
+		}
+	}
+	return p
 }
 
 // deleteNodeRole removes the MEC's node role and instance profile; absent

@@ -2,10 +2,8 @@ package steps
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"github.com/mecd/mecd/internal/backend"
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/node"
+	"github.com/mecd/mecd/internal/nodepolicy"
 )
 
 // MaxJoinAttempts bounds join retries (each after a reset).
@@ -118,7 +117,7 @@ func (s *Steps) nodeCommand(ctx context.Context, in CommandInput) error {
 		Comment:      aws.String(commandComment(m.ID, in.Step)),
 		Parameters: map[string][]string{
 			"commands":         {script},
-			"executionTimeout": {strconv.Itoa(int(s.Env.CommandTimeout.Seconds()))},
+			"executionTimeout": {strconv.Itoa(int(s.commandTimeout(in.Step).Seconds()))},
 		},
 		TimeoutSeconds: aws.Int32(600),
 	})
@@ -131,6 +130,14 @@ func (s *Steps) nodeCommand(ctx context.Context, in CommandInput) error {
 		return err
 	}
 	return s.register(ctx, m, in.Step, cmdID, in.TaskToken, ids)
+}
+
+// commandTimeout is the time limit of a step's command on a node.
+func (s *Steps) commandTimeout(step string) time.Duration {
+	if step == mec.StepJoin && s.Env.CommandTimeout > JoinTimeout {
+		return JoinTimeout
+	}
+	return s.Env.CommandTimeout
 }
 
 // commandComment names a node command's MEC and step (SSM shows it; a
@@ -216,10 +223,16 @@ func (s *Steps) plan(ctx context.Context, m *mec.MEC, step string) (commandPlan,
 		if len(failedIPs) == 0 {
 			return commandPlan{skip: "no node to reset"}, nil
 		}
+		// Node 0 mints the retry's token: the last one may be near its end.
 		return commandPlan{script: node.Reset, targets: targets, vars: map[string]string{
 			"NODE0": n0.InstanceID, "FAILED_IPS": strings.Join(failedIPs, " "),
+			"TOKEN_PARAM": mec.TokenParam(m.ID), "TOKEN_TTL": strconv.Itoa(int(JoinTokenTTL.Seconds())),
 		}}, nil
 	case mec.StepFinalize:
+		// Every node joined: the token is spent, node 0 may store the kubeconfig.
+		if err := s.setNodePhase(ctx, m, nodePhase(m, nodepolicy.Joined)); err != nil {
+			return commandPlan{}, err
+		}
 		return commandPlan{script: node.Finalize, targets: []mec.Node{*n0}, vars: map[string]string{
 			"ADDONS": strings.Join(m.Spec.Addons, " "), "EXPECTED_NODES": strconv.Itoa(len(m.Nodes)),
 			"ENDPOINT_HOST": m.EndpointHost(), "KUBECONFIG_PARAM": mec.KubeconfigParam(m.ID), "VERIFY_ATTEMPTS": "90",
@@ -232,23 +245,16 @@ func (s *Steps) plan(ctx context.Context, m *mec.MEC, step string) (commandPlan,
 func (s *Steps) planInstall(ctx context.Context, m *mec.MEC, n0 *mec.Node) (commandPlan, error) {
 	vars := map[string]string{
 		"CHANNEL": m.Spec.Microk8sChannel, "NODE0": n0.InstanceID, "TOKEN_PARAM": "",
-		"TOKEN_TTL":     strconv.Itoa(int(3 * s.Env.CommandTimeout.Seconds())),
+		"TOKEN_TTL":     strconv.Itoa(int(JoinTokenTTL.Seconds())),
 		"READY_TIMEOUT": strconv.Itoa(int(s.Env.CommandTimeout.Seconds())),
 		"RETRY_SECONDS": retrySeconds(s.Env.PollInterval),
 		"EXTRA_SANS":    strings.TrimSpace(m.EndpointHost() + " " + n0.PrivateIP),
 	}
 	if len(m.Nodes) > 1 {
-		// The token is made here and kept only in Parameter Store: node 0
-		// reads it there to register it, joiners read it there to join.
-		tok, err := newToken()
-		if err != nil {
+		// Node 0 mints the token (microk8s add-node prints it, so it is on
+		// no command line) and stores it; only the joiners may read it.
+		if err := s.setNodePhase(ctx, m, nodePhase(m, nodepolicy.Forming)); err != nil {
 			return commandPlan{}, err
-		}
-		if _, err := s.AWS.SSM(m.Region).PutParameter(ctx, &ssm.PutParameterInput{
-			Name: aws.String(mec.TokenParam(m.ID)), Value: aws.String(tok), Type: ssmtypes.ParameterTypeSecureString,
-			Overwrite: aws.Bool(true), Description: aws.String("mecd join token (deleted once every node joined)"),
-		}); err != nil {
-			return commandPlan{}, fmt.Errorf("store join token: %w", err)
 		}
 		vars["TOKEN_PARAM"] = mec.TokenParam(m.ID)
 	}
@@ -278,19 +284,14 @@ func planJoin(m *mec.MEC, n0 *mec.Node) (commandPlan, error) {
 	}}, nil
 }
 
-// newToken is a 48-char join token from crypto/rand (MicroK8s wants 32+).
-func newToken() (string, error) {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 48)
-	for i := range b {
-		n, err := rand.Int(rand.Reader, big.NewInt(int64(len(alphabet))))
-		if err != nil {
-			return "", fmt.Errorf("join token: %w", err)
-		}
-		b[i] = alphabet[n.Int64()]
-	}
-	return string(b), nil
-}
+// JoinTokenTTL is how long a join token stays valid on node 0: MicroK8s
+// keeps a TTL token, used or not, until it expires, so it is sized to one
+// join attempt (the join command's time limit) plus the time to send it. The
+// finalize step also removes it from node 0 once every node joined.
+const JoinTokenTTL = JoinTimeout + 5*time.Minute
+
+// JoinTimeout bounds one join command: a MicroK8s join takes a minute or two.
+const JoinTimeout = 10 * time.Minute
 
 // retrySeconds is how long a node script waits before trying a busy tool
 // again: the poll interval (10 s on AWS; the local runtime scales it).

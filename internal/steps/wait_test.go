@@ -11,12 +11,14 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/nodepolicy"
 	"github.com/mecd/mecd/internal/spec"
 	"github.com/mecd/mecd/internal/store"
 )
@@ -77,6 +79,17 @@ func (f *flakySFN) SendTaskSuccess(context.Context, *sfn.SendTaskSuccessInput, .
 	return &sfn.SendTaskSuccessOutput{}, nil
 }
 
+// policyIAM records the node role policies written.
+type policyIAM struct {
+	IAMAPI
+	docs []string
+}
+
+func (p *policyIAM) PutRolePolicy(_ context.Context, in *iam.PutRolePolicyInput, _ ...func(*iam.Options)) (*iam.PutRolePolicyOutput, error) {
+	p.docs = append(p.docs, aws.ToString(in.PolicyDocument))
+	return &iam.PutRolePolicyOutput{}, nil
+}
+
 // A resumption that fails gives its claim back: the event's redelivery
 // resumes the workflow, instead of the execution waiting out its timeout
 // and sending the command again.
@@ -87,7 +100,8 @@ func TestFailedResumeIsRetriedByTheNextEvent(t *testing.T) {
 	st := &waitStore{m: m, w: store.Wait{CommandID: "cmd-1", Token: "tok-1", ClusterID: "mec-1", Step: mec.StepFinalize,
 		Instances: []string{"i-1"}, Statuses: map[string]string{}}}
 	sf := &flakySFN{}
-	s := &Steps{Store: st, AWS: ssmOnly{oneInvocation{}}, SFN: sf, Log: slog.New(slog.DiscardHandler)}
+	pol := &policyIAM{}
+	s := &Steps{Store: st, AWS: ssmOnly{oneInvocation{}}, SFN: sf, IAM: pol, Log: slog.New(slog.DiscardHandler)}
 	detail, _ := json.Marshal(SSMStatusDetail{CommandID: "cmd-1", InstanceID: "i-1", Status: "Success"})
 	ev := events.CloudWatchEvent{ID: "e-1", Detail: detail}
 	var apiErr smithy.APIError
@@ -99,6 +113,10 @@ func TestFailedResumeIsRetriedByTheNextEvent(t *testing.T) {
 	}
 	if err := s.CommandEvents(context.Background(), ev); err != nil || sf.calls != 2 {
 		t.Fatalf("redelivery: %v after %d SendTaskSuccess calls, want the workflow resumed", err, sf.calls)
+	}
+	// A finished finalize seals the node role before the workflow goes on.
+	if want := nodepolicy.Inline("mec-1", "", nodepolicy.Phase{Stage: nodepolicy.Sealed}); len(pol.docs) == 0 || pol.docs[len(pol.docs)-1] != want {
+		t.Fatalf("node role policies written %q, want the last sealed", pol.docs)
 	}
 	if got := aws.ToString(&st.w.ResolvedToken); got != "tok-1" {
 		t.Fatalf("claim after the resumption: %q", got)

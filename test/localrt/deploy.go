@@ -27,6 +27,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/mecd/mecd/internal/backend"
+	"github.com/mecd/mecd/internal/nodepolicy"
 	"github.com/mecd/mecd/internal/store"
 )
 
@@ -105,6 +106,8 @@ func (rt *Runtime) deploy(ctx context.Context) error {
 	if d.NodeCorePolicyArn, d.NodeBoundaryArn, err = createNodePolicies(ctx, iam.NewFromConfig(cfg)); err != nil {
 		return err
 	}
+	rt.Front.nodes.addManaged(d.NodeCorePolicyArn, nodepolicy.AgentCore())
+	rt.Front.nodes.addManaged(d.NodeBoundaryArn, nodepolicy.Boundary("aws"))
 	regions := append([]string(nil), rt.opts.Regions...)
 	sort.Strings(regions)
 	d.Resources = backend.Resources{
@@ -195,15 +198,13 @@ func buildFunctions(ctx context.Context, root, out string, srcs []FunctionSource
 // createNodePolicies makes what the stack makes for node roles: the SSM
 // agent's policy and the permissions boundary every node role is created under.
 func createNodePolicies(ctx context.Context, c *iam.Client) (core, boundary string, err error) {
-	agent := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ssm:UpdateInstanceInformation","ssm:GetParameter","ssm:GetParameters",` +
-		`"ssmmessages:*","ec2messages:*"],"Resource":"*"}]}`
-	out, err := c.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String(NodeCorePolicyName), PolicyDocument: aws.String(agent)})
+	// kumo serves no AWS-managed policies: a customer-managed copy of
+	// AmazonSSMManagedInstanceCore stands in for it.
+	out, err := c.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String(NodeCorePolicyName), PolicyDocument: aws.String(nodepolicy.AgentCore())})
 	if err != nil {
 		return "", "", fmt.Errorf("node core policy: %w", err)
 	}
-	limit := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ssm:UpdateInstanceInformation","ssm:GetParameter","ssm:GetParameters",` +
-		`"ssm:PutParameter","ssmmessages:*","ec2messages:*"],"Resource":"*"}]}`
-	b, err := c.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String(NodeBoundaryName), PolicyDocument: aws.String(limit)})
+	b, err := c.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String(NodeBoundaryName), PolicyDocument: aws.String(nodepolicy.Boundary("aws"))})
 	if err != nil {
 		return "", "", fmt.Errorf("node boundary policy: %w", err)
 	}

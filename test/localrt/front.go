@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mecd/mecd/test/iameval"
+	"github.com/mecd/mecd/test/nodesim"
 	"github.com/mecd/mecd/test/nodesim/ec2sim"
 	"github.com/mecd/mecd/test/nodesim/fault"
 	"github.com/mecd/mecd/test/nodesim/ssmsim"
@@ -30,9 +32,9 @@ type SimHandlers interface {
 	EC2() http.Handler
 	RunCommand() http.Handler
 	Control() http.Handler
-	// NodeScope returns the parameter path prefix a node credential may use
-	// ("/mecd/<cluster-id>/"), ok=false if the access key is not a node's.
-	NodeScope(accessKeyID string) (prefix string, ok bool)
+	// Node is the instance whose role credentials carry accessKeyID
+	// (ok=false if the key is not a node's).
+	Node(accessKeyID string) (nodesim.NodeCaller, bool)
 	// CredentialExpired reports whether a node's access key has expired.
 	CredentialExpired(accessKeyID string) bool
 	// ProfileCreated tells EC2 an instance profile was just created in IAM
@@ -60,6 +62,7 @@ type Front struct {
 	kumo   *url.URL
 	proxy  *httputil.ReverseProxy
 	sim    SimHandlers
+	nodes  *nodeAuth
 	faults *fault.Injector
 	log    *slog.Logger
 
@@ -74,7 +77,7 @@ type Front struct {
 }
 
 // NewFront builds a front for kumo at kumoURL.
-func NewFront(kumoURL string, sim SimHandlers, faults *fault.Injector, log *slog.Logger) (*Front, error) {
+func NewFront(kumoURL string, sim SimHandlers, ev *iameval.Evaluator, faults *fault.Injector, log *slog.Logger) (*Front, error) {
 	u, err := url.Parse(kumoURL)
 	if err != nil {
 		return nil, fmt.Errorf("front: kumo url: %w", err)
@@ -82,7 +85,7 @@ func NewFront(kumoURL string, sim SimHandlers, faults *fault.Injector, log *slog
 	if log == nil {
 		log = slog.Default()
 	}
-	f := &Front{kumo: u, sim: sim, faults: faults, log: log, Calls: NewCallCounter(), Polls: NewPollTracker(), Invokes: NewInvokeTracker(), Serving: NewServingTracker(), Secrets: NewSecretLedger()}
+	f := &Front{kumo: u, sim: sim, nodes: newNodeAuth(ev), faults: faults, log: log, Calls: NewCallCounter(), Polls: NewPollTracker(), Invokes: NewInvokeTracker(), Serving: NewServingTracker(), Secrets: NewSecretLedger()}
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(u)
 		pr.Out.Host = pr.In.Host // keep <apiId>.execute-api.localhost for kumo's API Gateway
@@ -169,14 +172,24 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSONError(w, http.StatusBadRequest, "ExpiredTokenException", "The security token included in the request is expired")
 			return
 		}
-		if prefix, node := f.sim.NodeScope(call.AccessKey); node && !nodeMayCall(call, prefix) {
-			writeJSONError(w, http.StatusBadRequest, "AccessDeniedException",
-				fmt.Sprintf("User: node is not authorized to perform: ssm:%s on this resource (allowed: parameter/%s*)", call.Action, strings.TrimPrefix(prefix, "/")))
-			return
+		if node, ok := f.sim.Node(call.AccessKey); ok {
+			denied, err := f.nodes.decide(r.Context(), call, node)
+			if err != nil {
+				http.Error(w, "local runtime: "+err.Error(), http.StatusInternalServerError)
+				return
+			}
+			if denied != "" {
+				writeJSONError(w, http.StatusBadRequest, "AccessDeniedException", denied)
+				return
+			}
 		}
 	}
 	if call.Service == "ssm" && call.Action == "PutParameter" {
 		f.Secrets.note(call.Body)
+	}
+	if call.Service == "iam" {
+		form, _ := url.ParseQuery(string(call.Body))
+		f.nodes.note(call.Action, form)
 	}
 	if call.Service == "iam" && call.Action == "CreateInstanceProfile" {
 		// Noted on success only (modifyResponse): a repeated create changes nothing.
@@ -290,21 +303,6 @@ func readBody(r *http.Request) ([]byte, error) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	return body, nil
-}
-
-// nodeMayCall emulates the node role's policy: Parameter Store calls on its
-// own cluster's path only (DESIGN section 7).
-func nodeMayCall(c Call, prefix string) bool {
-	switch c.Action {
-	case "GetParameter", "PutParameter", "DeleteParameter":
-	default:
-		return false
-	}
-	var in struct{ Name string }
-	if err := json.Unmarshal(c.Body, &in); err != nil {
-		return false
-	}
-	return strings.HasPrefix(in.Name, prefix)
 }
 
 // writeFault answers an injected API error in the service's own wire format.

@@ -22,7 +22,7 @@ func TestInvokeTrackerTimesRuntimeAPIInvocations(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	defer kumo.Close()
-	f, err := NewFront(kumo.URL, nil, nil, nil)
+	f, err := NewFront(kumo.URL, nil, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/mecd/mecd/internal/backend"
+	"github.com/mecd/mecd/internal/nodepolicy"
 	"github.com/mecd/mecd/test/localrt"
 	"github.com/mecd/mecd/test/nodesim/fault"
 )
@@ -223,7 +224,14 @@ func launch(t *testing.T, rt *localrt.Runtime, clusterID string, n int32) []stri
 	}
 	ic := iam.NewFromConfig(rt.AWSConfig(""))
 	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
-	if _, err := ic.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String("test-" + clusterID), AssumeRolePolicyDocument: aws.String(trust)}); err != nil {
+	// A node role as launch-nodes makes it: under the boundary, with the SSM
+	// agent's policy (the front decides node calls from these documents).
+	role := aws.String("test-" + clusterID)
+	if _, err := ic.CreateRole(ctx, &iam.CreateRoleInput{RoleName: role, AssumeRolePolicyDocument: aws.String(trust),
+		PermissionsBoundary: aws.String(rt.Deployed.NodeBoundaryArn)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ic.AttachRolePolicy(ctx, &iam.AttachRolePolicyInput{RoleName: role, PolicyArn: aws.String(rt.Deployed.NodeCorePolicyArn)}); err != nil {
 		t.Fatal(err)
 	}
 	prof, err := ic.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String("test-" + clusterID)})
@@ -255,6 +263,11 @@ func launch(t *testing.T, rt *localrt.Runtime, clusterID string, n int32) []stri
 	var ids []string
 	for _, in := range out.Instances {
 		ids = append(ids, aws.ToString(in.InstanceId))
+	}
+	// Every node may read its cluster's join token, as while a MEC forms.
+	if _, err := ic.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: role, PolicyName: aws.String(nodepolicy.InlineName),
+		PolicyDocument: aws.String(nodepolicy.Inline(clusterID, rt.Region, nodepolicy.Phase{Stage: nodepolicy.Forming, Joiners: ids}))}); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_, _ = c.EC2.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: ids})
@@ -444,7 +457,7 @@ func TestFrontSaysWhoHoldsTheAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	f, err := localrt.NewFront("http://127.0.0.1:1", nil, fault.New(1), nil)
+	f, err := localrt.NewFront("http://127.0.0.1:1", nil, nil, fault.New(1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/sivchari/kumo"
 
+	"github.com/mecd/mecd/test/iameval"
 	"github.com/mecd/mecd/test/nodesim"
 	"github.com/mecd/mecd/test/nodesim/latency"
 )
@@ -81,6 +82,7 @@ type Runtime struct {
 	dir     string
 	ownDir  bool
 	kumo    *kumo.Server
+	iam     *iameval.Evaluator
 	lock    *os.File
 	log     *slog.Logger
 	closing bool
@@ -143,7 +145,13 @@ func Start(ctx context.Context, opts Options) (rt *Runtime, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if rt.Front, err = NewFront(rt.KumoURL, rt.Sim, rt.Sim.Faults, opts.Logger); err != nil {
+	// kumo enforces no IAM: the front decides the nodes' calls with AWS's
+	// evaluation logic (the functions' calls are proven against the
+	// stack's policies by the IAM proof, test/iamproof).
+	if rt.iam, err = iameval.Start(); err != nil {
+		return nil, err
+	}
+	if rt.Front, err = NewFront(rt.KumoURL, rt.Sim, rt.iam, rt.Sim.Faults, opts.Logger); err != nil {
 		return nil, err
 	}
 	if err = rt.Front.Listen(FrontAddr); err != nil {
@@ -185,6 +193,7 @@ func (rt *Runtime) Close() {
 	if rt.kumo != nil {
 		rt.kumo.Close()
 	}
+	rt.iam.Close()
 	if rt.ownDir && rt.dir != "" {
 		_ = os.RemoveAll(rt.dir)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/mecd/mecd/test/nodesim/ec2sim"
 	"github.com/mecd/mecd/test/nodesim/fault"
@@ -11,9 +12,6 @@ import (
 	"github.com/mecd/mecd/test/nodesim/latency"
 	"github.com/mecd/mecd/test/nodesim/ssmsim"
 )
-
-// ClusterTag is the tag whose value scopes a node's Parameter Store access.
-const ClusterTag = "mecd:cluster-id"
 
 // Config configures a simulator.
 type Config struct {
@@ -79,19 +77,29 @@ func (s *Sim) RunCommand() http.Handler { return s.SSMSim }
 // Control serves /_sim/ (stand-ins, IMDSv2).
 func (s *Sim) Control() http.Handler { return s.SSMSim.ControlHandler() }
 
-// NodeScope maps an access key handed out by the IMDS stand-in to the
-// parameter path its instance's role may use.
-func (s *Sim) NodeScope(accessKeyID string) (string, bool) {
+// NodeCaller is the instance whose role credentials signed a call.
+type NodeCaller struct {
+	InstanceID, Region string
+	// Role is the instance profile's role, named as the profile (mecd
+	// names both alike; IMDS shows the role's name).
+	Role string
+}
+
+// Node maps an access key handed out by the IMDS stand-in to its instance.
+func (s *Sim) Node(accessKeyID string) (NodeCaller, bool) {
 	id, ok := s.SSMSim.CredentialOwner(accessKeyID)
 	if !ok {
-		return "", false
+		return NodeCaller{}, false
 	}
 	inst, ok := s.EC2Sim.Instance(id)
-	if !ok || inst.Tags[ClusterTag] == "" {
-		// A node without a cluster tag may touch nothing.
-		return "/mecd/\x00none/", true
+	if !ok {
+		return NodeCaller{InstanceID: id}, true
 	}
-	return "/mecd/" + inst.Tags[ClusterTag] + "/", true
+	role := inst.IamInstanceProfileArn
+	if i := strings.LastIndex(role, "/"); i >= 0 {
+		role = role[i+1:]
+	}
+	return NodeCaller{InstanceID: id, Region: inst.Region, Role: role}, true
 }
 
 // Caller is the host whose instance credentials signed a call (nil when

@@ -5,6 +5,8 @@
 # Right after the joins the API server may refuse connections for a while
 # (dqlite re-forms): every call that needs it is retried, never fatal at once.
 aws_init
+# Every node joined: no token of this build stays valid.
+revoke_tokens
 start=$(now_ms)
 if [ -n "$ADDONS" ]; then
   # shellcheck disable=SC2086 # one word per addon
@@ -42,6 +44,6 @@ if n == 0:
     sys.exit("kubeconfig has no server line")
 open(path, "w").write(text)
 ' "$kc" "$ENDPOINT_HOST"
-put_secure "$KUBECONFIG_PARAM" "$kc"
+put_secure "$KUBECONFIG_PARAM" "$kc" Advanced false
 rm -f "$kc"
 step kubeconfig "$start"

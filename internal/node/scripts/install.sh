@@ -1,5 +1,5 @@
 # install.sh: installs MicroK8s on every node in parallel. Node 0 then
-# registers the join token (read from Parameter Store) and prints the
+# mints the join token, stores it in Parameter Store and prints the
 # certificate check the other nodes join with.
 # Inputs: CHANNEL, EXTRA_SANS (space separated), NODE0 (instance id),
 # TOKEN_PARAM (empty for a single node), TOKEN_TTL (seconds), READY_TIMEOUT,
@@ -46,11 +46,7 @@ step install "$start"
 
 if [ "$INSTANCE_ID" = "$NODE0" ] && [ -n "$TOKEN_PARAM" ]; then
   start=$(now_ms)
-  token=$(get_secure "$TOKEN_PARAM")
-  # add-node prints the token in its join instructions: discard them.
-  microk8s add-node --token "$token" --token-ttl "$TOKEN_TTL" >/dev/null 2>&1 ||
-    die "microk8s add-node failed"
-  unset token
+  mint_token "$TOKEN_PARAM" "$TOKEN_TTL"
   echo "::mecd-check $(cert_check)"
   step joinToken "$start"
 fi

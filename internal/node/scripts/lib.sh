@@ -116,20 +116,67 @@ get_secure() {
   printf '%s' "$out" | json_get Parameter.Value
 }
 
-# put_secure NAME FILE: stores FILE's content as an Advanced-tier SecureString
-# (a kubeconfig with embedded certificates is over the 4 KB Standard limit).
+# put_secure NAME FILE TIER OVERWRITE: stores FILE's content as a SecureString
+# (a kubeconfig with embedded certificates is over the 4 KB Standard limit:
+# Advanced). With OVERWRITE "false" a value already there is kept: the node
+# role may write such a parameter once (ssm:Overwrite), and a retried step
+# finds its earlier write.
 put_secure() {
   local req out
   req=$(mktemp)
   python3 -c '
 import json, sys
-print(json.dumps({"Name": sys.argv[1], "Value": open(sys.argv[2]).read(), "Type": "SecureString", "Tier": "Advanced", "Overwrite": True}))
-' "$1" "$2" >"$req"
+print(json.dumps({"Name": sys.argv[1], "Value": open(sys.argv[2]).read(), "Type": "SecureString", "Tier": sys.argv[3], "Overwrite": sys.argv[4] == "true"}))
+' "$1" "$2" "$3" "$4" >"$req"
   if ! out=$(ssm PutParameter "$req"); then
     rm -f "$req"
+    case "$4:$out" in
+      false:*ParameterAlreadyExists*)
+        log "parameter $1 was stored before"
+        return 0
+        ;;
+    esac
     die "store parameter $1: $(printf '%s' "$out" | head -c 300)"
   fi
   rm -f "$req"
+}
+
+# mint_token PARAM TTL (node 0): MicroK8s makes a join token valid for TTL
+# seconds and prints it, so it is on no command line (`microk8s join`, on
+# the joiners, takes it only as an argument: scripts/wrappers/join.py). It
+# is stored as PARAM for the joiners, and its hash kept for revoke_tokens.
+mint_token() {
+  local tok f
+  tok=$(microk8s add-node --token-ttl "$2" --format token 2>/dev/null) || die "microk8s add-node failed"
+  tok=$(printf '%s' "$tok" | tr -d '[:space:]')
+  [ "${#tok}" -ge 32 ] || die "microk8s add-node printed no token"
+  printf '%s' "$tok" | sha256sum | cut -d' ' -f1 >>"${SNAP_COMMON}/.mecd-tokens"
+  f=$(mktemp)
+  printf '%s' "$tok" >"$f"
+  unset tok
+  put_secure "$1" "$f" Standard true
+  rm -f "$f"
+}
+
+# revoke_tokens (node 0): removes every token mint_token made from
+# MicroK8s' token file. MicroK8s has no command for it, and keeps a TTL
+# token valid until it expires even after a join used it
+# (microk8s-cluster-agent pkg/snap/snap.go ConsumeClusterToken); the file
+# holds "<token>" or "<token>|<expiry>" lines (scripts/wrappers/add_token.py).
+revoke_tokens() {
+  local hashes="${SNAP_COMMON}/.mecd-tokens" file="${SNAP_CURRENT}/credentials/cluster-tokens.txt"
+  if [ ! -f "$hashes" ] || [ ! -f "$file" ]; then
+    return 0
+  fi
+  python3 -c '
+import hashlib, sys
+path, spent = sys.argv[1], set(open(sys.argv[2]).read().split())
+lines = open(path).read().splitlines(keepends=True)
+keep = [l for l in lines if hashlib.sha256(l.strip().split("|", 1)[0].encode()).hexdigest() not in spent]
+with open(path, "w") as f:  # in place: the file keeps its owner and mode
+    f.writelines(keep)
+' "$file" "$hashes" || die "could not revoke the join tokens"
+  rm -f "$hashes"
 }
 
 # cert_check prints the join check: the first 12 hex chars of the SHA-256 of

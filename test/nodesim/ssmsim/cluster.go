@@ -256,11 +256,9 @@ func (s *Sim) addNode(h *host, args []string) result {
 	if roleLocked(h) == roleWorker && inMultiNodeLocked(h) {
 		return failOut(1, "This MicroK8s deployment is acting as a node in a cluster. Please use the microk8s add-node on the control plane.\n")
 	}
-	t := &token{value: tok, singleUse: ttl == -1}
-	if ttl != -1 {
-		t.expiry = time.Now().Add(time.Duration(ttl) * time.Second)
+	if err := h.addToken(tok, ttl); err != nil {
+		return failOut(1, fmt.Sprintf("Traceback (most recent call last):\nOSError: %v\n", err))
 	}
-	h.tokens[tok] = t
 	check := certCheck(h.certDER)
 	url := fmt.Sprintf("%s:%s/%s/%s", h.ip, clusterAgentPort, tok, check)
 	switch format {

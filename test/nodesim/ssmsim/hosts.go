@@ -34,7 +34,6 @@ type host struct {
 
 	// cluster: every installed host belongs to a cluster (alone at first).
 	cluster *cluster
-	tokens  map[string]*token
 	// partial is set when a join of this host did not complete (injected fault,
 	// killed join) or it was force-removed from its cluster: it must `microk8s leave`
 	// before it can join again.
@@ -42,13 +41,6 @@ type host struct {
 	// launch-configuration join (join: in .microk8s.yaml), run in the background after install
 	launchJoin    string // "", "pending", "joined", "failed"
 	launchJoinErr string
-}
-
-type token struct {
-	value      string
-	expiry     time.Time // zero: no expiry
-	singleUse  bool      // add-node without --token-ttl: consumed by the first join that presents it
-	persistent bool      // persistentClusterToken from the launch configuration
 }
 
 func hostnameFor(ip, id string) string {
@@ -64,7 +56,7 @@ func (s *Sim) ensureHostLocked(inst Instance) (*host, error) {
 	h := s.hosts[inst.ID]
 	if h == nil {
 		dir := filepath.Join(s.cfg.Dir, inst.ID)
-		h = &host{id: inst.ID, dir: dir, bin: filepath.Join(dir, "bin"), root: filepath.Join(dir, "root"), tokens: map[string]*token{}}
+		h = &host{id: inst.ID, dir: dir, bin: filepath.Join(dir, "bin"), root: filepath.Join(dir, "root")}
 		for _, d := range []string{h.bin, filepath.Join(h.root, "root"), filepath.Join(h.root, "tmp")} {
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				return nil, fmt.Errorf("create host %s: %w", inst.ID, err)
@@ -199,9 +191,7 @@ func (s *Sim) Host(instanceID string) (HostState, bool) {
 	if h.certDER != nil {
 		st.CertCheck = certCheck(h.certDER)
 	}
-	for _, t := range h.tokens {
-		st.Tokens = append(st.Tokens, Token{Value: t.value, Expiry: t.expiry, SingleUse: t.singleUse, Persistent: t.persistent})
-	}
+	st.Tokens = h.tokenList()
 	sort.Slice(st.Tokens, func(i, j int) bool { return st.Tokens[i].Value < st.Tokens[j].Value })
 	if c := h.cluster; c != nil {
 		st.ClusterID, st.ClusterLeader = c.id, c.leader

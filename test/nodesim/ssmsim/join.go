@@ -100,17 +100,9 @@ func (s *Sim) join(ctx context.Context, j *host, args []string) joinOutcome {
 		}
 		verified = true
 	}
-	tok := l.tokens[ja.token]
-	if tok != nil && !tok.expiry.IsZero() && time.Now().After(tok.expiry) {
-		delete(l.tokens, ja.token) // MicroK8s prunes expired tokens when it sees them
-		tok = nil
-	}
-	if tok == nil {
+	if !l.consumeToken(ja.token) {
 		s.mu.Unlock()
 		return joinOutcome{retryable: true, result: failOut(1, contacting+"Failed to join cluster. Error code 500. invalid token\n")}
-	}
-	if tok.singleUse {
-		delete(l.tokens, ja.token)
 	}
 	lc := l.cluster
 	if roleLocked(l) == roleWorker {

@@ -199,7 +199,9 @@ func (s *Sim) snapInstall(ctx context.Context, h *host, args []string) result {
 	var addonErr error
 	if lc != nil {
 		if lc.PersistentClusterToken != "" {
-			h.tokens[lc.PersistentClusterToken] = &token{value: lc.PersistentClusterToken, persistent: true}
+			if err := h.addPersistentToken(lc.PersistentClusterToken); err != nil {
+				addonErr = err
+			}
 		}
 		for _, a := range lc.Addons {
 			if a.Disable {
@@ -339,7 +341,6 @@ func (s *Sim) snapRemove(h *host, args []string) result {
 		}
 	}
 	h.installed, h.channel, h.cluster, h.partial = false, "", nil, ""
-	h.tokens = map[string]*token{}
 	h.certDER, h.certSANs, h.launch, h.launchRaw = nil, nil, nil, nil
 	h.launchJoin, h.launchJoinErr = "", ""
 	_ = os.RemoveAll(filepath.Join(h.root, "var/snap/microk8s"))
