@@ -41,6 +41,7 @@ const (
 	arnNodeDoc    = "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:document/" + nodeDocument
 	arnCanonical  = "arn:${AWS::Partition}:ssm:*:*:parameter/aws/service/canonical/*"
 	arnParams     = "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter" + mec.ParamRoot + "*"
+	arnParamRoot  = "arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter" + mec.ParamPath
 	arnJoinToken  = arnParams + "/" + mec.TokenLeaf
 	arnKubeconfig = arnParams + "/" + mec.KubeconfigLeaf
 	anyResource   = "*"
@@ -221,9 +222,11 @@ func functionAccess(name string, r refs) ([]access, bool) {
 		}, true
 	case "prepare":
 		// Reads and creates the record (a transaction with the name claim),
-		// then resolves architecture, AMI and network.
+		// then resolves architecture, AMI and network; a spec the region
+		// refuses marks the record FAILED and gives its name back (DeleteItem
+		// of the claim, in the same transaction).
 		return []access{
-			dynamo(r, "GetItem", "PutItem"),
+			dynamo(r, "GetItem", "PutItem", "DeleteItem"),
 			describe("ec2:DescribeInstanceTypes", "ec2:DescribeImages", "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeRouteTables"),
 			{actions: []string{"ssm:GetParameter"}, resources: []string{arnCanonical}, regional: true,
 				why: "Canonical publishes the Ubuntu AMI ids as public parameters under /aws/service/canonical/ (one per release and architecture); public parameters have no account and are read-only"},
@@ -309,6 +312,11 @@ func functionAccess(name string, r refs) ([]access, bool) {
 			dynamo(r, "GetItem"),
 			{actions: []string{"iam:ListRoles", "iam:ListInstanceProfiles"}, resources: []string{anyResource},
 				why: "IAM's List actions take no resource (Service Authorization Reference); the reaper lists with PathPrefix " + mec.NodeRolePath + " and deletes only node roles"},
+			// GetParametersByPath is authorised against the path asked for,
+			// not the parameters returned (Systems Manager User Guide, How
+			// Parameter Store authorizes parameter retrieval): the reaper lists /mecd/.
+			{actions: []string{"ssm:GetParametersByPath"}, resources: []string{arnParamRoot}, regional: true,
+				why: whyAnyRegion + "; the listing of " + mec.ParamRoot + " itself, whose MECs the reaper then checks"},
 		}, deleteMEC(r, describe)...), true
 	case SweeperFunction:
 		// MECs past their expiry (byExpiry index), then their teardown,

@@ -196,7 +196,10 @@ func TestPoliciesAreLeastPrivilege(t *testing.T) {
 							t.Errorf("%s: %s on %s: not a resource mecd tags, nor one AWS requires for it", where, a, r)
 						}
 					}
-					if parameterAct.MatchString(a) && !ownParams.MatchString(r) && r != canonical {
+					// The /mecd path itself: only its listing (GetParametersByPath is
+					// authorised against the path asked for).
+					mecdPath := a == "ssm:GetParametersByPath" && r == "arn:<AWS::Partition>:ssm:*:<AWS::AccountId>:parameter/mecd"
+					if parameterAct.MatchString(a) && !ownParams.MatchString(r) && r != canonical && !mecdPath {
 						t.Errorf("%s: %s on %s, want /mecd/* (or Canonical's public AMI parameters)", where, a, r)
 					}
 					if strings.HasPrefix(a, "iam:") {
@@ -417,7 +420,7 @@ func TestFunctionPermissions(t *testing.T) {
 	want := map[string][]string{
 		CheckSpecFunction: {"ec2:DescribeImages", "ec2:DescribeInstanceTypes", "ec2:DescribeRouteTables", "ec2:DescribeSubnets",
 			"ec2:DescribeVpcs", "ssm:GetParameter"},
-		"prepare": {"dynamodb:GetItem", "dynamodb:PutItem", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
+		"prepare": {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
 			"ec2:DescribeRouteTables", "ec2:DescribeSubnets", "ec2:DescribeVpcs", "ssm:GetParameter"},
 		"launch-nodes": {"dynamodb:GetItem", "dynamodb:PutItem", "ec2:AuthorizeSecurityGroupIngress", "ec2:CreateSecurityGroup",
 			"ec2:CreateTags", "ec2:DescribeSecurityGroups", "ec2:RunInstances", "iam:AddRoleToInstanceProfile", "iam:AttachRolePolicy",

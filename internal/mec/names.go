@@ -9,8 +9,10 @@ import (
 // Parameter Store: every MEC's parameters live under its own prefix, so the
 // node role and the functions can be scoped to it.
 const (
-	// ParamRoot is the prefix of every mecd parameter.
-	ParamRoot = "/mecd/"
+	// ParamPath is the path every mecd parameter lives under, and ParamRoot
+	// the prefix of their names.
+	ParamPath = "/mecd"
+	ParamRoot = ParamPath + "/"
 	// TokenLeaf and KubeconfigLeaf name a MEC's two SecureStrings.
 	TokenLeaf      = "join-token"
 	KubeconfigLeaf = "kubeconfig"

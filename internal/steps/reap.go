@@ -127,6 +127,9 @@ func (s *Steps) reapCluster(ctx context.Context, m *mec.MEC, o *owned) (bool, er
 		rm := *m
 		rm.Region = region
 		rm.Nodes = nil // gone from the record's view: found by tag
+		if region != m.Region {
+			rm.SecurityGroupID = "" // the record's group is in its own region: elsewhere, found by tag
+		}
 		c := s.AWS.EC2(region)
 		n, err := s.terminate(ctx, c, &rm)
 		if err != nil {

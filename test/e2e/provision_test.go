@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 			opts.LogMirror = f
 		}
 	}
-	localrt.Main(m, opts)
+	localrt.MainThen(m, opts, proveIAM)
 }
 
 type run struct {

@@ -138,7 +138,10 @@ func plant(t *testing.T, rt *localrt.Runtime, id string) {
 	}
 	ic := iam.NewFromConfig(rt.AWSConfig(""))
 	name := aws.String(mec.NodeRoleName(id))
-	if _, err := ic.CreateRole(ctx, &iam.CreateRoleInput{RoleName: name, Path: aws.String(mec.NodeRolePath), AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[]}`)}); err != nil {
+	// As launch-nodes makes node roles: under the node boundary (which the
+	// stack lets the reaper rely on).
+	if _, err := ic.CreateRole(ctx, &iam.CreateRoleInput{RoleName: name, Path: aws.String(mec.NodeRolePath), AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[]}`),
+		PermissionsBoundary: aws.String(rt.Deployed.NodeBoundaryArn)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ic.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: name, Path: aws.String(mec.NodeRolePath)}); err != nil {

@@ -280,6 +280,8 @@ func (rt *Runtime) createFunction(ctx context.Context, lc *lambda.Client, s Func
 	if err != nil && !alreadyMade(err) {
 		return fmt.Errorf("create function %s: %w", s.Name, err)
 	}
+	// Each function signs with a key of its own, as each has its role on AWS.
+	env["AWS_ACCESS_KEY_ID"] = FunctionAccessKey(s.Name)
 	return rt.Sup.Start(Process{Function: FunctionName(s.Name), Binary: bin, Env: env, Count: rt.opts.Processes})
 }
 

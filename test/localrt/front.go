@@ -43,6 +43,9 @@ type SimHandlers interface {
 	// Caller is the host whose instance credentials signed a call (nil if
 	// none), for host-scoped API faults.
 	Caller(accessKeyID string) *fault.Caller
+	// InstanceTags and GroupTags are an EC2 resource's tags now.
+	InstanceTags(id string) map[string]string
+	GroupTags(id string) map[string]string
 }
 
 // runCommandActions are the SSM actions kumo lacks (Run Command and
@@ -71,6 +74,9 @@ type Front struct {
 	Invokes *InvokeTracker
 	Serving *ServingTracker
 	Secrets *SecretLedger
+	// Auth records what each function's calls needed authorised, for the
+	// IAM proof.
+	Auth *AuthLog
 
 	srv *http.Server
 	ln  net.Listener
@@ -85,7 +91,7 @@ func NewFront(kumoURL string, sim SimHandlers, ev *iameval.Evaluator, faults *fa
 	if log == nil {
 		log = slog.Default()
 	}
-	f := &Front{kumo: u, sim: sim, nodes: newNodeAuth(ev), faults: faults, log: log, Calls: NewCallCounter(), Polls: NewPollTracker(), Invokes: NewInvokeTracker(), Serving: NewServingTracker(), Secrets: NewSecretLedger()}
+	f := &Front{kumo: u, sim: sim, nodes: newNodeAuth(ev), faults: faults, log: log, Calls: NewCallCounter(), Polls: NewPollTracker(), Invokes: NewInvokeTracker(), Serving: NewServingTracker(), Secrets: NewSecretLedger(), Auth: NewAuthLog()}
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(u)
 		pr.Out.Host = pr.In.Host // keep <apiId>.execute-api.localhost for kumo's API Gateway
@@ -157,6 +163,10 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.Calls.Add(call.Service, call.Action)
+	f.Auth.notePaths(call)
+	if fn, ok := strings.CutPrefix(call.AccessKey, functionKeyPrefix); ok {
+		f.Auth.record(fn, call, f.sim)
+	}
 	simRunCommand := call.Service == "ssm" && runCommandActions[call.Action]
 	// The Run Command simulator draws its own API faults; kumo's own calls
 	// (Step Functions, API Gateway and EventBridge invoking Lambda) stand
@@ -238,7 +248,9 @@ func (f *Front) serveRuntime(w http.ResponseWriter, r *http.Request) {
 type Call struct {
 	Service, Action, Region, AccessKey string
 	Body                               []byte
-	Protocol                           string // "ec2", "json", "rest-json", "execute-api", "other"
+	// Function is the Lambda function an Invoke names.
+	Function string
+	Protocol string // "ec2", "json", "rest-json", "execute-api", "other"
 }
 
 // classify reads enough of r to name the service and action; it leaves r.Body readable.
@@ -252,7 +264,7 @@ func classify(r *http.Request) (Call, error) {
 		return c, nil
 	}
 	if m := invokePath.FindStringSubmatch(r.URL.Path); m != nil {
-		c.Service, c.Action, c.Protocol = "lambda", "Invoke", "rest-json"
+		c.Service, c.Action, c.Protocol, c.Function = "lambda", "Invoke", "rest-json", m[1]
 		return c, nil
 	}
 	if t := r.Header.Get("X-Amz-Target"); t != "" {
@@ -260,7 +272,8 @@ func classify(r *http.Request) (Call, error) {
 			c.Action = t[i+1:]
 		}
 		c.Protocol = "json"
-		if c.Service == "ssm" {
+		// The body names the resources (and, for the IAM proof, the tags).
+		if c.Service == "ssm" || c.Service == "dynamodb" || c.Service == "states" {
 			body, err := readBody(r)
 			if err != nil {
 				return c, err

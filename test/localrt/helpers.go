@@ -42,7 +42,11 @@ var shared struct {
 // Main runs a test binary's tests with one shared runtime, started on the
 // first Get (packages whose tests never call Get pay nothing), and stops
 // every process it started before exiting. Use from TestMain.
-func Main(m *testing.M, opts Options) {
+func Main(m *testing.M, opts Options) { MainThen(m, opts, nil) }
+
+// MainThen is Main, with after run on the runtime once every test ran (if
+// any started it): an error it returns fails the test binary.
+func MainThen(m *testing.M, opts Options, after func(*Runtime) error) {
 	// kumo's in-process services log through the default logger; tests read
 	// the Lambdas' logs from the LogStore instead.
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -52,6 +56,12 @@ func Main(m *testing.M, opts Options) {
 	code := m.Run()
 	shared.mu.Lock()
 	if shared.rt != nil {
+		if after != nil {
+			if err := after(shared.rt); err != nil {
+				fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+				code = 1
+			}
+		}
 		shared.rt.Close()
 	}
 	shared.mu.Unlock()

@@ -116,6 +116,32 @@ func (s *Sim) Caller(accessKeyID string) *fault.Caller {
 	return &fault.Caller{Tags: inst.Tags, Index: inst.LaunchIndex}
 }
 
+// InstanceTags are an instance's tags now (nil if there is no such instance).
+func (s *Sim) InstanceTags(id string) map[string]string {
+	inst, ok := s.EC2Sim.Instance(id)
+	if !ok {
+		return nil
+	}
+	return nonNil(inst.Tags)
+}
+
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// GroupTags are a security group's tags now (nil if there is no such group).
+func (s *Sim) GroupTags(id string) map[string]string {
+	for _, g := range s.EC2Sim.SecurityGroups() {
+		if g.ID == id {
+			return nonNil(g.Tags)
+		}
+	}
+	return nil
+}
+
 // CredentialExpired reports whether a node's access key has expired.
 func (s *Sim) CredentialExpired(accessKeyID string) bool {
 	return s.SSMSim.CredentialExpired(accessKeyID)
