@@ -77,6 +77,8 @@ type refs struct {
 	stateMachines map[string]string
 	// functions are the fixed names of the functions other functions call.
 	functions map[string]string
+	// ebsKeys are the KMS keys MEC volumes may use (none: keys tagged ebsKeyTag).
+	ebsKeys []string
 }
 
 // stateMachineArn and executionsArn are ARN patterns of the stack's own
@@ -160,6 +162,45 @@ func commandEnd(r refs) []access {
 			why: whyAnyRegion + "; a MEC's parameters are /mecd/<clusterId>/..., and the cluster id is known only at run time"},
 		{actions: []string{"states:SendTaskSuccess", "states:SendTaskFailure"}, resources: []string{anyResource}, why: whyTaskToken},
 		nodePhaseAccess(r),
+	}
+}
+
+// ebsKeyTag marks the customer managed keys MEC volumes may use when the
+// stack names none (EBSKeyArns).
+const ebsKeyTag = "mecd:ebs-key"
+
+// ebsKeyAccess is what RunInstances needs of a customer managed key its
+// volumes are encrypted with (spec ebsKmsKeyId, or the region's EBS default):
+// EC2 uses the key as the launching role, creating a grant for the volume
+// ("Requirements for Amazon EBS encryption", EBS User Guide). Only through
+// EC2 (kms:ViaService), the grant only for an AWS resource
+// (kms:GrantIsForAWSResource), and only the keys the stack names, or else
+// keys tagged for mecd.
+func ebsKeyAccess(r refs) []access {
+	keys, cond := r.ebsKeys, map[string]any{}
+	why := "the keys named by " + CtxEBSKeyArns
+	if len(keys) == 0 {
+		keys = []string{"arn:${AWS::Partition}:kms:*:${AWS::AccountId}:key/*"}
+		cond = map[string]any{"aws:ResourceTag/" + ebsKeyTag: "true"}
+		why = "a MEC's ebsKmsKeyId is chosen per request, in its region: only keys tagged " + ebsKeyTag + "=true (aws:ResourceTag), only through EC2 (kms:ViaService)"
+	}
+	via := map[string]any{"kms:ViaService": "ec2.*.amazonaws.com"}
+	eq := func(extra map[string]any) map[string]map[string]any {
+		c := map[string]map[string]any{"StringLike": via}
+		if len(cond) > 0 {
+			c["StringEquals"] = cond
+		}
+		for k, v := range extra {
+			c[k] = v.(map[string]any)
+		}
+		return c
+	}
+	return []access{
+		{actions: []string{"kms:CreateGrant"}, resources: keys, regional: true,
+			conditions: eq(map[string]any{"Bool": map[string]any{"kms:GrantIsForAWSResource": "true"}}), why: why + "; grants for EC2's volumes only"},
+		// ReEncrypt: an AMI whose snapshot another key encrypts.
+		{actions: []string{"kms:GenerateDataKeyWithoutPlaintext", "kms:Decrypt", "kms:DescribeKey", "kms:ReEncryptFrom", "kms:ReEncryptTo"}, resources: keys, regional: true,
+			conditions: eq(nil), why: why},
 	}
 }
 
@@ -257,7 +298,7 @@ func functionAccess(name string, r refs) ([]access, bool) {
 			{actions: []string{"ec2:CreateTags"}, resources: []string{arnInstance, arnVolume, arnGroup}, regional: true,
 				conditions: map[string]map[string]any{"StringEquals": {"ec2:CreateAction": []string{"RunInstances", "CreateSecurityGroup"}}},
 				why:        whyAnyRegion + "; tagging only as part of the creating call (ec2:CreateAction), never of existing resources"},
-		}, nodeRoleAccess(r)...), true
+		}, append(nodeRoleAccess(r), ebsKeyAccess(r)...)...), true
 	case "check-nodes":
 		return []access{
 			dynamo(r, "GetItem", "PutItem"),

@@ -425,7 +425,7 @@ func TestFunctionPermissions(t *testing.T) {
 		"launch-nodes": {"dynamodb:GetItem", "dynamodb:PutItem", "ec2:AuthorizeSecurityGroupIngress", "ec2:CreateSecurityGroup",
 			"ec2:CreateTags", "ec2:DescribeSecurityGroups", "ec2:RunInstances", "iam:AddRoleToInstanceProfile", "iam:AttachRolePolicy",
 			"iam:CreateInstanceProfile", "iam:CreateRole", "iam:GetInstanceProfile", "iam:PassRole", "iam:PutRolePolicy",
-			"iam:TagInstanceProfile", "iam:TagRole"},
+			"iam:TagInstanceProfile", "iam:TagRole", "kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"},
 		"check-nodes": {"dynamodb:GetItem", "dynamodb:PutItem", "ec2:DescribeInstances", "ec2:GetEbsDefaultKmsKeyId", "ssm:DescribeInstanceInformation"},
 		"node-command": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "iam:PutRolePolicy", "ssm:DeleteParameter", "ssm:GetCommandInvocation",
 			"ssm:GetParameter", "ssm:ListCommandInvocations", "ssm:SendCommand", "states:SendTaskFailure", "states:SendTaskSuccess"},
@@ -560,5 +560,34 @@ func TestNagIAM5SuppressionsAreExact(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// EBS keys: only through EC2, grants only for AWS resources, and only keys
+// tagged for mecd when the stack names none.
+func TestEBSKeyGrantsAreScoped(t *testing.T) {
+	s, _ := full(t)
+	launch := s.roleOf(t, "launch-nodes")
+	found := 0
+	for _, st := range s.statements() {
+		for _, a := range st.actions {
+			if !strings.HasPrefix(a, "kms:") {
+				continue
+			}
+			found++
+			if !slices.Equal(st.roles, []string{launch}) {
+				t.Errorf("%s granted to %v, want launch-nodes only", a, st.roles)
+			}
+			if !slices.Equal(st.condOp("StringLike", "kms:ViaService"), []string{"ec2.*.amazonaws.com"}) ||
+				!slices.Equal(st.condOp("StringEquals", "aws:ResourceTag/"+ebsKeyTag), []string{"true"}) {
+				t.Errorf("%s %v: want kms:ViaService ec2 and the %s tag", a, st.conditions, ebsKeyTag)
+			}
+			if a == "kms:CreateGrant" && !slices.Equal(st.condOp("Bool", "kms:GrantIsForAWSResource"), []string{"true"}) {
+				t.Errorf("kms:CreateGrant %v without kms:GrantIsForAWSResource", st.conditions)
+			}
+		}
+	}
+	if found == 0 {
+		t.Fatal("no kms statement: launches with a customer managed key would be refused")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,6 +58,10 @@ type MecdStackProps struct {
 	// AdminRoleArns are IAM role ARNs (literal, with or without a path) whose
 	// sessions may delete every MEC and read every kubeconfig under OwnerOnly.
 	AdminRoleArns []string
+	// EBSKeyArns are the customer managed KMS keys MECs may encrypt their
+	// volumes with (spec ebsKmsKeyId). Empty: any key of the account tagged
+	// mecd:ebs-key=true.
+	EBSKeyArns []string
 	// TableRemovalPolicy decides what `cdk destroy` does to the records
 	// (default RETAIN: they are the audit trail of every MEC).
 	TableRemovalPolicy awscdk.RemovalPolicy
@@ -142,6 +147,11 @@ func (p MecdStackProps) withDefaults() (MecdStackProps, error) {
 	if p.TableRemovalPolicy == "" {
 		p.TableRemovalPolicy = awscdk.RemovalPolicy_RETAIN
 	}
+	for _, k := range p.EBSKeyArns {
+		if !reKeyArn.MatchString(k) {
+			return p, fmt.Errorf("EBSKeyArns: %q is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY-ID)", k)
+		}
+	}
 	for _, a := range p.AdminRoleArns {
 		// The api function gets them comma-separated (a role name may hold a comma).
 		if !mec.ValidRoleARN(a) || strings.Contains(a, ",") {
@@ -165,6 +175,7 @@ const (
 	CtxAPIAccountRole   = "mecd:apiAccountRole"
 	CtxOwnerOnly        = "mecd:ownerOnly"
 	CtxAdminRoleArns    = "mecd:adminRoleArns"
+	CtxEBSKeyArns       = "mecd:ebsKmsKeyArns"
 )
 
 // AppConfig is what the app reads from its context.
@@ -275,6 +286,7 @@ func ConfigFromContext(get func(key string) any, root string) (AppConfig, error)
 		}
 	}
 	p.AdminRoleArns = strs(CtxAdminRoleArns)
+	p.EBSKeyArns = strs(CtxEBSKeyArns)
 	if s := str(CtxRetainTable); s != "" {
 		retain, err := strconv.ParseBool(s)
 		if err != nil {
@@ -309,3 +321,6 @@ func RetentionDays(days int) (awslogs.RetentionDays, error) {
 	slices.Sort(valid)
 	return "", fmt.Errorf("log retention %d days: CloudWatch Logs accepts %v", days, valid)
 }
+
+// reKeyArn is a KMS key's ARN (an alias ARN names no key IAM can scope to).
+var reKeyArn = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-z0-9-]+$`)

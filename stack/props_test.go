@@ -156,3 +156,15 @@ func TestPropsOwnerOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestPropsEBSKeyArns(t *testing.T) {
+	key := "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	c, err := ConfigFromContext(func(k string) any { return map[string]any{CtxEBSKeyArns: []any{key}}[k] }, "/repo")
+	if err != nil || !slices.Equal(c.Props.EBSKeyArns, []string{key}) {
+		t.Fatalf("keys %v (%v), want [%s]", c.Props.EBSKeyArns, err, key)
+	}
+	bad := MecdStackProps{FunctionsDir: "build", EBSKeyArns: []string{"arn:aws:kms:eu-west-1:123456789012:alias/mecd"}}
+	if _, err := bad.withDefaults(); err == nil || !strings.Contains(err.Error(), "EBSKeyArns") {
+		t.Fatalf("an alias ARN: %v, want an error naming EBSKeyArns", err)
+	}
+}

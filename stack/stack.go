@@ -134,7 +134,7 @@ func NewMecdStack(scope constructs.Construct, id string, props *MecdStackProps) 
 		AdminRoleArns:     strings.Join(p.AdminRoleArns, ","),
 	}
 	r := refs{table: *table.Table.TableArn(), indexes: table.IndexArns, nodeBoundary: *boundary.ManagedPolicyArn(), stateMachines: smNames,
-		functions: fnNames}
+		functions: fnNames, ebsKeys: p.EBSKeyArns}
 	fns := newFunctions(stack, "Functions", functionsConfig{
 		defs: defs.Functions, dir: p.FunctionsDir, resources: res, refs: r, regions: regions, logRetention: p.LogRetention,
 	})

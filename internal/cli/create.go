@@ -34,6 +34,7 @@ var specFlags = []specFlag{
 	{"ami-id", "amiId", "AMI (default: the latest Ubuntu 24.04 LTS for the architecture)", "string"},
 	{"vpc-id", "vpcId", "VPC (default: the region's default VPC)", "string"},
 	{"subnet-id", "subnetId", "subnet (default: a default subnet)", "string"},
+	{"ebs-kms-key", "ebsKmsKeyId", "KMS key for the nodes' volumes: key id, ARN, alias or alias ARN (default: the region's EBS default)", "string"},
 	{"channel", "microk8sChannel", "MicroK8s snap channel (default " + spec.DefaultChannel + ")", "string"},
 	{"addons", "addons", "comma-separated addons from: " + strings.Join(spec.AllowedAddons, ", ") + ` (default dns; "" for none)`, "list"},
 	{"api-access-cidrs", "apiAccessCidrs", "comma-separated CIDRs allowed to the Kubernetes API (16443); repeatable (default: none, VPC only)", "list"},

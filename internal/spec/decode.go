@@ -103,6 +103,7 @@ var stringFields = map[string]struct {
 	"amiId":           {func(s *Spec) *string { return &s.AmiID }, msgAmiID},
 	"vpcId":           {func(s *Spec) *string { return &s.VpcID }, msgVpcID},
 	"subnetId":        {func(s *Spec) *string { return &s.SubnetID }, msgSubnetID},
+	"ebsKmsKeyId":     {func(s *Spec) *string { return &s.EBSKmsKeyID }, msgKMSKey},
 	"microk8sChannel": {func(s *Spec) *string { return &s.Microk8sChannel }, msgChannel},
 	"ttl":             {func(s *Spec) *string { return &s.TTL }, msgTTL},
 }

@@ -13,13 +13,17 @@ import (
 // Spec is the MEC spec: the API body and the provision state machine input.
 // Zero values mean "use the default" (see ApplyDefaults).
 type Spec struct {
-	Name            string `json:"name"`
-	Region          string `json:"region,omitempty"`
-	NodeCount       int    `json:"nodeCount,omitempty"`
-	InstanceType    string `json:"instanceType,omitempty"`
-	AmiID           string `json:"amiId,omitempty"`
-	VpcID           string `json:"vpcId,omitempty"`
-	SubnetID        string `json:"subnetId,omitempty"`
+	Name         string `json:"name"`
+	Region       string `json:"region,omitempty"`
+	NodeCount    int    `json:"nodeCount,omitempty"`
+	InstanceType string `json:"instanceType,omitempty"`
+	AmiID        string `json:"amiId,omitempty"`
+	VpcID        string `json:"vpcId,omitempty"`
+	SubnetID     string `json:"subnetId,omitempty"`
+	// EBSKmsKeyID is the KMS key the nodes' volumes are encrypted with (key
+	// id, key ARN, alias or alias ARN, as RunInstances takes it); empty: the
+	// region's default EBS key.
+	EBSKmsKeyID     string `json:"ebsKmsKeyId,omitempty"`
 	Microk8sChannel string `json:"microk8sChannel,omitempty"`
 	// Addons has no omitempty: an explicit [] (no addons at all) must survive
 	// a JSON round trip instead of turning back into DefaultAddons.
@@ -211,7 +215,7 @@ var (
 )
 
 // jsonFields lists the accepted JSON keys in document order, for messages.
-var jsonFields = []string{"name", "region", "nodeCount", "instanceType", "amiId", "vpcId", "subnetId", "microk8sChannel", "addons", "apiAccessCidrs", "nodePortCidrs", "publicEndpoint", "allowWorldAccess", "haControlPlane", "rootVolumeGiB", "ttl", "expiresAt", "tags"}
+var jsonFields = []string{"name", "region", "nodeCount", "instanceType", "amiId", "vpcId", "subnetId", "ebsKmsKeyId", "microk8sChannel", "addons", "apiAccessCidrs", "nodePortCidrs", "publicEndpoint", "allowWorldAccess", "haControlPlane", "rootVolumeGiB", "ttl", "expiresAt", "tags"}
 
 // Parse reads one JSON object strictly (unknown or repeated fields, wrong
 // types, trailing data and an empty body are errors), applies defaults and

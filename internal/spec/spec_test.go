@@ -99,6 +99,7 @@ func TestParseDefaults(t *testing.T) {
 		{"nodePortCidrs", len(s.NodePortCIDRs), 0},
 		{"publicEndpoint", s.PublicEndpoint, false},
 		{"allowWorldAccess", s.AllowWorldAccess, false},
+		{"ebsKmsKeyId", s.EBSKmsKeyID, ""},
 		{"haControlPlane", s.HAControlPlane != nil && *s.HAControlPlane, true},
 		{"rootVolumeGiB", s.RootVolumeGiB, 30},
 		{"ttl", s.TTL, ""},
@@ -255,6 +256,17 @@ func TestParseFieldRules(t *testing.T) {
 		{name: "addons element type", fields: `"addons":["dns",3]`, want: map[string]string{"addons[1]": "must be a string"}},
 		{name: "addons element null", fields: `"addons":[null]`, want: map[string]string{"addons[0]": "must be a string"}},
 		{name: "addons not a list", fields: `"addons":"dns"`, want: map[string]string{"addons": "must be a list of addon names"}},
+
+		// ebsKmsKeyId: the forms RunInstances takes, in the MEC's region.
+		{name: "kms key id", fields: `"ebsKmsKeyId":"1234abcd-12ab-34cd-56ef-1234567890ab"`},
+		{name: "kms multi-region key id", fields: `"ebsKmsKeyId":"mrk-1234abcd12ab34cd56ef1234567890ab"`},
+		{name: "kms alias", fields: `"ebsKmsKeyId":"alias/mecd-ebs"`},
+		{name: "kms key arn", fields: `"region":"eu-west-1","ebsKmsKeyId":"arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"`},
+		{name: "kms alias arn", fields: `"region":"eu-west-1","ebsKmsKeyId":"arn:aws:kms:eu-west-1:111122223333:alias/mecd-ebs"`},
+		{name: "kms key of another region", fields: `"region":"eu-west-1","ebsKmsKeyId":"arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"`,
+			want: map[string]string{"ebsKmsKeyId": "MEC's region eu-west-1"}},
+		{name: "kms garbage", fields: `"ebsKmsKeyId":"my-key"`, want: map[string]string{"ebsKmsKeyId": "key id"}},
+		{name: "kms arn of something else", fields: `"ebsKmsKeyId":"arn:aws:kms:eu-west-1:111122223333:key/not-a-uuid"`, want: map[string]string{"ebsKmsKeyId": "or alias ARN"}},
 
 		// apiAccessCidrs, nodePortCidrs
 		{name: "cidr ok", fields: `"apiAccessCidrs":["203.0.113.0/24","198.51.100.7/32"]`},

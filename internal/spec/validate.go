@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -43,6 +44,9 @@ func (s Spec) Validate(d Defaults) error {
 	}
 	if !reInstanceType.MatchString(s.InstanceType) {
 		verr.Add("instanceType", msgInstanceType)
+	}
+	if msg := checkKMSKey(s.EBSKmsKeyID, s.Region); msg != "" {
+		verr.Add("ebsKmsKeyId", msg)
 	}
 	if s.AmiID != "" && !reAmiID.MatchString(s.AmiID) {
 		verr.Add("amiId", msgAmiID)
@@ -204,4 +208,31 @@ func sortedCopy(v []string) []string {
 	c := slices.Clone(v)
 	slices.Sort(c)
 	return c
+}
+
+// The forms of a KMS key RunInstances takes for an EBS volume (EC2 API
+// Reference, EbsBlockDevice.KmsKeyId): key id (or a multi-Region key's
+// mrk- id), key ARN, alias name, alias ARN.
+var (
+	reKeyID    = regexp.MustCompile(`^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$`)
+	reAlias    = regexp.MustCompile(`^alias/[a-zA-Z0-9/_-]{1,250}$`)
+	reKMSArn   = regexp.MustCompile(`^arn:aws[a-z-]*:kms:([a-z0-9-]+):[0-9]{12}:(key/|alias/)(.+)$`)
+	msgKMSKey  = `must be a KMS key id ("1234abcd-12ab-34cd-56ef-1234567890ab"), key ARN, alias ("alias/mecd-ebs") or alias ARN`
+	msgKMSArea = "must be a key in the MEC's region %s (EBS volumes use a key of their own region): give that region's key"
+)
+
+// checkKMSKey returns what is wrong with key for a MEC in region, or "".
+func checkKMSKey(key, region string) string {
+	switch {
+	case key == "", reKeyID.MatchString(key), reAlias.MatchString(key):
+		return ""
+	}
+	m := reKMSArn.FindStringSubmatch(key)
+	if m == nil || (m[2] == "key/" && !reKeyID.MatchString(m[3])) || (m[2] == "alias/" && !reAlias.MatchString("alias/"+m[3])) {
+		return msgKMSKey
+	}
+	if region != "" && m[1] != region {
+		return fmt.Sprintf(msgKMSArea, region)
+	}
+	return ""
 }

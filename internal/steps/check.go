@@ -42,7 +42,7 @@ func (s *Steps) CheckNodes(ctx context.Context, st State) (CheckResult, error) {
 		case ec2types.InstanceStateNameShuttingDown, ec2types.InstanceStateNameTerminated,
 			ec2types.InstanceStateNameStopping, ec2types.InstanceStateNameStopped:
 			return CheckResult{}, stepErr(ErrNodeLost, "node %s is %s before the MEC was ready%s", id, states[id],
-				s.launchFailure(ctx, m.Region, reasons[id]))
+				s.launchFailure(ctx, m, reasons[id]))
 		}
 	}
 	online, err := s.onlineAgents(ctx, m.Region, ids)
@@ -134,9 +134,9 @@ func (s *Steps) instanceStates(ctx context.Context, region string, ids []string)
 // launchFailure explains an instance EC2 ended on its own. An encrypted
 // volume whose KMS key EC2 cannot use for the launching role ends the
 // instance at once with Client.InternalError (EC2 User Guide, "Instance
-// terminates immediately"): the cause names the region's default EBS key,
-// the usual culprit.
-func (s *Steps) launchFailure(ctx context.Context, region string, r *ec2types.StateReason) string {
+// terminates immediately"): the cause names the spec's key, or else the
+// region's default EBS key, the usual culprit.
+func (s *Steps) launchFailure(ctx context.Context, m *mec.MEC, r *ec2types.StateReason) string {
 	if r == nil || aws.ToString(r.Code) == "" {
 		return ""
 	}
@@ -144,8 +144,13 @@ func (s *Steps) launchFailure(ctx context.Context, region string, r *ec2types.St
 	if aws.ToString(r.Code) != "Client.InternalError" {
 		return msg
 	}
+	if k := m.Spec.EBSKmsKeyID; k != "" {
+		return msg + ": EC2 could not encrypt the node's volumes with KMS key " + k + " (ebsKmsKeyId); its key policy must let the stack's " +
+			"launch-nodes role use it through EC2 (kms:CreateGrant with kms:GrantIsForAWSResource, kms:GenerateDataKeyWithoutPlaintext, kms:Decrypt) " +
+			"and the key must be enabled and in the MEC's region; or leave ebsKmsKeyId out for the region's default"
+	}
 	key := "the region's default EBS KMS key"
-	if out, err := s.AWS.EC2(region).GetEbsDefaultKmsKeyId(ctx, &ec2.GetEbsDefaultKmsKeyIdInput{}); err == nil && aws.ToString(out.KmsKeyId) != "" {
+	if out, err := s.AWS.EC2(m.Region).GetEbsDefaultKmsKeyId(ctx, &ec2.GetEbsDefaultKmsKeyIdInput{}); err == nil && aws.ToString(out.KmsKeyId) != "" {
 		key = "KMS key " + aws.ToString(out.KmsKeyId) + " (the region's default for EBS)"
 	}
 	return msg + ": EC2 could not encrypt the node's volumes with " + key +

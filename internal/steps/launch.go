@@ -272,6 +272,8 @@ func (s *Steps) launch(ctx context.Context, m *mec.MEC) error {
 			Ebs: &types.EbsBlockDevice{
 				VolumeSize: aws.Int32(int32(m.Spec.RootVolumeGiB)), VolumeType: types.VolumeTypeGp3,
 				Encrypted: aws.Bool(true), DeleteOnTermination: aws.Bool(true),
+				// EC2 creates a grant on it for the volume, as the launching role.
+				KmsKeyId: nonEmpty(m.Spec.EBSKmsKeyID),
 			},
 		}},
 		TagSpecifications: []types.TagSpecification{

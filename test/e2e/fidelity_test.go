@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +18,7 @@ import (
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/store"
 	"github.com/mecd/mecd/test/localrt"
+	"github.com/mecd/mecd/test/nodesim/ec2sim"
 	"github.com/mecd/mecd/test/nodesim/fault"
 	"github.com/mecd/mecd/test/nodesim/fidelity"
 	"github.com/mecd/mecd/test/nodesim/latency"
@@ -194,6 +197,54 @@ func TestUnusableEBSKeyIsNamed(t *testing.T) {
 		t.Fatalf("%s at %s: %s", r.out.Status, m.FailedStep, m.FailureCause)
 	}
 	leakFree(t, rt, m.ID)
+}
+
+// ebsKmsKeyId encrypts the nodes' volumes with the spec's key; a key EC2
+// may not use ends the launch with a cause that names it and the fix. The
+// IAM proof evaluates the grants the launch needed against the stack.
+func TestEBSKeyFromTheSpec(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	for _, tc := range []struct {
+		name   string
+		usable bool
+	}{{"usable", true}, {"unusable", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := fmt.Sprintf("arn:aws:kms:%s:%s:key/%s", rt.Region, localrt.Account, uuidFor(tc.name))
+			// Tagged as the stack's default policy wants its keys.
+			rt.Sim.EC2Sim.SetKMSKey(key, ec2sim.KMSKey{Usable: tc.usable, Tags: map[string]string{"mecd:ebs-key": "true"}})
+			name := localrt.UniqueName("cmk")
+			r := provision(t, rt, `{"name":"`+name+`","nodeCount":1,"ebsKmsKeyId":"`+key+`"}`)
+			m := findByName(t, rt, name)
+			if !tc.usable {
+				if string(r.out.Status) != "FAILED" || m.FailedStep != mec.StepNodesOnline ||
+					!strings.Contains(m.FailureCause, key) || !strings.Contains(m.FailureCause, "ebsKmsKeyId") {
+					t.Fatalf("%s at %s: %s", r.out.Status, m.FailedStep, m.FailureCause)
+				}
+				leakFree(t, rt, m.ID)
+				return
+			}
+			if string(r.out.Status) != "SUCCEEDED" {
+				t.Fatalf("%s: %s", r.out.Status, m.FailureCause)
+			}
+			inst, ok := rt.Sim.EC2Sim.Instance(m.Nodes[0].InstanceID)
+			if !ok || len(inst.Volumes) == 0 {
+				t.Fatal("no volumes")
+			}
+			for _, v := range inst.Volumes {
+				if !v.Encrypted || v.KmsKeyID != key {
+					t.Errorf("volume %s encrypted=%v with %q, want %s", v.ID, v.Encrypted, v.KmsKeyID, key)
+				}
+			}
+		})
+	}
+}
+
+// uuidFor is a key id, stable per name.
+func uuidFor(name string) string {
+	h := sha256.Sum256([]byte(name))
+	x := hex.EncodeToString(h[:])
+	return x[:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
 }
 
 // An AMI whose root device is not /dev/sda1 (Amazon Linux's /dev/xvda):

@@ -106,6 +106,10 @@ func TestLifecycleThroughTheAPI(t *testing.T) {
 		t.Fatalf("Location %q", h.Get("Location"))
 	}
 	ready := waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second)
+	// The SigV4 signer API Gateway reported is the MEC's owner.
+	if m.Owner != localrt.LocalCaller || ready.Owner != localrt.LocalCaller {
+		t.Errorf("owner %q (POST) and %q (GET), want the caller %s", m.Owner, ready.Owner, localrt.LocalCaller)
+	}
 	for _, st := range []string{mec.StepResolve, mec.StepSecurityGroup, mec.StepLaunch, mec.StepNodesOnline,
 		mec.StepInstall, mec.StepJoin, mec.StepAddons, mec.StepVerify, mec.StepKubeconfig, mec.StepReady} {
 		if s := ready.Step(st); s == nil || s.Outcome != mec.OutcomeSucceeded || s.EndedAt == nil {

@@ -43,6 +43,9 @@ type Request struct {
 	Resource  string
 	Account   string
 	Context   map[string][]string
+	// ResourcePolicy is the resource's own policy, if it has one (a KMS
+	// key's key policy, without which no IAM policy grants anything on it).
+	ResourcePolicy json.RawMessage
 }
 
 // Principal is whose policies decide a request.
@@ -139,6 +142,9 @@ func (e *Evaluator) Evaluate(ctx context.Context, p Principal, r Request) (Answe
 	}
 	if len(p.Boundary) > 0 {
 		sim["permissionBoundaryPolicies"] = p.Boundary
+	}
+	if r.ResourcePolicy != nil {
+		sim["resourcePolicy"] = r.ResourcePolicy
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

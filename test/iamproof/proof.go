@@ -73,7 +73,7 @@ func Prove(ctx context.Context, ev *iameval.Evaluator, pol *Policies, d Deployed
 			}
 		}
 		ans, err := ev.Evaluate(ctx, p, iameval.Request{Principal: functionPrincipal(d, c.Function), Action: c.Action, Resource: c.Resource,
-			Account: d.Account, Context: ctxKeys})
+			Account: d.Account, Context: ctxKeys, ResourcePolicy: resourcePolicy(d, c.Action)})
 		if err != nil {
 			return nil, fmt.Errorf("%s %s on %s: %w", c.Function, c.Action, c.Resource, err)
 		}
@@ -101,7 +101,8 @@ func Prove(ctx context.Context, ev *iameval.Evaluator, pol *Policies, d Deployed
 			p = iameval.Principal{Identity: m.node, Boundary: []iameval.Policy{pol.NodeBoundary}}
 			principal = fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", d.Account, mec.NodeRoleName(m.cluster), m.instance)
 		}
-		ans, err := ev.Evaluate(ctx, p, iameval.Request{Principal: principal, Action: m.action, Resource: m.resource, Account: d.Account, Context: m.context})
+		ans, err := ev.Evaluate(ctx, p, iameval.Request{Principal: principal, Action: m.action, Resource: m.resource, Account: d.Account, Context: m.context,
+			ResourcePolicy: resourcePolicy(d, m.action)})
 		if err != nil {
 			return nil, fmt.Errorf("must-deny %q: %w", m.what, err)
 		}
@@ -120,6 +121,19 @@ func Prove(ctx context.Context, ev *iameval.Evaluator, pol *Policies, d Deployed
 		sort.Strings(r.Actions)
 	}
 	return rep, nil
+}
+
+// resourcePolicy is the policy of the resource an action acts on, where AWS
+// requires one: a customer managed KMS key is the user's, and IAM policies
+// grant on it only if its key policy lets them. This is KMS's default key
+// policy, which does ("Default key policy", AWS KMS Developer Guide): the
+// README asks for it, or an equivalent statement.
+func resourcePolicy(d Deployed, action string) json.RawMessage {
+	if !strings.HasPrefix(action, "kms:") {
+		return nil
+	}
+	return json.RawMessage(fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow",`+
+		`"Principal":{"AWS":"arn:aws:iam::%s:root"},"Action":"kms:*","Resource":"*"}]}`, d.Account))
 }
 
 func functionPrincipal(d Deployed, fn string) string {
@@ -253,6 +267,7 @@ func mustDeny(d Deployed) []denial {
 			action: "ssm:GetParametersByPath", resource: fmt.Sprintf("arn:aws:ssm:%s:%s:parameter%s", region, d.Account, path), context: inst(worker)})
 	}
 	boundary := map[string][]string{"iam:PermissionsBoundary": {d.BoundaryArn}}
+	key := fmt.Sprintf("arn:aws:kms:%s:%s:key/1234abcd-12ab-34cd-56ef-1234567890ab", region, d.Account)
 	out = append(out,
 		denial{what: "launch-nodes passes a node role to Lambda", function: "launch-nodes", action: "iam:PassRole", resource: role("/mecd/", mec.NodeRoleName(cluster)),
 			context: map[string][]string{"iam:PassedToService": {"lambda.amazonaws.com"}}},
@@ -265,6 +280,12 @@ func mustDeny(d Deployed) []denial {
 			context: mergeCtx(regional, "ec2:MetadataHttpTokens", "required")},
 		denial{what: "launch-nodes launches an instance with IMDSv1", function: "launch-nodes", action: "ec2:RunInstances", resource: fmt.Sprintf("arn:aws:ec2:%s:%s:instance/*", region, d.Account),
 			context: mergeCtx(mergeCtx(regional, "ec2:MetadataHttpTokens", "optional"), "aws:RequestTag/"+mec.TagManaged, "true")},
+		denial{what: "launch-nodes uses a KMS key not tagged for mecd", function: "launch-nodes", action: "kms:CreateGrant", resource: key,
+			context: map[string][]string{"aws:RequestedRegion": {region}, "kms:ViaService": {"ec2." + region + ".amazonaws.com"}, "kms:GrantIsForAWSResource": {"true"}}},
+		denial{what: "launch-nodes decrypts with a mecd key itself, not through EC2", function: "launch-nodes", action: "kms:Decrypt", resource: key,
+			context: map[string][]string{"aws:RequestedRegion": {region}, "aws:ResourceTag/mecd:ebs-key": {"true"}}},
+		denial{what: "launch-nodes creates a grant for itself (not for an AWS resource)", function: "launch-nodes", action: "kms:CreateGrant", resource: key,
+			context: map[string][]string{"aws:RequestedRegion": {region}, "aws:ResourceTag/mecd:ebs-key": {"true"}, "kms:ViaService": {"ec2." + region + ".amazonaws.com"}}},
 		denial{what: "node-command rewrites a role without the node boundary", function: "node-command", action: "iam:PutRolePolicy", resource: role("/", "admin")},
 		denial{what: "node-command runs AWS-RunShellScript", function: "node-command", action: "ssm:SendCommand", resource: fmt.Sprintf("arn:aws:ssm:%s:%s:document/AWS-RunShellScript", region, d.Account), context: regional},
 		denial{what: "cleanup terminates an instance mecd did not tag", function: "cleanup", action: "ec2:TerminateInstances",

@@ -1,6 +1,7 @@
 package localrt
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -69,9 +70,18 @@ func (rt *Runtime) APIURL() string { return rt.Endpoint + "/" + backend.APIStage
 // APIHost is the Host header kumo routes the API by.
 func (rt *Runtime) APIHost() string { return rt.Deployed.APIID + ".execute-api.localhost" }
 
-// APIRequest sends one HTTP request to the local API Gateway.
+// APIRequest sends one HTTP request to the local API Gateway, signed with
+// SigV4 as the local runtime's caller (LocalCaller), as IAM authorization
+// requires on AWS.
 func (rt *Runtime) APIRequest(ctx context.Context, method, path string, body io.Reader, header http.Header) (*http.Response, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, rt.APIURL()+path, body)
+	var payload []byte
+	if body != nil {
+		var err error
+		if payload, err = io.ReadAll(body); err != nil {
+			return nil, nil, err
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, rt.APIURL()+path, bytes.NewReader(payload))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -79,6 +89,9 @@ func (rt *Runtime) APIRequest(ctx context.Context, method, path string, body io.
 		req.Header[k] = v
 	}
 	req.Host = rt.APIHost()
+	if err := rt.sign(ctx, req, payload); err != nil {
+		return nil, nil, fmt.Errorf("sign %s %s: %w", method, path, err)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w", method, path, err)

@@ -26,7 +26,7 @@ func TestFixProxyEventGivesTheConcretePath(t *testing.T) {
 			in.RequestContext.Stage = "v1"
 			b, _ := json.Marshal(in)
 			var out events.APIGatewayProxyRequest
-			if err := json.Unmarshal(fixProxyEvent(b), &out); err != nil {
+			if err := json.Unmarshal(fixProxyEvent(b, nil), &out); err != nil {
 				t.Fatal(err)
 			}
 			if out.Path != tt.want || out.Resource != tt.path {
@@ -37,7 +37,22 @@ func TestFixProxyEventGivesTheConcretePath(t *testing.T) {
 			}
 		})
 	}
-	if got := string(fixProxyEvent([]byte(`{"clusterId":"mec-1"}`))); got != `{"clusterId":"mec-1"}` {
+	if got := string(fixProxyEvent([]byte(`{"clusterId":"mec-1"}`), nil)); got != `{"clusterId":"mec-1"}` {
 		t.Fatalf("a non-proxy payload changed: %s", got)
+	}
+}
+
+// API Gateway reports the SigV4 signer of an AWS_IAM method's request.
+func TestFixProxyEventNamesTheCaller(t *testing.T) {
+	in := events.APIGatewayProxyRequest{HTTPMethod: "POST", Resource: "/mecs", Path: "/mecs",
+		Headers: map[string]string{"Authorization": "AWS4-HMAC-SHA256 Credential=AKIDALICE/20261202/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature=x"}}
+	b, _ := json.Marshal(in)
+	alice := "arn:aws:sts::000000000000:assumed-role/Dev/alice"
+	var out events.APIGatewayProxyRequest
+	if err := json.Unmarshal(fixProxyEvent(b, func(k string) (string, bool) { return alice, k == "AKIDALICE" }), &out); err != nil {
+		t.Fatal(err)
+	}
+	if id := out.RequestContext.Identity; id.UserArn != alice || id.AccountID != "000000000000" || id.AccessKey != "AKIDALICE" {
+		t.Fatalf("identity %+v, want alice's", id)
 	}
 }

@@ -61,6 +61,7 @@ func (l *AuthLog) Calls() []AuthCall {
 type tagSource interface {
 	InstanceTags(id string) map[string]string
 	GroupTags(id string) map[string]string
+	KMSKeyTags(arn string) map[string]string
 }
 
 // functionKeyPrefix starts the access key each function's processes sign
@@ -287,6 +288,33 @@ func ec2Auth(c Call, form url.Values, tags tagSource) []AuthCall {
 		for kind, t := range specs {
 			out = append(out, AuthCall{Action: "ec2:CreateTags", Resource: res(kind, "*"),
 				Context: tagContext("aws:RequestTag/", t, map[string][]string{"ec2:CreateAction": {"RunInstances"}})})
+		}
+		// A volume encrypted with a customer managed key: EC2 uses the key as
+		// the caller and creates a grant on it for the volume ("Requirements
+		// for Amazon EBS encryption", EBS User Guide; kms:ViaService, "AWS
+		// KMS condition keys").
+		for i := 1; ; i++ {
+			p := fmt.Sprintf("BlockDeviceMapping.%d.", i)
+			if form.Get(p+"DeviceName") == "" {
+				break
+			}
+			key := form.Get(p + "Ebs.KmsKeyId")
+			if key == "" {
+				continue
+			}
+			if !strings.HasPrefix(key, "arn:") {
+				key = arn("kms", c.Region, "key/"+key)
+			}
+			kc := tagContext("aws:ResourceTag/", tags.KMSKeyTags(key), map[string][]string{
+				"kms:ViaService": {"ec2." + c.Region + ".amazonaws.com"}, "kms:CallerAccount": {Account}})
+			for _, a := range []string{"kms:GenerateDataKeyWithoutPlaintext", "kms:Decrypt", "kms:DescribeKey"} {
+				out = append(out, AuthCall{Action: a, Resource: key, Context: kc})
+			}
+			grant := map[string][]string{"kms:GrantIsForAWSResource": {"true"}}
+			for k, v := range kc {
+				grant[k] = v
+			}
+			out = append(out, AuthCall{Action: "kms:CreateGrant", Resource: key, Context: grant})
 		}
 		// Launching with an instance profile passes its role to EC2.
 		if p := form.Get("IamInstanceProfile.Arn"); p != "" {

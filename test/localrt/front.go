@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mecd/mecd/test/iameval"
@@ -46,6 +47,7 @@ type SimHandlers interface {
 	// InstanceTags and GroupTags are an EC2 resource's tags now.
 	InstanceTags(id string) map[string]string
 	GroupTags(id string) map[string]string
+	KMSKeyTags(arn string) map[string]string
 }
 
 // runCommandActions are the SSM actions kumo lacks (Run Command and
@@ -78,6 +80,9 @@ type Front struct {
 	// IAM proof.
 	Auth *AuthLog
 
+	mu      sync.Mutex
+	callers map[string]string // access key -> principal ARN
+
 	srv *http.Server
 	ln  net.Listener
 }
@@ -91,7 +96,7 @@ func NewFront(kumoURL string, sim SimHandlers, ev *iameval.Evaluator, faults *fa
 	if log == nil {
 		log = slog.Default()
 	}
-	f := &Front{kumo: u, sim: sim, nodes: newNodeAuth(ev), faults: faults, log: log, Calls: NewCallCounter(), Polls: NewPollTracker(), Invokes: NewInvokeTracker(), Serving: NewServingTracker(), Secrets: NewSecretLedger(), Auth: NewAuthLog()}
+	f := &Front{kumo: u, sim: sim, nodes: newNodeAuth(ev), faults: faults, log: log, Calls: NewCallCounter(), Polls: NewPollTracker(), Invokes: NewInvokeTracker(), Serving: NewServingTracker(), Secrets: NewSecretLedger(), Auth: NewAuthLog(), callers: map[string]string{}}
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(u)
 		pr.Out.Host = pr.In.Host // keep <apiId>.execute-api.localhost for kumo's API Gateway
@@ -146,6 +151,27 @@ var (
 	// A Lambda process posting an invocation's result to the Runtime API.
 	runtimeResult = regexp.MustCompile(`/runtime/invocation/([^/]+)/(response|error)$`)
 )
+
+// LocalCaller is the principal the local runtime's own access key stands for.
+const LocalCaller = "arn:aws:sts::" + Account + ":assumed-role/mecd-local-operator/tester"
+
+// AddCaller names the IAM principal behind an access key, for the identity
+// API Gateway reports to the API function (tests sign as several callers).
+func (f *Front) AddCaller(accessKey, arn string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.callers[accessKey] = arn
+}
+
+func (f *Front) callerOf(accessKey string) (string, bool) {
+	if accessKey == AccessKey {
+		return LocalCaller, true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	arn, ok := f.callers[accessKey]
+	return arn, ok
+}
 
 // ServeHTTP routes one request.
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -207,7 +233,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set(profileHeader, form.Get("InstanceProfileName"))
 	}
 	if call.Service == "lambda" && fromKumo(r) {
-		if err := rewriteProxyEvent(r); err != nil {
+		if err := rewriteProxyEvent(r, f.callerOf); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}

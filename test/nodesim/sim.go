@@ -142,6 +142,9 @@ func (s *Sim) GroupTags(id string) map[string]string {
 	return nil
 }
 
+// KMSKeyTags are a customer managed key's tags (nil if there is no such key).
+func (s *Sim) KMSKeyTags(arn string) map[string]string { return s.EC2Sim.KMSKeyTags(arn) }
+
 // CredentialExpired reports whether a node's access key has expired.
 func (s *Sim) CredentialExpired(accessKeyID string) bool {
 	return s.SSMSim.CredentialExpired(accessKeyID)

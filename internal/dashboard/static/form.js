@@ -25,7 +25,7 @@ function specFromForm() {
     s[k] = Number(v);
   };
   str("name"); str("region"); num("nodeCount"); str("instanceType"); str("microk8sChannel"); str("ttl");
-  str("amiId"); str("vpcId"); str("subnetId"); num("rootVolumeGiB");
+  str("amiId"); str("vpcId"); str("subnetId"); str("ebsKmsKeyId"); num("rootVolumeGiB");
   s.addons = [...document.querySelectorAll("#addons input:checked")].map((i) => i.value);
   const apiCidrs = lines(f.apiAccessCidrs.value); if (apiCidrs.length) s.apiAccessCidrs = apiCidrs;
   const np = lines(f.nodePortCidrs.value); if (np.length) s.nodePortCidrs = np;

@@ -158,6 +158,9 @@ func (s *Sim) runInstances(c *call, x *xmlw) error {
 			if v.Encrypted && v.KmsKeyID == r.ebs.keyArn && !r.ebs.keyUsable {
 				unusableKey = v.KmsKeyID
 			}
+			if k, ok := s.kmsKeys[v.KmsKeyID]; ok && v.Encrypted && !k.Usable {
+				unusableKey = v.KmsKeyID // the spec's own key, same end
+			}
 			v.fillPerformance()
 			s.volumes[v.ID] = v
 			in.volumes = append(in.volumes, v)

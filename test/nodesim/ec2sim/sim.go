@@ -105,6 +105,8 @@ type Sim struct {
 	publicIPs map[string]bool
 	// profilesReadyAt: instance profile name -> when RunInstances accepts it.
 	profilesReadyAt map[string]time.Time
+	// kmsKeys stands in for KMS: the customer managed keys a test made.
+	kmsKeys map[string]KMSKey
 
 	// State change delivery is serialised through a queue so subscribers see
 	// each instance's changes in order, outside s.mu, and may call back in.
@@ -121,6 +123,7 @@ func New(lat *latency.Model, seed uint64) *Sim {
 		lat:       lat,
 		rng:       rand.New(rand.NewPCG(seed, seed^0x5bd1e995)),
 		ids:       map[string]bool{},
+		kmsKeys:   map[string]KMSKey{},
 		regions:   map[string]*regionState{},
 		instances: map[string]*instance{},
 		volumes:   map[string]*volume{},

@@ -129,6 +129,32 @@ func (s *Sim) SetEBSDefaults(region string, byDefault bool, keyArn string, usabl
 	s.ensureRegion(region).ebs = ebsDefaults{byDefault: byDefault, keyArn: keyArn, keyUsable: usable || keyArn == ""}
 }
 
+// KMSKey is a customer managed key as far as EC2 cares: whether its key
+// policy and grants let EC2 use it for the launching principal, and its
+// tags (which IAM policies may check).
+type KMSKey struct {
+	Usable bool
+	Tags   map[string]string
+}
+
+// SetKMSKey makes (or changes) a customer managed key, by ARN.
+func (s *Sim) SetKMSKey(arn string, k KMSKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kmsKeys[arn] = k
+}
+
+// KMSKeyTags are a key's tags (nil if the simulator knows no such key).
+func (s *Sim) KMSKeyTags(arn string) map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k, ok := s.kmsKeys[arn]
+	if !ok {
+		return nil
+	}
+	return maps.Clone(k.Tags)
+}
+
 func (s *Sim) getEbsEncryptionByDefault(c *call, x *xmlw) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
