@@ -19,6 +19,8 @@ const (
 	Join     = mec.StepJoin
 	Reset    = mec.StepReset
 	Finalize = mec.StepFinalize
+	// Boot is the user data: cloud-init runs it at first boot.
+	Boot = "boot"
 )
 
 // safeValue is what a script input may contain: ids, IPs, channels, paths,
@@ -63,7 +65,7 @@ func Render(name string, vars map[string]string) (string, error) {
 }
 
 // Names lists the scripts (for tests such as shellcheck).
-func Names() []string { return []string{Install, Join, Reset, Finalize} }
+func Names() []string { return []string{Boot, Install, Join, Reset, Finalize} }
 
 // Markers parses the progress markers a script prints: "::mecd-step NAME START_MS END_MS".
 type Marker struct {

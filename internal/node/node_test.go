@@ -87,3 +87,22 @@ func TestParseOutput(t *testing.T) {
 		t.Fatalf("values %v", values)
 	}
 }
+
+// The user data: EC2 takes at most 16 KB before base64 ("Run commands when
+// you launch an EC2 instance with user data input", EC2 User Guide), and
+// anyone allowed ec2:DescribeInstanceAttribute reads it, so it carries no
+// Parameter Store name and no token.
+func TestBootScriptFitsUserData(t *testing.T) {
+	s, err := Render(Boot, map[string]string{"CHANNEL": "1.35/stable", "RETRY_SECONDS": "10.000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s) > 16*1024 {
+		t.Fatalf("boot script is %d bytes, over user data's 16 KB", len(s))
+	}
+	for _, secret := range []string{"get_secure \"$", "TOKEN_PARAM=", "KUBECONFIG_PARAM="} {
+		if strings.Contains(s, secret) {
+			t.Errorf("boot script has %q: user data is readable by anyone with ec2:DescribeInstanceAttribute", secret)
+		}
+	}
+}

@@ -253,6 +253,10 @@ func (s *Steps) launch(ctx context.Context, m *mec.MEC) error {
 	}
 	n := int32(m.Spec.NodeCount)
 	tags := ec2Tags(m)
+	boot, err := s.userData(m)
+	if err != nil {
+		return err
+	}
 	in := &ec2.RunInstancesInput{
 		ClientToken:        aws.String(m.ID),
 		ImageId:            aws.String(m.Resolved.AmiID),
@@ -262,6 +266,7 @@ func (s *Steps) launch(ctx context.Context, m *mec.MEC) error {
 		SubnetId:           aws.String(m.Resolved.SubnetID),
 		SecurityGroupIds:   []string{m.SecurityGroupID},
 		IamInstanceProfile: &types.IamInstanceProfileSpecification{Arn: aws.String(profile)},
+		UserData:           aws.String(boot),
 		MetadataOptions: &types.InstanceMetadataOptionsRequest{
 			HttpTokens:              types.HttpTokensStateRequired,
 			HttpEndpoint:            types.InstanceMetadataEndpointStateEnabled,

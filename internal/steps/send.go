@@ -248,7 +248,6 @@ func (s *Steps) planInstall(ctx context.Context, m *mec.MEC, n0 *mec.Node) (comm
 		"TOKEN_TTL":     strconv.Itoa(int(JoinTokenTTL.Seconds())),
 		"READY_TIMEOUT": strconv.Itoa(int(s.Env.CommandTimeout.Seconds())),
 		"RETRY_SECONDS": retrySeconds(s.Env.PollInterval),
-		"EXTRA_SANS":    strings.TrimSpace(m.EndpointHost() + " " + n0.PrivateIP),
 	}
 	if len(m.Nodes) > 1 {
 		// Node 0 mints the token (microk8s add-node prints it, so it is on

@@ -242,6 +242,11 @@ func run(ctx context.Context) error {
 		return err
 	}
 	logf("wrote %s", o.out)
+	if path, err := writeJSON(res); err != nil {
+		return err
+	} else if path != "" {
+		logf("wrote %s", path)
+	}
 	if ctx.Err() != nil {
 		return errors.New("interrupted")
 	}

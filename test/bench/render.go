@@ -44,7 +44,7 @@ func renderRatio(w writer, res *results) {
 		return
 	}
 	w("## 1. Orchestration overhead\n\n")
-	w("One 3-node MEC at a time, created with `POST /mecs` and deleted with `DELETE /mecs/{id}`. Time to READY = POST sent to the record's `readyAt`; time to DELETED = DELETE sent to `deletedAt`. Bounds (all scaled): **node work** = boot + agent online + snap install + join + addons (DESIGN section 9); **+ AWS** adds the RunInstances call and three Run Command dispatches; **simulator clocks** = the same path as the simulator timed it (slowest node launch to online, then each command sent to its slowest invocation done: dispatch + the script, its own overhead included).\n\n")
+	w("One 3-node MEC at a time, created with `POST /mecs` and deleted with `DELETE /mecs/{id}`. Time to READY = POST sent to the record's `readyAt`; time to DELETED = DELETE sent to `deletedAt`. Bounds (all scaled): **node work** = boot + max(agent online, snap install) + join + addons (the nodes install MicroK8s at first boot, from their user data, while the SSM agent starts); **+ AWS** adds the RunInstances call and three Run Command dispatches; **simulator clocks** = the same path as the simulator timed it (slowest node launch to online, then each command sent to its slowest invocation done: dispatch + the script, its own overhead included).\n\n")
 	w("| scale | mode | time to READY s | node-work bound s | ratio | + AWS s | ratio | simulator clocks s | ratio | time to DELETED s | terminate s | ratio |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range runs {
 		rd := r.readySeconds()

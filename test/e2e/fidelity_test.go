@@ -317,6 +317,9 @@ func TestNodeParameterCallsRideOutErrors(t *testing.T) {
 	}{
 		{"kubeconfig write throttled", "PutParameter", "ThrottlingException", 1},
 		{"join token read answered 500", "GetParameter", "InternalServerError", 3},
+		// IMDS promises new credentials five minutes before the old expire,
+		// nothing about those read earlier: a call may carry expired ones.
+		{"kubeconfig write with expired credentials", "PutParameter", "ExpiredTokenException", 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -180,6 +181,13 @@ func TestProvisionThreeNodeMEC(t *testing.T) {
 		}
 		if voters != 3 {
 			t.Errorf("dqlite voters %d, want 3", voters)
+		}
+		// Every node installed MicroK8s at first boot, from its user data.
+		for _, n := range m.Nodes {
+			if _, err := os.Stat(filepath.Join(rt.Dir(), "hosts", n.InstanceID, "root/var/lib/mecd/state/boot-install")); err != nil {
+				log, _ := os.ReadFile(filepath.Join(rt.Dir(), "hosts", n.InstanceID, "root/var/log/cloud-init-output.log"))
+				t.Errorf("node %d did not install at boot: %v; cloud-init output:\n%s", n.Index, err, tail(string(log), 2000))
+			}
 		}
 		// MicroK8s keeps a used TTL token valid until it expires: once every
 		// node joined, node 0 holds none of the build's tokens.

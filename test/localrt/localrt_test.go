@@ -2,6 +2,7 @@ package localrt_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -216,6 +217,12 @@ func TestLambdaEnvironmentFromBackend(t *testing.T) {
 // launch starts n simulated instances for a cluster and waits until their SSM agents are Online.
 func launch(t *testing.T, rt *localrt.Runtime, clusterID string, n int32) []string {
 	t.Helper()
+	return launchWith(t, rt, clusterID, n, "")
+}
+
+// launchWith launches with user data (a script: cloud-init runs it at boot).
+func launchWith(t *testing.T, rt *localrt.Runtime, clusterID string, n int32, userData string) []string {
+	t.Helper()
 	ctx := ctxT(t, 60*time.Second)
 	c := rt.Clients("")
 	ami, err := c.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(localrt.UbuntuAMIParameter("arm64"))})
@@ -244,6 +251,7 @@ func launch(t *testing.T, rt *localrt.Runtime, clusterID string, n int32) []stri
 	in := &ec2.RunInstancesInput{
 		ImageId: ami.Parameter.Value, InstanceType: ec2types.InstanceTypeT4gMedium, MinCount: aws.Int32(n), MaxCount: aws.Int32(n),
 		ClientToken:        aws.String(clusterID),
+		UserData:           nonEmpty(base64.StdEncoding.EncodeToString([]byte(userData))),
 		IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Arn: prof.InstanceProfile.Arn},
 		MetadataOptions:    &ec2types.InstanceMetadataOptionsRequest{HttpTokens: ec2types.HttpTokensStateRequired},
 		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: []ec2types.Tag{
@@ -467,5 +475,40 @@ func TestFrontSaysWhoHoldsTheAddress(t *testing.T) {
 	}
 	if want := fmt.Sprintf("by pid %d", os.Getpid()); !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %q does not name the holder (%s)", err, want)
+	}
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return aws.String(s)
+}
+
+// Cloud-init runs a user data script at first boot, as root, with the
+// host's tools; `cloud-init status --wait` waits for it, and a failing
+// script is status error, exit 1.
+func TestUserDataRunsAtBoot(t *testing.T) {
+	rt := localrt.Get(t)
+	for _, tc := range []struct {
+		name, userData, want string
+		code                 int32
+	}{
+		{"script", "#!/bin/bash\nset -e\nsnap wait system seed.loaded\nmkdir -p /var/lib/mecd/\necho booted > /var/lib/mecd/boot\n", "status: done", 0},
+		{"failing script", "#!/bin/bash\nexit 3\n", "status: error", 1},
+		{"none", "", "status: done", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ids := launchWith(t, rt, uniq("ud"), 1, tc.userData)
+			out := runScript(t, rt, ids, "cloud-init status --wait; echo rc=$?; cat /var/lib/mecd/boot 2>/dev/null || true")
+			got := aws.ToString(out.StandardOutputContent)
+			if !strings.Contains(got, tc.want) || !strings.Contains(got, fmt.Sprintf("rc=%d", tc.code)) {
+				log, _ := os.ReadFile(filepath.Join(rt.Dir(), "hosts", ids[0], "root/var/log/cloud-init-output.log"))
+				t.Fatalf("cloud-init status: %q, want %q and rc=%d; output log:\n%s", got, tc.want, tc.code, log)
+			}
+			if booted := strings.Contains(got, "booted"); booted != (tc.name == "script") {
+				t.Fatalf("user data ran: %v (%q)", booted, got)
+			}
+		})
 	}
 }

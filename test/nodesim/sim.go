@@ -65,6 +65,12 @@ func New(cfg Config) (*Sim, error) {
 		e.Close()
 		return nil, fmt.Errorf("node simulator: %w", err)
 	}
+	// Cloud-init runs the user data at first boot, once the instance runs.
+	e.OnStateChange(func(in ec2sim.Instance) {
+		if in.State == ec2sim.StateRunning {
+			s.Boot(in.ID)
+		}
+	})
 	return &Sim{Latency: lat, Faults: faults, Fidelity: fid, EC2Sim: e, SSMSim: s}, nil
 }
 
@@ -170,6 +176,6 @@ func (i instances) Instance(id string) (ssmsim.Instance, bool) {
 	return ssmsim.Instance{
 		ID: in.ID, Region: in.Region, State: in.State, PrivateIP: in.PrivateIP, PublicIP: in.PublicIP,
 		IamInstanceProfileArn: in.IamInstanceProfileArn, LaunchIndex: in.LaunchIndex, Tags: in.Tags,
-		RunningAt: in.RunningAt,
+		RunningAt: in.RunningAt, UserData: in.UserData,
 	}, true
 }

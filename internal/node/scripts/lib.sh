@@ -4,6 +4,8 @@
 # or output (SSM Run Command keeps both in its history).
 SNAP_COMMON=/var/snap/microk8s/common
 SNAP_CURRENT=/var/snap/microk8s/current
+# mecd's own state on the node (root only).
+MECD_STATE=/var/lib/mecd/state
 IMDS_BASE="${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}"
 IMDS_BASE="${IMDS_BASE%/}"
 umask 077
@@ -80,7 +82,9 @@ aws_creds() {
 # --fail-with-body, curl writes a failed attempt's body before the next
 # attempt's, and the caller would read two JSON documents. Retried: no
 # answer, 429 and 5xx, and SSM's HTTP 400 ThrottlingException and
-# TooManyUpdates (curl would not retry those at all).
+# TooManyUpdates (curl would not retry those at all), and
+# ExpiredTokenException: credentials read just before they expired, which
+# the next attempt reads anew (IMDS has had new ones for five minutes).
 ssm() {
   local out code rc i
   for i in 1 2 3 4 5 6; do
@@ -94,7 +98,7 @@ ssm() {
     if [ "$code" = "$out" ]; then out=""; else out=${out%$'\n'*}; fi
     case "$rc:$code:$out" in
       0:*) break ;;
-      *:000:* | *:429:* | *:5[0-9][0-9]:* | *:400:*ThrottlingException* | *:400:*TooManyUpdates*)
+      *:000:* | *:429:* | *:5[0-9][0-9]:* | *:400:*ThrottlingException* | *:400:*TooManyUpdates* | *:400:*ExpiredTokenException*)
         [ "$i" -lt 6 ] && sleep "$(awk -v s="${RETRY_SECONDS:-1}" -v i="$i" 'BEGIN { print s * i }')" ;;
       *) break ;;
     esac
@@ -168,10 +172,16 @@ revoke_tokens() {
   if [ ! -f "$hashes" ] || [ ! -f "$file" ]; then
     return 0
   fi
+  # Another run of this step may be revoking at the same time (a retried
+  # command): whichever comes second finds less, or nothing, to do.
   python3 -c '
 import hashlib, sys
-path, spent = sys.argv[1], set(open(sys.argv[2]).read().split())
-lines = open(path).read().splitlines(keepends=True)
+try:
+    spent = set(open(sys.argv[2]).read().split())
+    lines = open(sys.argv[1]).read().splitlines(keepends=True)
+except FileNotFoundError:
+    sys.exit(0)
+path = sys.argv[1]
 keep = [l for l in lines if hashlib.sha256(l.strip().split("|", 1)[0].encode()).hexdigest() not in spent]
 with open(path, "w") as f:  # in place: the file keeps its owner and mode
     f.writelines(keep)
@@ -204,4 +214,51 @@ retry() {
     sleep "$(awk -v s="$RETRY_SECONDS" -v i="$i" 'BEGIN { print s * i }')"
     i=$((i + 1))
   done
+}
+
+# write_launch_config writes MicroK8s' launch configuration, which `snap
+# install` reads: the API server certificate also names this node's
+# addresses, the public one (an endpoint a kubeconfig may point at) included.
+write_launch_config() {
+  local public
+  public=$(imds meta-data/public-ipv4 2>/dev/null) || public=""
+  mkdir -p "$SNAP_COMMON"
+  {
+    echo "---"
+    echo "version: 0.1.0"
+    echo "extraSANs:"
+    for san in $public $LOCAL_IP; do
+      echo "  - ${san}"
+    done
+  } >"${SNAP_COMMON}/.microk8s.yaml"
+}
+
+# install_microk8s installs MicroK8s with its launch configuration, unless
+# it is there already.
+install_microk8s() {
+  # At first boot snapd takes no change before it seeded the image's snaps.
+  snap wait system seed.loaded
+  # No snap (the SSM agent's included) auto-refreshes while the MEC is
+  # built; the hold ends by itself.
+  snap refresh --hold=3h >/dev/null || log "could not hold snap refreshes"
+  write_launch_config
+  if is_installed; then
+    log "microk8s already installed"
+  else
+    install_snap || die "snap install microk8s failed"
+  fi
+}
+
+# install_snap retries while snapd answers exit 10 (too early, or another
+# change on microk8s in progress); any other failure is final.
+install_snap() {
+  local rc=0
+  for _ in $(seq 1 30); do
+    snap install microk8s --classic --channel="$CHANNEL" && return 0
+    rc=$?
+    [ "$rc" -eq 10 ] || return "$rc"
+    log "snapd is busy; trying again"
+    sleep "$RETRY_SECONDS"
+  done
+  return "$rc"
 }

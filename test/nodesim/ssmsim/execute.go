@@ -151,7 +151,7 @@ type execResult struct {
 
 // hostDirs are the absolute paths of a node's filesystem that node scripts
 // use: the MicroK8s snap's data, cloud-init's state, and mecd's own files.
-var hostDirs = regexp.MustCompile(`(^|[\s"'=(:])(/var/snap/|/var/lib/cloud/|/run/cloud-init/|/etc/mecd/|/var/lib/mecd/)`)
+var hostDirs = regexp.MustCompile(`(^|[\s"'=(:<>])(/var/snap/|/var/lib/cloud/|/run/cloud-init/|/etc/mecd/|/var/lib/mecd/)`)
 
 // mapPaths places a script's absolute host paths under the host's root. A
 // script on a real node sees the host's "/"; a simulated host's "/" is

@@ -22,6 +22,9 @@ type host struct {
 	bin  string // <dir>/bin: snap, microk8s (first on PATH)
 	root string // <dir>/root: MECD_HOST_ROOT, the host's "/"
 
+	// cloud-init's run of the user data at first boot (nil: not booted here)
+	ci *cloudInit
+
 	// snap
 	refreshHeldAt         time.Time // `snap refresh --hold`: no auto-refresh starts after it
 	installed, installing bool
@@ -63,7 +66,7 @@ func (s *Sim) ensureHostLocked(inst Instance) (*host, error) {
 			}
 		}
 		// The stand-ins are this binary under another name; init() dispatches on the name.
-		for _, name := range []string{"snap", "microk8s"} {
+		for _, name := range []string{"snap", "microk8s", "cloud-init"} {
 			link := filepath.Join(h.bin, name)
 			_ = os.Remove(link)
 			if err := os.Symlink(s.exe, link); err != nil {

@@ -31,6 +31,8 @@ type Instance struct {
 	Tags         map[string]string
 	// RunningAt is when the instance entered "running"; the agent-online delay counts from it.
 	RunningAt time.Time
+	// UserData is the launch's user data as EC2 keeps it (base64).
+	UserData string
 }
 
 // Instances looks instances up by id.

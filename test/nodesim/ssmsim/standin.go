@@ -21,7 +21,7 @@ const envHostURL = "MECD_SIM_HOST_URL"
 // turns the process into the stand-in and exits.
 func init() {
 	switch filepath.Base(os.Args[0]) {
-	case "snap", "microk8s":
+	case "snap", "microk8s", "cloud-init":
 		os.Exit(runStandInClient(filepath.Base(os.Args[0]), os.Args[1:]))
 	}
 }
@@ -115,6 +115,8 @@ func (s *Sim) runStandIn(ctx context.Context, h *host, inst Instance, argv []str
 		return fail(f.ExitCode, withNewline(f.Stderr))
 	}
 	switch argv[0] {
+	case "cloud-init":
+		return s.cloudInitCmd(ctx, h, argv[1:])
 	case "snap":
 		return s.snap(ctx, h, argv[1:])
 	case "microk8s":
