@@ -85,8 +85,10 @@ func Inline(clusterID, region string, p Phase) string {
 		return arns
 	}
 	onlyFrom := func(ids ...string) map[string]any {
-		// ArnNotLike is true when the key is absent (credentials used
-		// anywhere but an instance): the deny holds there too.
+		// ArnNotLike is true when the key is absent (credentials that did
+		// not come from an instance profile): the deny holds there too.
+		// Instance credentials carry their instance's ARN wherever they
+		// are used, so a worker's, taken elsewhere, are still the worker's.
 		return map[string]any{"ArnNotLike": map[string]any{"ec2:SourceInstanceARN": instances(ids...)}}
 	}
 	st := []map[string]any{

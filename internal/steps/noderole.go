@@ -87,8 +87,9 @@ func (s *Steps) ensureNodeRole(ctx context.Context, m *mec.MEC) (string, error) 
 // setNodePhase rewrites the node role's inline policy for phase p (see
 // nodepolicy.Stage): the install step opens the join token to the nodes
 // that need it, finalize lets node 0 store the kubeconfig once, READY seals
-// it. IAM applies a change within seconds (eventually consistent); every
-// step that relies on one runs minutes later.
+// it. IAM applies a change within seconds (eventually consistent), and the
+// script sent right after may be first: the node scripts retry an
+// AccessDeniedException for a while (lib.sh, ssm).
 func (s *Steps) setNodePhase(ctx context.Context, m *mec.MEC, p nodepolicy.Phase) error {
 	if _, err := s.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(mec.NodeRoleName(m.ID)), PolicyName: aws.String(nodepolicy.InlineName),
 		PolicyDocument: aws.String(nodepolicy.Inline(m.ID, m.Region, p))}); err != nil {

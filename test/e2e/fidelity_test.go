@@ -199,6 +199,19 @@ func TestUnusableEBSKeyIsNamed(t *testing.T) {
 	leakFree(t, rt, m.ID)
 }
 
+// IAM applies a node role's new policy only after a while: the scripts that
+// run right after a stage change (node 0 minting the token once the boot
+// install is done, storing the kubeconfig with no addons to enable) ride it
+// out. Not parallel: the setting is the runtime's.
+func TestNodePolicyChangesTakeTimeToApply(t *testing.T) {
+	rt := localrt.Get(t)
+	rt.Front.SetIAMPropagation(time.Second)
+	t.Cleanup(func() { rt.Front.SetIAMPropagation(10 * time.Millisecond) })
+	name := localrt.UniqueName("iamlag")
+	m := accepted(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":2,"haControlPlane":false,"addons":[]}`, name))
+	waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second) // a FAILED MEC fails the test with its cause
+}
+
 // ebsKmsKeyId encrypts the nodes' volumes with the spec's key; a key EC2
 // may not use ends the launch with a cause that names it and the fix. The
 // IAM proof evaluates the grants the launch needed against the stack.

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mecd/mecd/test/iameval"
 	"github.com/mecd/mecd/test/nodesim"
@@ -26,16 +27,36 @@ type nodeAuth struct {
 	mu      sync.Mutex
 	managed map[string]string // policy ARN -> document
 	roles   map[string]*roleState
+	// propagation is how long a role's new inline policy takes to apply:
+	// IAM is eventually consistent ("Changes that I make are not always
+	// immediately visible", IAM User Guide, Troubleshooting), and until
+	// then calls are decided by the policy it replaced.
+	propagation time.Duration
 }
 
 type roleState struct {
 	boundary string   // policy ARN
 	attached []string // policy ARNs
 	inline   map[string]string
+	// replaced are the inline policies a change has not reached yet, with
+	// when it applies.
+	replaced map[string]pendingPolicy
+}
+
+type pendingPolicy struct {
+	old   string
+	until time.Time
 }
 
 func newNodeAuth(ev *iameval.Evaluator) *nodeAuth {
 	return &nodeAuth{ev: ev, managed: map[string]string{}, roles: map[string]*roleState{}}
+}
+
+// SetIAMPropagation sets how long node roles' policy changes take to apply.
+func (f *Front) SetIAMPropagation(d time.Duration) {
+	f.nodes.mu.Lock()
+	defer f.nodes.mu.Unlock()
+	f.nodes.propagation = d
 }
 
 // addManaged registers a customer- or AWS-managed policy's document.
@@ -55,7 +76,7 @@ func (a *nodeAuth) note(action string, form url.Values) {
 	defer a.mu.Unlock()
 	r := a.roles[name]
 	if r == nil {
-		r = &roleState{inline: map[string]string{}}
+		r = &roleState{inline: map[string]string{}, replaced: map[string]pendingPolicy{}}
 		a.roles[name] = r
 	}
 	switch action {
@@ -66,7 +87,11 @@ func (a *nodeAuth) note(action string, form url.Values) {
 	case "PutRolePermissionsBoundary":
 		r.boundary = form.Get("PermissionsBoundary")
 	case "PutRolePolicy":
-		r.inline[form.Get("PolicyName")] = form.Get("PolicyDocument")
+		name := form.Get("PolicyName")
+		if old, ok := r.inline[name]; ok && a.propagation > 0 {
+			r.replaced[name] = pendingPolicy{old: old, until: time.Now().Add(a.propagation)}
+		}
+		r.inline[name] = form.Get("PolicyDocument")
 	case "DeleteRolePolicy":
 		delete(r.inline, form.Get("PolicyName"))
 	case "AttachRolePolicy":
@@ -105,6 +130,9 @@ func (a *nodeAuth) principal(role string) (iameval.Principal, bool) {
 	}
 	var p iameval.Principal
 	for name, doc := range r.inline {
+		if old, ok := r.replaced[name]; ok && time.Now().Before(old.until) {
+			doc = old.old
+		}
 		p.Identity = append(p.Identity, iameval.Policy{Name: name, Document: json.RawMessage(doc)})
 	}
 	for _, arn := range r.attached {

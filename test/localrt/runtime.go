@@ -154,6 +154,8 @@ func Start(ctx context.Context, opts Options) (rt *Runtime, err error) {
 	if rt.Front, err = NewFront(rt.KumoURL, rt.Sim, rt.iam, rt.Sim.Faults, opts.Logger); err != nil {
 		return nil, err
 	}
+	// A node role's policy change applies seconds later on AWS.
+	rt.Front.SetIAMPropagation(rt.scaled(5*time.Second, 10*time.Millisecond))
 	if err = rt.Front.Listen(FrontAddr); err != nil {
 		return nil, err
 	}

@@ -84,7 +84,10 @@ aws_creds() {
 # answer, 429 and 5xx, and SSM's HTTP 400 ThrottlingException and
 # TooManyUpdates (curl would not retry those at all), and
 # ExpiredTokenException: credentials read just before they expired, which
-# the next attempt reads anew (IMDS has had new ones for five minutes).
+# the next attempt reads anew (IMDS has had new ones for five minutes); and
+# AccessDeniedException: the step that sent this script has just changed
+# the node role's policy, and IAM applies a change only after a while
+# (eventually consistent); a real denial fails after the last attempt.
 ssm() {
   local out code rc i
   for i in 1 2 3 4 5 6; do
@@ -98,7 +101,7 @@ ssm() {
     if [ "$code" = "$out" ]; then out=""; else out=${out%$'\n'*}; fi
     case "$rc:$code:$out" in
       0:*) break ;;
-      *:000:* | *:429:* | *:5[0-9][0-9]:* | *:400:*ThrottlingException* | *:400:*TooManyUpdates* | *:400:*ExpiredTokenException*)
+      *:000:* | *:429:* | *:5[0-9][0-9]:* | *:400:*ThrottlingException* | *:400:*TooManyUpdates* | *:400:*ExpiredTokenException* | *:400:*AccessDeniedException*)
         [ "$i" -lt 6 ] && sleep "$(awk -v s="${RETRY_SECONDS:-1}" -v i="$i" 'BEGIN { print s * i }')" ;;
       *) break ;;
     esac

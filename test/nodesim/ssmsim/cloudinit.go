@@ -26,6 +26,7 @@ import (
 //     0 when done, 1 on a critical error (docs, "cloud-init status", and
 //     cloudinit/cmd/status.py: a failed user data script is an error of
 //     the modules-final stage, reported as status error).
+//
 // The SSM agent starts independently of cloud-final (its own systemd unit),
 // so commands may arrive while the user data still runs.
 type cloudInit struct {
