@@ -58,6 +58,9 @@ func (s *Steps) NodeCommand(ctx context.Context, in CommandInput) (*struct{}, er
 }
 
 func (s *Steps) nodeCommand(ctx context.Context, in CommandInput) error {
+	if err := s.awaitPredecessor(ctx, in.ClusterID, in.Step); err != nil {
+		return err
+	}
 	// The lease: the join token parameter and the command wait are made
 	// here, and a teardown's cleanup must not finish before.
 	m, release, err := s.lease(ctx, in.ClusterID, in.Step)
@@ -130,6 +133,40 @@ func (s *Steps) nodeCommand(ctx context.Context, in CommandInput) error {
 		return err
 	}
 	return s.register(ctx, m, in.Step, cmdID, in.TaskToken, ids)
+}
+
+// awaitPredecessor waits while another invocation of the same step holds
+// the MEC's lease: Step Functions retries an invoke the Lambda service
+// reported failed (Lambda.ServiceException, Lambda.Unknown), and the failed
+// one may still be running, about to send the step's command. Sending
+// again would run the same script twice at once on the nodes (seen: two
+// finalize commands for one attempt). It returns once the lease is gone or
+// expired, or the step's command is recorded (then the retry adopts it), or
+// this invocation's own time is nearly up.
+func (s *Steps) awaitPredecessor(ctx context.Context, id, step string) error {
+	deadline := s.now().Add(time.Minute)
+	if d, ok := ctx.Deadline(); ok {
+		deadline = d.Add(-5 * time.Second)
+	}
+	every := max(s.Env.PollInterval/10, 50*time.Millisecond)
+	for {
+		m, err := s.Store.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if m.Lease == nil || m.Lease.Step != step || !now.Before(m.Lease.Until) || !now.Before(deadline) {
+			return nil
+		}
+		if st := m.Step(step); st != nil && st.CommandID != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(every):
+		}
+	}
 }
 
 // commandTimeout is the time limit of a step's command on a node.

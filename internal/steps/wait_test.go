@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/mecd/mecd/internal/config"
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/nodepolicy"
 	"github.com/mecd/mecd/internal/spec"
@@ -198,5 +200,72 @@ func TestARetriedSendAdoptsTheCommandSent(t *testing.T) {
 	}
 	if len(st.registered) != 1 || st.registered[0].CommandID != "cmd-old" || st.registered[0].Token != "tok-2" {
 		t.Fatalf("registered %+v, want cmd-old with the new token", st.registered)
+	}
+}
+
+// lockedStore is a waitStore whose record another goroutine may change.
+type lockedStore struct {
+	registeringStore
+	mu sync.Mutex
+}
+
+func (f *lockedStore) Get(context.Context, string) (*mec.MEC, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, _ := json.Marshal(f.m) // a deep copy, as the store reads one
+	var c mec.MEC
+	return &c, json.Unmarshal(b, &c)
+}
+
+func (f *lockedStore) Update(ctx context.Context, id string, fn func(*mec.MEC) error) (*mec.MEC, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.registeringStore.Update(ctx, id, fn)
+}
+
+// laggingSSM's listing by instance does not show the new command yet (it
+// lags); by command id it does. It must not be asked to send.
+type laggingSSM struct {
+	SSMAPI
+	t *testing.T
+}
+
+func (f laggingSSM) ListCommandInvocations(_ context.Context, in *ssm.ListCommandInvocationsInput, _ ...func(*ssm.Options)) (*ssm.ListCommandInvocationsOutput, error) {
+	if aws.ToString(in.CommandId) != "cmd-first" {
+		return &ssm.ListCommandInvocationsOutput{}, nil // listing by instance: not there yet
+	}
+	return &ssm.ListCommandInvocationsOutput{CommandInvocations: []ssmtypes.CommandInvocation{{CommandId: in.CommandId, InstanceId: aws.String("i-0"),
+		Comment: aws.String("mecd mec-1 finalize"), Status: ssmtypes.CommandInvocationStatusInProgress}}}, nil
+}
+
+func (f laggingSSM) SendCommand(context.Context, *ssm.SendCommandInput, ...func(*ssm.Options)) (*ssm.SendCommandOutput, error) {
+	f.t.Error("a second command was sent while the first invocation still held the step")
+	return nil, &smithy.GenericAPIError{Code: "Test", Message: "no"}
+}
+
+// Step Functions retried an invoke the Lambda service reported failed while
+// the first invocation still ran and was about to send: the retry waits for
+// it, then adopts its command instead of sending a second finalize.
+func TestARetryWaitsForTheInvocationStillSending(t *testing.T) {
+	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	m := &mec.MEC{ID: "mec-1", Status: mec.Creating, Region: "us-east-1", Nodes: []mec.Node{{Index: 0, InstanceID: "i-0"}}}
+	m.StartStep(mec.StepFinalize, now)
+	m.Lease = &mec.Lease{Step: mec.StepFinalize, Until: now.Add(time.Minute)}
+	st := &lockedStore{registeringStore: registeringStore{waitStore: waitStore{m: m}}}
+	s := &Steps{Store: st, AWS: ssmOnly{laggingSSM{t: t}}, IAM: &policyIAM{}, Env: config.Env{PollInterval: 100 * time.Millisecond},
+		Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
+	go func() {
+		time.Sleep(300 * time.Millisecond) // the first invocation sends and records, then returns
+		st.mu.Lock()
+		m.Step(mec.StepFinalize).CommandID = "cmd-first"
+		m.CommandIDs = append(m.CommandIDs, "cmd-first")
+		m.Lease = nil
+		st.mu.Unlock()
+	}()
+	if err := s.nodeCommand(context.Background(), CommandInput{TaskToken: "tok-2", ClusterID: "mec-1", Step: mec.StepFinalize}); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.registered) != 1 || st.registered[0].CommandID != "cmd-first" || st.registered[0].Token != "tok-2" {
+		t.Fatalf("registered %+v, want cmd-first with the retry's token", st.registered)
 	}
 }

@@ -351,6 +351,7 @@ func TestProvisionRoles(t *testing.T) {
 					voters++
 				}
 			}
+			oneCommandPerAttempt(t, rt, m)
 			if cp != tc.controlPlanes || wk != tc.workers || len(h.Members) != tc.nodes || voters != tc.controlPlanes {
 				t.Fatalf("members %d: control planes %d workers %d voters %d, want %d/%d", len(h.Members), cp, wk, voters, tc.controlPlanes, tc.workers)
 			}
@@ -675,4 +676,29 @@ func nodeSSM(t *testing.T, rt *localrt.Runtime, instanceID string) *ssm.Client {
 		t.Fatal(err)
 	}
 	return ssm.NewFromConfig(cfg, func(o *ssm.Options) { o.Retryer = aws.NopRetryer{} })
+}
+
+// oneCommandPerAttempt: every node step sent one command per attempt (a
+// second one would run the same script twice at once on a node).
+func oneCommandPerAttempt(t *testing.T, rt *localrt.Runtime, m *mec.MEC) {
+	t.Helper()
+	cmds := map[string]map[string]bool{}
+	prefix := "mecd " + m.ID + " "
+	for _, inv := range rt.Sim.SSMSim.Invocations() {
+		if step, ok := strings.CutPrefix(inv.Comment, prefix); ok {
+			if cmds[step] == nil {
+				cmds[step] = map[string]bool{}
+			}
+			cmds[step][inv.CommandID] = true
+		}
+	}
+	for step, ids := range cmds {
+		attempts := 1
+		if st := m.Step(step); st != nil {
+			attempts = max(st.Attempt, 1)
+		}
+		if len(ids) > attempts {
+			t.Errorf("step %s: %d commands for %d attempts", step, len(ids), attempts)
+		}
+	}
 }
