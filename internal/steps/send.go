@@ -101,6 +101,10 @@ func (s *Steps) nodeCommand(ctx context.Context, in CommandInput) error {
 			return err
 		}
 		_, err := s.SFN.SendTaskSuccess(ctx, &sfn.SendTaskSuccessInput{TaskToken: aws.String(in.TaskToken), Output: aws.String(`{"skipped":true}`)})
+		if c := apiCode(err); c == "TaskTimedOut" || c == "TaskDoesNotExist" {
+			// The task timed out meanwhile: its retry skips again. As in finishCommand.
+			return nil
+		}
 		return err
 	}
 	script, err := node.Render(plan.script, plan.vars)
@@ -142,10 +146,12 @@ func (s *Steps) nodeCommand(ctx context.Context, in CommandInput) error {
 // again would run the same script twice at once on the nodes (seen: two
 // finalize commands for one attempt). It returns once the lease is gone or
 // expired, or the step's command is recorded (then the retry adopts it), or
-// this invocation's own time is nearly up.
+// after the few seconds a live predecessor needs to send: one that crashed
+// (out of memory, timed out) holds its lease until its own deadline, and
+// the retry should not wait that out.
 func (s *Steps) awaitPredecessor(ctx context.Context, id, step string) error {
-	deadline := s.now().Add(time.Minute)
-	if d, ok := ctx.Deadline(); ok {
+	deadline := s.now().Add(max(3*s.Env.PollInterval, 5*time.Second))
+	if d, ok := ctx.Deadline(); ok && d.Add(-5*time.Second).Before(deadline) {
 		deadline = d.Add(-5 * time.Second)
 	}
 	every := max(s.Env.PollInterval/10, 50*time.Millisecond)

@@ -269,3 +269,20 @@ func TestARetryWaitsForTheInvocationStillSending(t *testing.T) {
 		t.Fatalf("registered %+v, want cmd-first with the retry's token", st.registered)
 	}
 }
+
+// timedOutSFN answers as Step Functions does for a task that timed out.
+type timedOutSFN struct{ SFNAPI }
+
+func (timedOutSFN) SendTaskSuccess(context.Context, *sfn.SendTaskSuccessInput, ...func(*sfn.Options)) (*sfn.SendTaskSuccessOutput, error) {
+	return nil, &smithy.GenericAPIError{Code: "TaskTimedOut", Message: "The task token has either expired or the task associated with the token has already been closed"}
+}
+
+// A step with nothing to do (a single node joins nobody) whose task timed
+// out meanwhile is not a failure: the task's retry skips it again.
+func TestASkippedStepOfATimedOutTaskIsNoFailure(t *testing.T) {
+	m := &mec.MEC{ID: "mec-1", Status: mec.Creating, Nodes: []mec.Node{{Index: 0, InstanceID: "i-0"}}}
+	s := &Steps{Store: &waitStore{m: m}, SFN: timedOutSFN{}, Log: slog.New(slog.DiscardHandler)}
+	if err := s.nodeCommand(context.Background(), CommandInput{TaskToken: "tok", ClusterID: "mec-1", Step: mec.StepJoin}); err != nil {
+		t.Fatalf("%v, want the skip to stand", err)
+	}
+}
