@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,7 +53,7 @@ func TestSendCommandLifecycleAndEvents(t *testing.T) {
 		}
 	}
 
-	// Events: one per invocation (put after its final state was visible), then one for the command.
+	// Events: one per invocation (put after its final state was visible), and one for the command.
 	var evs []event
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if evs = e.sink.forCommand(id); len(evs) == 3 {
@@ -62,6 +63,11 @@ func TestSendCommandLifecycleAndEvents(t *testing.T) {
 	if len(evs) != 3 {
 		t.Fatalf("events = %+v", evs)
 	}
+	// EventBridge promises no order: two invocations ending together may put
+	// the command's event between theirs.
+	sort.SliceStable(evs, func(i, j int) bool {
+		return evs[i].detailType == "EC2 Command Invocation Status-change Notification" && evs[j].detailType != evs[i].detailType
+	})
 	for i, ev := range evs[:2] {
 		if ev.source != "aws.ssm" || ev.detailType != "EC2 Command Invocation Status-change Notification" || ev.region != testRegion ||
 			ev.detail["status"] != "Success" || ev.detail["document-name"] != "AWS-RunShellScript" || ev.detail["requested-date-time"] == "" ||
