@@ -78,7 +78,7 @@ func Prove(ctx context.Context, ev *iameval.Evaluator, pol *Policies, d Deployed
 			return nil, fmt.Errorf("%s %s on %s: %w", c.Function, c.Action, c.Resource, err)
 		}
 		r := fr(c.Function)
-		if !contains(r.APICalls, c.API) {
+		if !slices.Contains(r.APICalls, c.API) {
 			r.APICalls = append(r.APICalls, c.API)
 		}
 		if ans.Decision != iameval.Allowed && c.Gone {
@@ -91,7 +91,7 @@ func Prove(ctx context.Context, ev *iameval.Evaluator, pol *Policies, d Deployed
 			continue
 		}
 		r.Allowed++
-		if !contains(r.Actions, c.Action) {
+		if !slices.Contains(r.Actions, c.Action) {
 			r.Actions = append(r.Actions, c.Action)
 		}
 	}
@@ -138,15 +138,6 @@ func resourcePolicy(d Deployed, action string) json.RawMessage {
 
 func functionPrincipal(d Deployed, fn string) string {
 	return fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s-%s-role/%s", d.Account, d.StackName, fn, fn)
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // denial is one must-deny: a function's (function set) or a node's request.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -95,29 +96,14 @@ func (a *nodeAuth) note(action string, form url.Values) {
 	case "DeleteRolePolicy":
 		delete(r.inline, form.Get("PolicyName"))
 	case "AttachRolePolicy":
-		if arn := form.Get("PolicyArn"); !containsString(r.attached, arn) {
+		if arn := form.Get("PolicyArn"); !slices.Contains(r.attached, arn) {
 			r.attached = append(r.attached, arn)
 		}
 	case "DetachRolePolicy":
-		var keep []string
-		for _, arn := range r.attached {
-			if arn != form.Get("PolicyArn") {
-				keep = append(keep, arn)
-			}
-		}
-		r.attached = keep
+		r.attached = slices.DeleteFunc(r.attached, func(arn string) bool { return arn == form.Get("PolicyArn") })
 	case "DeleteRole":
 		delete(a.roles, name)
 	}
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // principal is what decides for role, from what the front saw.
