@@ -74,9 +74,12 @@ var Functions = []Function{
 		MemoryMB: 256, TimeoutSeconds: 60, Placeholder: "LaunchNodesFunctionArn",
 	},
 	{
-		Name: "check-nodes", Description: "Checks the nodes are running with their SSM agent Online and says when to look again",
-		Env:      []string{EnvTableName, EnvNodeOnlineTimeout, EnvPollInterval, EnvLogLevel},
-		MemoryMB: 256, TimeoutSeconds: 30, Placeholder: "CheckNodesFunctionArn",
+		Name: "check-nodes", Description: "Waits until the nodes are running with their SSM agent Online",
+		Env: []string{EnvTableName, EnvNodeOnlineTimeout, EnvPollInterval, EnvLogLevel},
+		// It waits inside the invocation (AWS sends no event when an agent
+		// registers): 15 minutes, at the least memory, costs less than the
+		// state transitions of a Wait loop and overshoots far less.
+		MemoryMB: 128, TimeoutSeconds: 900, Placeholder: "CheckNodesFunctionArn",
 	},
 	{
 		Name: "node-command", Description: "Sends a node script by SSM Run Command and parks the workflow's task token until it ends",

@@ -24,30 +24,90 @@ type CheckResult struct {
 	Total       int    `json:"total"`
 }
 
-// CheckNodes reports whether every node is running with its SSM agent
-// Online. While not, it says when to look again: the interval grows with the
-// time already waited, so slow nodes cost few extra transitions.
+// CheckNodes waits, inside this invocation, until every node is running with
+// its SSM agent Online, looking again every 2 % of the time already waited
+// (at least a tenth of the poll interval, at most half of it): the look that
+// sees the last node comes at most 2 % of the wait after it came online, and
+// the workflow pays one state transition however long the nodes take. AWS
+// sends no event when an agent registers. Shortly before the invocation's
+// own deadline it answers not ready, with a next check due at once: the
+// state machine invokes it again.
 func (s *Steps) CheckNodes(ctx context.Context, st State) (CheckResult, error) {
-	m, err := s.live(ctx, st.ClusterID)
-	if err != nil {
-		return CheckResult{}, err
+	budget := s.Env.NodeOnlineTimeout
+	if d, ok := ctx.Deadline(); ok {
+		budget = min(budget, time.Until(d)-checkMargin)
 	}
+	stop := s.now().Add(budget)
+	var states *nodeStates
+	for {
+		if states == nil || s.now().Sub(states.at) >= s.Env.PollInterval {
+			// EC2's view (a node lost, the public address) changes slowly:
+			// read it once a poll interval, the agents' status every look.
+			m, err := s.live(ctx, st.ClusterID)
+			if err != nil {
+				return CheckResult{}, err
+			}
+			if states, err = s.readStates(ctx, m); err != nil {
+				return CheckResult{}, err
+			}
+		}
+		res, waited, err := s.checkOnce(ctx, states)
+		if err != nil || res.Ready {
+			return res, err
+		}
+		every := lookAgain(waited, s.Env.PollInterval)
+		if s.now().Add(every).After(stop) {
+			res.NextCheckAt = s.now().Format(time.RFC3339Nano)
+			return res, nil
+		}
+		if err := s.sleep(ctx, every); err != nil {
+			return CheckResult{}, err
+		}
+	}
+}
+
+// checkMargin is what an invocation of CheckNodes keeps of its time limit
+// for answering.
+const checkMargin = 10 * time.Second
+
+// lookAgain is the interval to the next look: 2 % of the time waited,
+// within [poll/10 (at least 50 ms), poll/2].
+func lookAgain(waited, poll time.Duration) time.Duration {
+	return min(max(waited/50, poll/10, 50*time.Millisecond), poll/2)
+}
+
+// nodeStates is EC2's view of a MEC's instances at one time.
+type nodeStates struct {
+	m                 *mec.MEC
+	at                time.Time
+	states, publicIPs map[string]string
+	reasons           map[string]*ec2types.StateReason
+}
+
+func (s *Steps) readStates(ctx context.Context, m *mec.MEC) (*nodeStates, error) {
+	states, publicIPs, reasons, err := s.instanceStates(ctx, m.Region, m.InstanceIDs())
+	if err != nil {
+		return nil, err
+	}
+	return &nodeStates{m: m, at: s.now(), states: states, publicIPs: publicIPs, reasons: reasons}, nil
+}
+
+// checkOnce looks at the agents once: ready when all are Online on running
+// instances; an error when a node was lost or the wait timed out.
+func (s *Steps) checkOnce(ctx context.Context, ns *nodeStates) (CheckResult, time.Duration, error) {
+	m, states, publicIPs, reasons := ns.m, ns.states, ns.publicIPs, ns.reasons
 	ids := m.InstanceIDs()
-	states, publicIPs, reasons, err := s.instanceStates(ctx, m.Region, ids)
-	if err != nil {
-		return CheckResult{}, err
-	}
 	for _, id := range ids {
 		switch ec2types.InstanceStateName(states[id]) {
 		case ec2types.InstanceStateNameShuttingDown, ec2types.InstanceStateNameTerminated,
 			ec2types.InstanceStateNameStopping, ec2types.InstanceStateNameStopped:
-			return CheckResult{}, stepErr(ErrNodeLost, "node %s is %s before the MEC was ready%s", id, states[id],
+			return CheckResult{}, 0, stepErr(ErrNodeLost, "node %s is %s before the MEC was ready%s", id, states[id],
 				s.launchFailure(ctx, m, reasons[id]))
 		}
 	}
 	online, err := s.onlineAgents(ctx, m.Region, ids)
 	if err != nil {
-		return CheckResult{}, err
+		return CheckResult{}, 0, err
 	}
 	for id := range online {
 		if states[id] != string(ec2types.InstanceStateNameRunning) {
@@ -67,10 +127,10 @@ func (s *Steps) CheckNodes(ctx context.Context, st State) (CheckResult, error) {
 			return nil
 		})
 		if err != nil {
-			return CheckResult{}, err
+			return CheckResult{}, 0, err
 		}
 		res.Ready = true
-		return res, nil
+		return res, 0, nil
 	}
 	step := m.Step(mec.StepNodesOnline)
 	waited := time.Duration(0)
@@ -85,23 +145,11 @@ func (s *Steps) CheckNodes(ctx context.Context, st State) (CheckResult, error) {
 			}
 		}
 		sort.Strings(missing)
-		return CheckResult{}, stepErr(ErrNodesNotOnline,
+		return CheckResult{}, 0, stepErr(ErrNodesNotOnline,
 			"%s never reported Online to SSM within %v: check the subnet's route to the SSM endpoints and the instance profile",
 			strings.Join(missing, ", "), s.Env.NodeOnlineTimeout)
 	}
-	res.NextCheckAt = now.Add(nextInterval(waited, s.Env.PollInterval)).Format(time.RFC3339Nano)
-	return res, nil
-}
-
-// nextInterval: nothing is online before a typical boot, so the first look
-// again comes at 4.5 poll intervals (45 s on AWS); after that half the time
-// already waited, at most nine intervals. The number of checks then grows
-// with the log of the wait, not with the wait (BENCHMARKS.md).
-func nextInterval(waited, poll time.Duration) time.Duration {
-	if first := poll * 9 / 2; waited < first {
-		return first - waited
-	}
-	return min(max(waited/2, poll), 9*poll)
+	return res, waited, nil
 }
 
 func orUnknown(s string) string {

@@ -252,3 +252,15 @@ func (s *Steps) deleteParameters(ctx context.Context, m *mec.MEC) error {
 	}
 	return nil
 }
+
+// nextInterval is when the teardown looks again: nothing is terminated
+// before a typical terminate, so the first look again comes at 4.5 poll
+// intervals (45 s on AWS); after that half the time already waited, at most
+// nine intervals. The number of looks grows with the log of the wait, not
+// with the wait (BENCHMARKS.md).
+func nextInterval(waited, poll time.Duration) time.Duration {
+	if first := poll * 9 / 2; waited < first {
+		return first - waited
+	}
+	return min(max(waited/2, poll), 9*poll)
+}

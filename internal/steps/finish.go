@@ -3,7 +3,6 @@ package steps
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -37,37 +36,46 @@ func (s *Steps) finishCommand(ctx context.Context, w *store.Wait) error {
 	}
 	var secrets []string
 	if w.Step == mec.StepInstall || w.Step == mec.StepJoin {
-		// Defence in depth: scripts never print the token, but a cause must not carry it even if one did.
+		// Defence in depth: scripts never print the token, but a cause must
+		// not carry it even if one did. The parameter holds "token/check".
 		if p, err := s.AWS.SSM(w.Region).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(mec.TokenParam(w.ClusterID)), WithDecryption: aws.Bool(true)}); err == nil {
-			secrets = append(secrets, aws.ToString(p.Parameter.Value))
+			v := aws.ToString(p.Parameter.Value)
+			secrets = append(secrets, v, strings.SplitN(v, "/", 2)[0])
 		}
 	}
 	var failures []string
 	failed := map[string]bool{}
+	joinsOnly := true // every failure is a node's join (exit 3), which a reset and a retry may mend
 	for _, inv := range invs {
+		if !terminalStatus[inv.status] {
+			// Still running on a node that waits on one that failed (a
+			// fail-fast wait): the rollback ends it with its instance.
+			continue
+		}
 		if inv.status != "Success" {
 			failed[inv.node.InstanceID] = true
 			failures = append(failures, fmt.Sprintf("%s failed on %s (node %d): %s, exit %d: %s", w.Step, inv.node.InstanceID, inv.node.Index,
 				inv.status, inv.code, redact(tail(inv.stderr, 1200), secrets...)))
+			joinsOnly = joinsOnly && inv.node.Index != 0 && inv.code == joinFailedExit
 		}
 	}
 	outcome, detail := mec.OutcomeSucceeded, fmt.Sprintf("command %s on %d nodes", w.CommandID, len(invs))
 	if len(failures) > 0 {
 		outcome, detail = mec.OutcomeFailed, strings.Join(failures, "\n")
 	}
-	if err := s.recordResults(ctx, w, invs, failed, outcome, detail); err != nil {
+	if err := s.recordResults(ctx, w, invs, failed, outcome, detail, joinsOnly); err != nil {
 		return err
 	}
 	if len(failures) > 0 {
 		name := ErrCommandFailed
-		if w.Step == mec.StepJoin {
+		if joinsOnly && (w.Step == mec.StepJoin || w.Step == mec.StepInstall) {
 			name = ErrJoinFailed
 		}
 		s.Log.WarnContext(ctx, "node command failed", "clusterId", w.ClusterID, "step", w.Step, "commandId", w.CommandID, "failures", len(failures))
 		_, err = s.SFN.SendTaskFailure(ctx, &sfn.SendTaskFailureInput{TaskToken: aws.String(w.Token),
 			Error: aws.String(name), Cause: aws.String(tail(detail, 4000))})
 	} else {
-		if w.Step == mec.StepJoin {
+		if w.Step == mec.StepJoin || w.Step == mec.StepInstall {
 			// Every node joined: the token has done its work.
 			if _, derr := s.AWS.SSM(w.Region).DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(mec.TokenParam(w.ClusterID))}); derr != nil && apiCode(derr) != "ParameterNotFound" {
 				return fmt.Errorf("delete join token: %w", derr)
@@ -108,12 +116,18 @@ func (s *Steps) invocations(ctx context.Context, m *mec.MEC, w *store.Wait) ([]i
 	return invs, nil
 }
 
+// joinFailedExit is the exit status of a node script whose join failed
+// (lib.sh join_failed).
+const joinFailedExit = 3
+
 // recordResults writes what the command's output says into the record: the
-// steps its markers timed, node 0's join check, which nodes joined, the
-// endpoint once the kubeconfig is stored, and the step's outcome.
-func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocation, failed map[string]bool, outcome, detail string) error {
+// steps its markers timed, node 0's join check, which nodes joined (the
+// install step's joins as one join step), the endpoint once the kubeconfig
+// is stored, and the step's outcome.
+func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocation, failed map[string]bool, outcome, detail string, joinsOnly bool) error {
 	now := s.now()
 	_, err := s.Store.Update(ctx, w.ClusterID, func(r *mec.MEC) error {
+		var join *mec.Step // the install step's joins
 		for _, inv := range invs {
 			markers, values := node.ParseOutput(inv.stdout)
 			for _, mk := range markers {
@@ -121,6 +135,18 @@ func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocat
 					continue
 				}
 				start, end := time.UnixMilli(mk.StartMs).UTC(), time.UnixMilli(mk.End).UTC()
+				if mk.Step == mec.StepJoin && w.Step == mec.StepInstall {
+					if join == nil {
+						join = &mec.Step{Name: mec.StepJoin, StartedAt: start, EndedAt: &end}
+					}
+					if start.Before(join.StartedAt) {
+						join.StartedAt = start
+					}
+					if end.After(*join.EndedAt) {
+						join.EndedAt = &end
+					}
+					continue
+				}
 				r.Steps = append(r.Steps, mec.Step{Name: mk.Step, Outcome: mec.OutcomeSucceeded, StartedAt: start, EndedAt: &end,
 					Seconds: end.Sub(start).Seconds(), Attempt: 1, Detail: "on " + inv.node.InstanceID})
 			}
@@ -128,11 +154,31 @@ func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocat
 				r.JoinCheck = values["check"]
 			}
 		}
-		if w.Step == mec.StepJoin {
+		if w.Step == mec.StepJoin || w.Step == mec.StepInstall {
+			joined := map[string]bool{}
+			joiners := 0
+			for _, inv := range invs {
+				if inv.node.Index > 0 {
+					joiners++
+					joined[inv.node.InstanceID] = inv.status == "Success"
+				}
+			}
 			for i := range r.Nodes {
-				if r.Nodes[i].Index > 0 && !failed[r.Nodes[i].InstanceID] && slices.Contains(w.Instances, r.Nodes[i].InstanceID) {
+				if joined[r.Nodes[i].InstanceID] {
 					r.Nodes[i].Joined = true
 				}
+			}
+			if w.Step == mec.StepInstall && joiners > 0 && (outcome == mec.OutcomeSucceeded || joinsOnly) {
+				// The install step's joins are the join step's first attempt.
+				if join == nil {
+					join = &mec.Step{Name: mec.StepJoin, StartedAt: now, EndedAt: &now}
+				}
+				join.Outcome, join.Attempt, join.Detail = outcome, 1, fmt.Sprintf("%d nodes joined", joiners-len(failed))
+				if outcome != mec.OutcomeSucceeded {
+					join.Detail = detail
+				}
+				join.Seconds = join.EndedAt.Sub(join.StartedAt).Seconds()
+				r.Steps = append(r.Steps, *join)
 			}
 		}
 		if w.Step == mec.StepFinalize && outcome == mec.OutcomeSucceeded {
@@ -140,7 +186,13 @@ func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocat
 			r.KubeconfigParameter = mec.KubeconfigParam(r.ID)
 		}
 		if st := r.Step(w.Step); st != nil && st.CommandID == w.CommandID {
-			r.EndStep(w.Step, outcome, detail, now)
+			o, d := outcome, detail
+			if w.Step == mec.StepInstall && outcome != mec.OutcomeSucceeded && joinsOnly {
+				// MicroK8s runs everywhere: only joins failed, and the join
+				// step (recorded above) carries them to the reset.
+				o, d = mec.OutcomeSucceeded, fmt.Sprintf("command %s: MicroK8s runs on every node; %d joins failed", w.CommandID, len(failed))
+			}
+			r.EndStep(w.Step, o, d, now)
 		}
 		return nil
 	})

@@ -40,11 +40,39 @@ func (s *Steps) LaunchNodes(ctx context.Context, st State) (LaunchResult, error)
 	if len(m.Nodes) > 0 {
 		return LaunchResult{Launched: true}, nil
 	}
-	err = s.launch(ctx, m)
-	if errors.Is(err, errProfileNotReady) {
-		return s.waitForProfile(m, err)
+	// IAM propagates a new instance profile to EC2 in seconds (10 s is
+	// common): try again within this invocation, every tenth of a poll
+	// interval (1 s on AWS), so the launch starts at most that late and the
+	// workflow pays no transitions for it; near the invocation's deadline,
+	// the state machine's Wait loop takes over.
+	stop := s.now().Add(profileRetryBudget)
+	if d, ok := ctx.Deadline(); ok {
+		stop = minTime(stop, d.Add(-checkMargin))
 	}
-	return LaunchResult{Launched: err == nil}, err
+	for {
+		err = s.launch(ctx, m)
+		if !errors.Is(err, errProfileNotReady) {
+			return LaunchResult{Launched: err == nil}, err
+		}
+		every := max(s.Env.PollInterval/10, 50*time.Millisecond)
+		if s.now().Add(every).After(stop) {
+			return s.waitForProfile(m, err)
+		}
+		if err := s.sleep(ctx, every); err != nil {
+			return LaunchResult{}, err
+		}
+	}
+}
+
+// profileRetryBudget bounds the wait for the node profile inside one
+// invocation (IAM's slow tail is about 20 s).
+const profileRetryBudget = 45 * time.Second
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // LaunchResult tells the state machine whether the nodes run, or when to

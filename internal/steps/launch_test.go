@@ -40,8 +40,9 @@ func (r ec2Only) EC2(string) EC2API { return r.c }
 func (r ec2Only) SSM(string) SSMAPI { return nil }
 
 // A profile IAM takes a minute to propagate (slow, but seen on AWS) delays
-// the launch; it does not fail the MEC. The launch looks again every poll
-// interval and gives up only after minutes.
+// the launch; it does not fail the MEC. The launch tries again every tenth
+// of a poll interval within its invocation, then hands the wait to the
+// state machine, and gives up only after minutes.
 func TestLaunchWaitsForTheProfile(t *testing.T) {
 	now := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
 	m := &mec.MEC{ID: "mec-1", Status: mec.Creating, Spec: spec.Spec{NodeCount: 1, InstanceType: "t4g.medium", RootVolumeGiB: 30},
@@ -50,8 +51,14 @@ func TestLaunchWaitsForTheProfile(t *testing.T) {
 	fake := &slowProfileEC2{clock: &now, ready: now.Add(time.Minute)}
 	s := &Steps{Store: &waitStore{m: m}, AWS: ec2Only{fake}, Env: config.Env{PollInterval: 10 * time.Second},
 		Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
+	var slept []time.Duration
+	s.Sleep = func(_ context.Context, d time.Duration) error { slept = append(slept, d); now = now.Add(d); return nil }
+	invocations := 0
 	for i := 0; ; i++ {
-		res, err := s.LaunchNodes(context.Background(), State{ClusterID: m.ID})
+		invocations++
+		ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(60*time.Second))
+		res, err := s.LaunchNodes(ctx, State{ClusterID: m.ID})
+		cancel()
 		if err != nil {
 			t.Fatalf("after %v: %v", now.Sub(fake.ready.Add(-time.Minute)), err)
 		}
@@ -69,6 +76,14 @@ func TestLaunchWaitsForTheProfile(t *testing.T) {
 	}
 	if len(m.Nodes) != 1 || fake.calls < 2 {
 		t.Fatalf("nodes %+v after %d RunInstances calls", m.Nodes, fake.calls)
+	}
+	// Launched within a second of the profile being usable, in two
+	// invocations (one wait of the state machine), not one a poll interval.
+	if late := now.Sub(fake.ready); late > time.Second || late < 0 {
+		t.Fatalf("launched %v after the profile was usable", late)
+	}
+	if invocations != 2 || slept[0] != time.Second {
+		t.Fatalf("%d invocations, sleeps %v", invocations, slept)
 	}
 	if limit := profileWaitPolls * s.Env.PollInterval; limit < 2*time.Minute {
 		t.Fatalf("gives up after %v: IAM's tail is longer", limit)

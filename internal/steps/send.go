@@ -253,7 +253,7 @@ func (s *Steps) plan(ctx context.Context, m *mec.MEC, step string) (commandPlan,
 	case mec.StepInstall:
 		return s.planInstall(ctx, m, n0)
 	case mec.StepJoin:
-		return planJoin(m, n0)
+		return s.planJoin(m, n0)
 	case mec.StepReset:
 		var failedIPs []string
 		targets := []mec.Node{*n0}
@@ -287,42 +287,51 @@ func (s *Steps) plan(ctx context.Context, m *mec.MEC, step string) (commandPlan,
 
 func (s *Steps) planInstall(ctx context.Context, m *mec.MEC, n0 *mec.Node) (commandPlan, error) {
 	vars := map[string]string{
-		"CHANNEL": m.Spec.Microk8sChannel, "NODE0": n0.InstanceID, "TOKEN_PARAM": "",
-		"TOKEN_TTL":     strconv.Itoa(int(JoinTokenTTL.Seconds())),
+		"CHANNEL": m.Spec.Microk8sChannel, "NODE0": n0.InstanceID, "LEADER_IP": n0.PrivateIP, "TOKEN_PARAM": "",
+		"TOKEN_TTL": strconv.Itoa(int(JoinTokenTTL.Seconds())), "WORKERS": joinWorkers(m),
 		"READY_TIMEOUT": strconv.Itoa(int(s.Env.CommandTimeout.Seconds())),
 		"RETRY_SECONDS": retrySeconds(s.Env.PollInterval),
 	}
 	if len(m.Nodes) > 1 {
 		// Node 0 mints the token (microk8s add-node prints it, so it is on
-		// no command line) and stores it; only the joiners may read it.
+		// no command line) and stores it; only the joiners may read it, and
+		// they join as soon as it is there.
 		if err := s.setNodePhase(ctx, m, nodePhase(m, nodepolicy.Forming)); err != nil {
 			return commandPlan{}, err
 		}
 		vars["TOKEN_PARAM"] = mec.TokenParam(m.ID)
 	}
-	return commandPlan{script: node.Install, targets: m.Nodes, vars: vars}, nil
+	// Node 0 first: the others wait on it (the command's fail-fast target).
+	targets := append([]mec.Node{*n0}, slices.DeleteFunc(slices.Clone(m.Nodes), func(nd mec.Node) bool { return nd.Index == 0 })...)
+	return commandPlan{script: node.Install, targets: targets, vars: vars}, nil
 }
 
-func planJoin(m *mec.MEC, n0 *mec.Node) (commandPlan, error) {
-	if st := m.Step(mec.StepJoin); st != nil && st.Attempt >= MaxJoinAttempts && st.Outcome != mec.OutcomeRunning {
-		return commandPlan{}, stepErr(ErrJoinExhausted, "nodes failed to join %d times: %s", st.Attempt, st.Detail)
-	}
+// joinWorkers lists the instances that join as workers.
+func joinWorkers(m *mec.MEC) string {
 	var workers []string
-	var targets []mec.Node
 	for _, nd := range m.Nodes {
-		if nd.Index == 0 || nd.Joined {
-			continue
-		}
-		targets = append(targets, nd)
-		if nd.Role == "worker" {
+		if nd.Index != 0 && nd.Role == "worker" {
 			workers = append(workers, nd.InstanceID)
 		}
 	}
-	if m.JoinCheck == "" && len(targets) > 0 {
-		return commandPlan{}, stepErr(ErrStep, "node 0 reported no certificate check")
+	return strings.Join(workers, " ")
+}
+
+// planJoin joins again the nodes whose join failed, after their reset.
+func (s *Steps) planJoin(m *mec.MEC, n0 *mec.Node) (commandPlan, error) {
+	if st := m.Step(mec.StepJoin); st != nil && st.Attempt >= MaxJoinAttempts && st.Outcome != mec.OutcomeRunning {
+		return commandPlan{}, stepErr(ErrJoinExhausted, "nodes failed to join %d times: %s", st.Attempt, st.Detail)
+	}
+	var targets []mec.Node
+	for _, nd := range m.Nodes {
+		if nd.Index != 0 && !nd.Joined {
+			targets = append(targets, nd)
+		}
 	}
 	return commandPlan{script: node.Join, targets: targets, skip: "no node to join", vars: map[string]string{
-		"LEADER_IP": n0.PrivateIP, "CHECK": m.JoinCheck, "TOKEN_PARAM": mec.TokenParam(m.ID), "WORKERS": strings.Join(workers, " "),
+		"LEADER_IP": n0.PrivateIP, "TOKEN_PARAM": mec.TokenParam(m.ID), "WORKERS": joinWorkers(m),
+		"READY_TIMEOUT": strconv.Itoa(int(s.commandTimeout(mec.StepJoin).Seconds())),
+		"RETRY_SECONDS": retrySeconds(s.Env.PollInterval),
 	}}, nil
 }
 

@@ -86,6 +86,9 @@ type Steps struct {
 	Env   config.Env
 	Log   *slog.Logger
 	Now   func() time.Time
+	// Sleep waits d or until ctx ends (nil: a timer); tests move a fake
+	// clock with it.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 func (s *Steps) now() time.Time {
@@ -93,6 +96,21 @@ func (s *Steps) now() time.Time {
 		return s.Now().UTC()
 	}
 	return time.Now().UTC()
+}
+
+// sleep waits inside an invocation (a step that looks again before it answers).
+func (s *Steps) sleep(ctx context.Context, d time.Duration) error {
+	if s.Sleep != nil {
+		return s.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // State is the execution state the provision and teardown machines pass

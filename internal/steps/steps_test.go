@@ -27,6 +27,31 @@ func TestNextIntervalGrowsWithTheWait(t *testing.T) {
 	}
 }
 
+// The node-online look overshoots the last agent's registration by at most
+// 2 % of the wait once past the floor.
+func TestLookAgainOvershootsAtMostTwoPercent(t *testing.T) {
+	poll := 10 * time.Second
+	tests := []struct{ waited, want time.Duration }{
+		{0, time.Second},                     // floor: poll/10
+		{45 * time.Second, time.Second},      // 2 % is 0.9 s, under the floor
+		{100 * time.Second, 2 * time.Second}, // 2 %
+		{370 * time.Second, 5 * time.Second}, // cap: poll/2 (2 % is 7.4 s)
+		{20 * time.Millisecond, time.Second}, // floor
+	}
+	for _, tc := range tests {
+		got := lookAgain(tc.waited, poll)
+		if got != tc.want {
+			t.Errorf("lookAgain(%v) = %v, want %v", tc.waited, got, tc.want)
+		}
+		if tc.waited >= 50*time.Second && got > tc.waited/50 {
+			t.Errorf("lookAgain(%v) = %v: more than 2 %% of the wait", tc.waited, got)
+		}
+	}
+	if got := lookAgain(0, 100*time.Millisecond); got != 50*time.Millisecond {
+		t.Errorf("scaled floor: %v, want 50ms", got)
+	}
+}
+
 func TestIngressRulesAreClosedByDefault(t *testing.T) {
 	tests := []struct {
 		name          string

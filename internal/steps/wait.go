@@ -34,7 +34,12 @@ func (s *Steps) register(ctx context.Context, m *mec.MEC, step, cmdID, token str
 			return err
 		}
 	}
-	w, err := s.Store.RegisterWait(ctx, store.Wait{CommandID: cmdID, Token: token, ClusterID: m.ID, Step: step, Region: m.Region, Instances: ids})
+	failFast := ""
+	if n0 := m.Node0(); step == mec.StepInstall && n0 != nil && len(m.Nodes) > 1 {
+		failFast = n0.InstanceID // the joiners wait for node 0's token
+	}
+	w, err := s.Store.RegisterWait(ctx, store.Wait{CommandID: cmdID, Token: token, ClusterID: m.ID, Step: step, Region: m.Region,
+		Instances: ids, FailFast: failFast})
 	if err != nil {
 		return err
 	}
@@ -127,10 +132,14 @@ func (s *Steps) CommandEvents(ctx context.Context, ev events.CloudWatchEvent) er
 	return s.maybeResolve(ctx, w)
 }
 
-// complete says whether w's token is known and every target has ended.
+// complete says whether w's token is known and every target has ended, or
+// the one the others wait on failed.
 func complete(w *store.Wait) bool {
 	if w.Token == "" || len(w.Instances) == 0 {
 		return false // not registered yet: the registration will resolve
+	}
+	if st := w.Statuses[w.FailFast]; w.FailFast != "" && terminalStatus[st] && st != "Success" {
+		return true
 	}
 	for _, id := range w.Instances {
 		if !terminalStatus[w.Statuses[id]] {

@@ -29,6 +29,9 @@ type Wait struct {
 	Statuses map[string]string
 	// ResolvedToken is the token a claim already resumed ("" if none).
 	ResolvedToken string
+	// FailFast is a target the others wait on ("" if none): once it
+	// failed, the command has failed, whatever the others still do.
+	FailFast string
 }
 
 // Command waits outlive any task that can wait on them, then expire.
@@ -39,7 +42,7 @@ const (
 
 func waitFrom(it map[string]types.AttributeValue, cmdID string) *Wait {
 	w := &Wait{CommandID: cmdID, Token: strOf(it["token"]), ClusterID: strOf(it["clusterId"]), Step: strOf(it["step"]),
-		Region: strOf(it["region"]), ResolvedToken: strOf(it["resolvedToken"]), Statuses: map[string]string{}}
+		Region: strOf(it["region"]), ResolvedToken: strOf(it["resolvedToken"]), FailFast: strOf(it["failFast"]), Statuses: map[string]string{}}
 	if ss, ok := it["instances"].(*types.AttributeValueMemberSS); ok {
 		w.Instances = append([]string(nil), ss.Value...)
 		sort.Strings(w.Instances)
@@ -59,13 +62,14 @@ func (s *Store) RegisterWait(ctx context.Context, w Wait) (*Wait, error) {
 	out, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.Table),
 		Key:                      key(kindCmd, w.CommandID),
-		UpdateExpression:         aws.String("SET #tok = :tok, clusterId = :c, step = :s, #reg = :r, instances = if_not_exists(instances, :i), #kind = :k, #ttl = :ttl"),
+		UpdateExpression:         aws.String("SET #tok = :tok, clusterId = :c, step = :s, #reg = :r, instances = if_not_exists(instances, :i), failFast = :ff, #kind = :k, #ttl = :ttl"),
 		ExpressionAttributeNames: map[string]string{"#tok": "token", "#reg": "region", "#ttl": attrTTL, "#kind": attrKind},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":tok": str(w.Token),
 			":c":   str(w.ClusterID),
 			":s":   str(w.Step),
 			":r":   str(w.Region),
+			":ff":  str(w.FailFast),
 			":i":   &types.AttributeValueMemberSS{Value: w.Instances},
 			":k":   str(kindCmd),
 			":ttl": num(s.now().Add(waitTTL).Unix()),

@@ -20,10 +20,10 @@ const (
 )
 
 // Closed forms of the walks (checked against the ASL for k = 1..30 by
-// validateFormulas): provision 6 + 3k (prepare, launch, its choice, k
-// checks, k choices, k-1 waits, install, join, finalize, ready); teardown
-// 1 + 3c.
-func provisionFormula(k int) int { return 6 + 3*k }
+// validateFormulas): provision 5 + 3k (prepare, launch, its choice, k
+// checks, k choices, k-1 waits, install-and-join, finalize, ready);
+// teardown 1 + 3c.
+func provisionFormula(k int) int { return 5 + 3*k }
 func teardownFormula(c int) int  { return 1 + 3*c }
 
 type aslState struct {
@@ -143,12 +143,12 @@ func (m *transitionModel) validateFormulas() error {
 // walk's (a retry, or the join's reset path: Reset + Join again).
 func provisionTransitions(u usage, mecs int) (total, checks int) {
 	checks = u.Fns[provisionLoopTask].Count
-	// Per MEC: prepare, launch-nodes, record-status once; node-command three
-	// times. A launch that waits for the node profile goes round its loop:
+	// Per MEC: prepare, launch-nodes, record-status once; node-command
+	// twice. A launch that waits for the node profile goes round its loop:
 	// wait, launch again, choice.
 	extra := max(0, u.Fns["prepare"].Count-mecs) + 3*max(0, u.Fns["launch-nodes"].Count-mecs) +
-		max(0, u.Fns["node-command"].Count-3*mecs) + max(0, u.Fns["record-status"].Count-mecs)
-	return 6*mecs + 3*checks + extra, checks
+		max(0, u.Fns["node-command"].Count-2*mecs) + max(0, u.Fns["record-status"].Count-mecs)
+	return 5*mecs + 3*checks + extra, checks
 }
 
 func teardownTransitions(u usage, mecs int) (total, cleanups int) {

@@ -20,9 +20,9 @@ func TestTransitionFormulasMatchTheASL(t *testing.T) {
 	if _, err := m.prov.walk("no such state", 1); err == nil {
 		t.Error("walking to a missing loop state did not fail")
 	}
-	// Two checks: prepare, launch, choice, check, choice, wait, check, choice, install, join, finalize, ready.
+	// Two checks: prepare, launch, choice, check, choice, wait, check, choice, install-and-join, finalize, ready.
 	p, err := m.prov.walk(provisionLoop, 2)
-	if err != nil || len(p) != 12 || p[5] != "Wait for the nodes" {
+	if err != nil || len(p) != 11 || p[5] != "Wait for the nodes" {
 		t.Fatalf("walk with two checks: %v %v", p, err)
 	}
 }
@@ -30,7 +30,7 @@ func TestTransitionFormulasMatchTheASL(t *testing.T) {
 func TestTransitionsFromInvocations(t *testing.T) {
 	prov := usage{Fns: map[string]fnUse{
 		"prepare": {Count: 1}, "launch-nodes": {Count: 2}, "check-nodes": {Count: 4}, // one wait for the profile
-		"node-command":  {Count: 5}, // install, join, reset, join, finalize
+		"node-command":  {Count: 4}, // install-and-join, reset, join, finalize
 		"record-status": {Count: 1},
 	}}
 	if got, k := provisionTransitions(prov, 1); got != provisionFormula(4)+3+2 || k != 4 {

@@ -20,7 +20,8 @@ type overheadRow struct {
 	Mode         string  `json:"mode"`
 	Nodes        int     `json:"nodes"`
 	ReadySeconds float64 `json:"readySeconds"`
-	// BoundSeconds is boot + max(agent online, install) + join + addons,
+	// BoundSeconds is boot + max(agent online, install at first boot:
+	// seeding + snap install) + join + addons,
 	// from the same run's latency model.
 	BoundSeconds float64 `json:"boundSeconds"`
 	Ratio        float64 `json:"ratio"`

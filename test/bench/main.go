@@ -32,6 +32,7 @@ func main() { localrt.RunCommand("mecd-bench", run) }
 type options struct {
 	kumo, build, out string
 	ratioScales      []float64
+	ratioNodes       []int
 	costScale        float64
 	costNodes        []int
 	reps             int
@@ -52,6 +53,7 @@ func parseOptions() (options, error) {
 	fs.StringVar(&o.build, "build", "build", "where `make build` put <function>/bootstrap (linux/arm64)")
 	fs.StringVar(&o.out, "out", "BENCHMARKS.md", "report to write (the part between its generated markers is replaced)")
 	ratio := fs.String("scales", "0.02,0.05,0.1", "latency scales of the overhead-ratio runs (3-node MECs, typical and high)")
+	ratioNodes := fs.String("ratio-nodes", "1,3,5,10", "node counts of the overhead-ratio runs at the largest of -scales (3 nodes at the others)")
 	fs.Float64Var(&o.costScale, "cost-scale", 0.02, "latency scale of the cost runs, API latency, cold starts and list latency")
 	nodes := fs.String("nodes", "1,3,5,10", "node counts of the cost runs")
 	fs.IntVar(&o.reps, "reps", 2, "repetitions of each overhead-ratio run")
@@ -61,7 +63,7 @@ func parseOptions() (options, error) {
 	fs.IntVar(&o.listRecords, "list-records", 10000, "records in the table for the list latency")
 	fs.IntVar(&o.processes, "processes", 4, "Lambda processes per function")
 	fs.IntVar(&o.scaleProcesses, "scale-processes", 16, "Lambda processes per function in the runtime of the scale runs (its local Lambda concurrency)")
-	fs.DurationVar(&o.budget, "budget", 19*time.Minute, "skip what would start after this much time")
+	fs.DurationVar(&o.budget, "budget", 25*time.Minute, "skip what would start after this much time")
 	only := fs.String("only", "ratio,cost,scale,lambda,list", "sections to run")
 	quick := fs.Bool("quick", false, "a small smoke run: one scale, few MECs, few records")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -71,7 +73,7 @@ func parseOptions() (options, error) {
 		// Smaller defaults; flags given explicitly still win.
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		for name, v := range map[string]string{"scales": "0.02", "nodes": "1,3", "mecs": "5", "scale-scale": "0.02", "list-records": "300", "reps": "1"} {
+		for name, v := range map[string]string{"scales": "0.02", "ratio-nodes": "3", "nodes": "1,3", "mecs": "5", "scale-scale": "0.02", "list-records": "300", "reps": "1"} {
 			if !set[name] {
 				_ = fs.Set(name, v)
 			}
@@ -82,6 +84,9 @@ func parseOptions() (options, error) {
 		return o, err
 	}
 	if o.costNodes, err = ints(*nodes); err != nil {
+		return o, err
+	}
+	if o.ratioNodes, err = ints(*ratioNodes); err != nil {
 		return o, err
 	}
 	if o.scaleMECs, err = ints(*mecs); err != nil {
@@ -178,6 +183,17 @@ func run(ctx context.Context) error {
 					for _, mode := range []latency.Mode{latency.Typical, latency.High} {
 						if !over("overhead run") {
 							one(mode, 3, rep)
+						}
+					}
+				}
+				if sc == slices.Max(o.ratioScales) {
+					// Every node count once, at the scale where the scripts'
+					// unscaled overhead weighs least.
+					for _, n := range o.ratioNodes {
+						for _, mode := range []latency.Mode{latency.Typical, latency.High} {
+							if n != 3 && !over("overhead run") {
+								one(mode, n, 0)
+							}
 						}
 					}
 				}

@@ -262,9 +262,14 @@ func (r *mecRun) deletedSeconds() float64 { return r.Deleted.DeletedAt.Sub(r.Del
 
 // nodeBound is the critical path's lower bound from the model: boot, then
 // the SSM agent's start and the install at first boot side by side, then the
-// join (if any node joins) and the addons.
+// join (if any node joins) and the addons. The install at first boot is
+// snapd's seeding then snap install: snapd takes no change before it seeded
+// the image's snaps ("too early for operation, device not yet seeded",
+// snapd's overlord; the simulator's snap.go), which is why boot.sh waits for
+// seed.loaded. The agent's Online time includes the seeding too (the agent
+// is one of those snaps).
 func (r *mecRun) nodeBound() float64 {
-	b := r.Model[latency.Boot] + max(r.Model[latency.AgentOnline], r.Model[latency.SnapInstall]) + r.Model[latency.Addons]
+	b := r.Model[latency.Boot] + max(r.Model[latency.AgentOnline], r.Model[latency.Seeding]+r.Model[latency.SnapInstall]) + r.Model[latency.Addons]
 	if r.Nodes > 1 {
 		b += r.Model[latency.Join]
 	}
@@ -272,12 +277,10 @@ func (r *mecRun) nodeBound() float64 {
 }
 
 // awsBound adds the simulated AWS latencies on the same path: the
-// RunInstances call and one Run Command dispatch per command.
+// RunInstances call and one Run Command dispatch per command (install and
+// join, then finalize).
 func (r *mecRun) awsBound() float64 {
-	cmds := 2.0
-	if r.Nodes > 1 {
-		cmds = 3
-	}
+	const cmds = 2.0
 	return r.nodeBound() + r.Model[latency.RunInstancesCall] + cmds*r.Model[latency.Dispatch]
 }
 

@@ -39,17 +39,18 @@ func okRuns(res *results, keep func(*mecRun) bool) []*mecRun {
 func runLabel(r *mecRun) string { return fmt.Sprintf("%g %s", r.Scale, r.Mode) }
 
 func renderRatio(w writer, res *results) {
+	all := okRuns(res, func(*mecRun) bool { return true })
 	runs := okRuns(res, func(r *mecRun) bool { return r.Nodes == 3 })
 	if len(runs) == 0 {
 		return
 	}
 	w("## 1. Orchestration overhead\n\n")
-	w("One 3-node MEC at a time, created with `POST /mecs` and deleted with `DELETE /mecs/{id}`. Time to READY = POST sent to the record's `readyAt`; time to DELETED = DELETE sent to `deletedAt`. Bounds (all scaled): **node work** = boot + max(agent online, snap install) + join + addons (the nodes install MicroK8s at first boot, from their user data, while the SSM agent starts); **+ AWS** adds the RunInstances call and three Run Command dispatches; **simulator clocks** = the same path as the simulator timed it (slowest node launch to online, then each command sent to its slowest invocation done: dispatch + the script, its own overhead included).\n\n")
-	w("| scale | mode | time to READY s | node-work bound s | ratio | + AWS s | ratio | simulator clocks s | ratio | time to DELETED s | terminate s | ratio |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, r := range runs {
+	w("MECs created one at a time with `POST /mecs` and deleted with `DELETE /mecs/{id}`: 3 nodes at every scale, and every node count at the largest scale and at the cost runs' scale. Time to READY = POST sent to the record's `readyAt`; time to DELETED = DELETE sent to `deletedAt`. Bounds (all scaled): **node work** = boot + max(agent online, install at first boot) + join + addons, where the install at first boot is snapd's seeding and then `snap install` (snapd takes no change before it seeded; the nodes install MicroK8s from their user data while the SSM agent starts); **+ AWS** adds the RunInstances call and two Run Command dispatches (install-and-join, finalize); **simulator clocks** = the same path as the simulator timed it (slowest node launch to online, then each command sent to its slowest invocation done: dispatch + the script, its own overhead included). Not in any bound: IAM propagating the new instance profile before RunInstances accepts it (10 s typical, 20 s high, scaled).\n\n")
+	w("| scale | mode | nodes | time to READY s | node-work bound s | ratio | + AWS s | ratio | simulator clocks s | ratio | time to DELETED s | terminate s | ratio |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range all {
 		rd := r.readySeconds()
 		term := r.Model[latency.Terminate]
-		w("| %g | %s | %s | %s | **%.2f** | %s | %.2f | %s | %.2f | %s | %s | **%.2f** |\n", r.Scale, r.Mode, secs(rd),
+		w("| %g | %s | %d | %s | %s | **%.2f** | %s | %.2f | %s | %.2f | %s | %s | **%.2f** |\n", r.Scale, r.Mode, r.Nodes, secs(rd),
 			secs(r.nodeBound()), rd/r.nodeBound(), secs(r.awsBound()), rd/r.awsBound(), secs(r.actualBound()), rd/r.actualBound(),
 			secs(r.deletedSeconds()), secs(term), r.deletedSeconds()/term)
 	}
@@ -68,7 +69,7 @@ func renderRatio(w writer, res *results) {
 	timelineTable(w, "### Where the time to DELETED goes (seconds)", cols, (*mecRun).teardownTimeline)
 
 	w("### Node-online Wait loop and teardown loop\n\n")
-	w("`check-nodes` says when to look again: `min(max(waited/3, poll), 12 poll)` with poll = 10 s × scale. Overshoot = last node Online (running + modelled agent delay) to the check that saw it.\n\n")
+	w("`check-nodes` waits inside its invocation, looking every `min(max(waited/50, poll/10, 50 ms), poll/2)` with poll = 10 s × scale (the look that sees the last node comes at most 2 % of the wait late). Overshoot = last node Online (running + modelled agent delay) to the look that saw it.\n\n")
 	w("| scale | mode | nodes | online after s | checks | overshoot s | overshoot %% of the wait | cleanups | terminated -> DELETED s |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range okRuns(res, func(*mecRun) bool { return true }) {
 		over, waited := r.onlineOvershoot()
@@ -83,7 +84,7 @@ func renderRatio(w writer, res *results) {
 	w("\n")
 
 	w("### Script overhead per node command\n\n")
-	w("Each invocation's script time less the simulated sleep inside it (install: snap install; join: microk8s join; finalize: one `microk8s enable` call): bash, the snap/microk8s stand-ins, curl to IMDS and Parameter Store, python. Seconds, mean / max over the nodes.\n\n")
+	w("Each invocation's script time less the simulated sleep inside it (join, after a reset: microk8s join; finalize: one `microk8s enable` call): bash, the snap/microk8s stand-ins, curl to IMDS and Parameter Store, python. The install column is different: that command waits for the install at first boot and then, on the joiners, joins, so its time is mostly that wait and the join, not overhead. Seconds, mean / max over the nodes.\n\n")
 	w("| scale | mode | nodes | install | join | finalize | modelled install / join / addons |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range okRuns(res, func(*mecRun) bool { return true }) {
 		ov := r.scriptOverhead()
@@ -159,7 +160,7 @@ func renderCost(w writer, res *results) {
 		return
 	}
 	w("## 2. Cost per MEC\n\n")
-	w("**State transitions** are counted, not read (kumo keeps no execution history): every state entered is one, retries included. Walking the ASL's success path gives provision = 6 + 3k (prepare, launch, its choice, k × (check, choice), k−1 waits, install, join, finalize, ready) and teardown = 1 + 3c (deleting, c × (cleanup, choice), c−1 waits, deleted), where k and c are the invocations of `check-nodes` and `cleanup` counted at the front; a launch that waits for the node profile adds three (wait, launch, choice); any other task invocation beyond the path's (a retry, the join's reset) adds one. `make bench` checks both formulas against a walk of `statemachine/*.asl.json` for k, c = 1..30 before measuring. **Lambda invocations and billed ms** are timed at the Runtime API in the front (event handed to the process -> result posted, rounded up to 1 ms per invocation), for synchronous (Step Functions, API Gateway) and EventBridge invocations alike; GB-s use each function's configured memory. **AWS API calls** are every call the front saw from the Lambdas and the node scripts (Parameter Store), without kumo's own Lambda invokes and the client's API requests. $ = transitions × $0.025/1000 + invocations × $0.20/M + GB-s × $0.0000133334 (Step Functions Standard, Lambda arm64, us-east-1 list prices; DynamoDB, EC2 and SSM requests not priced). Handler durations are local (AWS calls answered by kumo in-process in about a millisecond), so billed ms on AWS will be higher.\n\nSuccess paths walked: %s.\n\n", res.Transitions.Checked)
+	w("**State transitions** are counted, not read (kumo keeps no execution history): every state entered is one, retries included. Walking the ASL's success path gives provision = 5 + 3k (prepare, launch, its choice, k × (check, choice), k−1 waits, install-and-join, finalize, ready; k is 1 unless the nodes take longer than a check-nodes invocation may wait) and teardown = 1 + 3c (deleting, c × (cleanup, choice), c−1 waits, deleted), where k and c are the invocations of `check-nodes` and `cleanup` counted at the front; a launch that waits for the node profile adds three (wait, launch, choice); any other task invocation beyond the path's (a retry, the join's reset and second join) adds one. `make bench` checks both formulas against a walk of `statemachine/*.asl.json` for k, c = 1..30 before measuring. **Lambda invocations and billed ms** are timed at the Runtime API in the front (event handed to the process -> result posted, rounded up to 1 ms per invocation), for synchronous (Step Functions, API Gateway) and EventBridge invocations alike; GB-s use each function's configured memory. **AWS API calls** are every call the front saw from the Lambdas and the node scripts (Parameter Store), without kumo's own Lambda invokes and the client's API requests. $ = transitions × $0.025/1000 + invocations × $0.20/M + GB-s × $0.0000133334 (Step Functions Standard, Lambda arm64, us-east-1 list prices; DynamoDB, EC2 and SSM requests not priced). Handler durations are local (AWS calls answered by kumo in-process in about a millisecond), so billed ms on AWS will be higher.\n\nSuccess paths walked: %s.\n\n", res.Transitions.Checked)
 	w("| scale | mode | nodes | transitions (provision + teardown) | checks k / cleanups c | Lambda invocations (prov + teardown) | billed ms | GB-s | AWS API calls | $ per MEC |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range runs {
 		pt, k := provisionTransitions(r.Prov, 1)

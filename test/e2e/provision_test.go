@@ -376,6 +376,7 @@ func TestProvisionFailuresRollBack(t *testing.T) {
 		inject    func(name string)
 		wantStep  string
 		wantCause string
+		notCause  string // a cause that would mean the failure was found late (the joiners timed out)
 	}{
 		{
 			name: "a host never reaches SSM Online",
@@ -392,6 +393,17 @@ func TestProvisionFailuresRollBack(t *testing.T) {
 			},
 			wantStep: mec.StepInstall, wantCause: "snap store unreachable (injected)",
 		},
+		{
+			// The joiners wait for node 0's token inside the same command:
+			// node 0's failure ends the step at once (a fail-fast wait), not
+			// when the joiners give up waiting.
+			name: "node 0 cannot mint the join token",
+			inject: func(name string) {
+				rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: mec.TagName, TagValue: name, Index: 0},
+					Prefix: "microk8s add-node", ExitCode: 1, Stderr: "cluster agent unreachable (injected)"})
+			},
+			wantStep: mec.StepInstall, wantCause: "(node 0): Failed", notCause: "(node 1)",
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -405,6 +417,9 @@ func TestProvisionFailuresRollBack(t *testing.T) {
 			}
 			if m.FailedStep != tc.wantStep || !strings.Contains(m.FailureCause, tc.wantCause) {
 				t.Fatalf("failed step %q cause %q; want step %q cause containing %q", m.FailedStep, m.FailureCause, tc.wantStep, tc.wantCause)
+			}
+			if tc.notCause != "" && strings.Contains(m.FailureCause, tc.notCause) {
+				t.Fatalf("cause %q: the failure was found only when the other nodes gave up", m.FailureCause)
 			}
 			if st := m.Step(mec.StepRollback); st == nil || st.Outcome != mec.OutcomeSucceeded {
 				t.Fatalf("rollback step: %v", stepNames(m))

@@ -82,7 +82,21 @@ func TestDeadProvisioningIsRolledBack(t *testing.T) {
 	if _, err := rt.Clients("").SFN.StopExecution(context.Background(), &sfn.StopExecutionInput{ExecutionArn: aws.String(m.ExecutionArn)}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Duration(float64(60*time.Second) * rt.Sim.Latency.Scale()))
+	// A stopped execution does not stop the Lambda invocation it was
+	// waiting on (check-nodes waits for the agents inside its invocation,
+	// and records them Online): the sweeper's grace counts from the
+	// record's last update, so wait until it has not changed for that long.
+	grace := time.Duration(float64(60*time.Second) * rt.Sim.Latency.Scale())
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+		code, _, b := call(t, rt, "GET", "/mecs/"+m.ID, "", nil)
+		if code != http.StatusOK {
+			t.Fatalf("GET /mecs/%s: %d %s", m.ID, code, b)
+		}
+		if idle := time.Since(decodeMEC(t, b).UpdatedAt); idle >= grace {
+			break
+		}
+		time.Sleep(grace / 4)
+	}
 	rep := sweepNow(t, rt)
 	if len(rep.RolledBack) == 0 {
 		t.Fatalf("sweep report %+v: no rollback of %s", rep, m.ID)

@@ -23,6 +23,13 @@ die() {
   exit 1
 }
 
+# join_failed: like die, with exit 3, which tells the workflow that this
+# node's join failed (it resets the node and retries) rather than the step.
+join_failed() {
+  echo "mecd: $*" >&2
+  exit 3
+}
+
 log() {
   echo "mecd: $*"
 }
@@ -123,6 +130,64 @@ get_secure() {
   printf '%s' "$out" | json_get Parameter.Value
 }
 
+# await_secure NAME SECONDS: get_secure, waiting up to SECONDS while the
+# parameter does not exist yet (another node stores it), looking again every
+# tenth of RETRY_SECONDS (1 s on AWS; never under 50 ms, which a scaled
+# local run would reach): the wait is on the critical path.
+await_secure() {
+  local req out deadline
+  req=$(mktemp)
+  printf '{"Name":"%s","WithDecryption":true}' "$1" >"$req"
+  deadline=$(($(date +%s) + $2))
+  while ! out=$(ssm GetParameter "$req" 2>/dev/null); do
+    case "$out" in
+      *ParameterNotFound*) ;;
+      *)
+        rm -f "$req"
+        die "read parameter $1: $(printf '%s' "$out" | head -c 300)"
+        ;;
+    esac
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      rm -f "$req"
+      die "parameter $1 did not appear within $2 s: $(printf '%s' "$out" | head -c 200)"
+    fi
+    sleep "$(awk -v s="${RETRY_SECONDS:-1}" 'BEGIN { w = s / 10; print (w < 0.05 ? 0.05 : w) }')"
+  done
+  rm -f "$req"
+  printf '%s' "$out" | json_get Parameter.Value
+}
+
+# join_cluster (a joining node): joins node 0's cluster with the token node 0
+# stored in TOKEN_PARAM, waiting up to WAIT seconds for it, verifying node
+# 0's certificate with the check stored with it (never --skip-verify), as a
+# worker if WORKERS names this instance. A failed join exits 3.
+# Inputs: LEADER_IP, TOKEN_PARAM, WORKERS; $1: WAIT.
+join_cluster() {
+  local marker="${SNAP_COMMON}/.mecd-joined" args=() w url errfile
+  if [ -f "$marker" ]; then
+    log "already joined"
+    return 0
+  fi
+  for w in $WORKERS; do
+    if [ "$w" = "$INSTANCE_ID" ]; then
+      args+=(--worker)
+    fi
+  done
+  url=$(await_secure "$TOKEN_PARAM" "$1") || exit 1
+  errfile=$(mktemp)
+  # join.py prints its failures on stdout ("Connection failed. ...",
+  # "Failed to join cluster. Error code ..."): keep both streams.
+  if ! microk8s join "${LEADER_IP}:25000/${url}" "${args[@]}" >"$errfile" 2>&1; then
+    # The error may quote the join URL: never let the token out.
+    sed "s/${url%%/*}/<redacted>/g" "$errfile" | tail -n 20 >&2
+    rm -f "$errfile"
+    join_failed "microk8s join failed on ${INSTANCE_ID}"
+  fi
+  rm -f "$errfile"
+  unset url
+  touch "$marker"
+}
+
 # put_secure NAME FILE TIER OVERWRITE: stores FILE's content as a SecureString
 # (a kubeconfig with embedded certificates is over the 4 KB Standard limit:
 # Advanced). With OVERWRITE "false" a value already there is kept: the node
@@ -151,7 +216,9 @@ print(json.dumps({"Name": sys.argv[1], "Value": open(sys.argv[2]).read(), "Type"
 # mint_token PARAM TTL (node 0): MicroK8s makes a join token valid for TTL
 # seconds and prints it, so it is on no command line (`microk8s join`, on
 # the joiners, takes it only as an argument: scripts/wrappers/join.py). It
-# is stored as PARAM for the joiners, and its hash kept for revoke_tokens.
+# is stored as PARAM for the joiners, followed by "/" and this node's
+# certificate check (not a secret: the joiners verify node 0 with it), as
+# the end of a join URL; its hash is kept for revoke_tokens.
 mint_token() {
   local tok f
   tok=$(microk8s add-node --token-ttl "$2" --format token 2>/dev/null) || die "microk8s add-node failed"
@@ -159,7 +226,7 @@ mint_token() {
   [ "${#tok}" -ge 32 ] || die "microk8s add-node printed no token"
   printf '%s' "$tok" | sha256sum | cut -d' ' -f1 >>"${SNAP_COMMON}/.mecd-tokens"
   f=$(mktemp)
-  printf '%s' "$tok" >"$f"
+  printf '%s/%s' "$tok" "$(cert_check)" >"$f"
   unset tok
   put_secure "$1" "$f" Standard true
   rm -f "$f"

@@ -18,7 +18,7 @@ import (
 func renderInstall(t *testing.T) string {
 	t.Helper()
 	s, err := node.Render(node.Install, map[string]string{"CHANNEL": "1.35/stable", "EXTRA_SANS": "10.0.0.1", "NODE0": "i-x",
-		"TOKEN_PARAM": "", "TOKEN_TTL": "600", "READY_TIMEOUT": "30", "RETRY_SECONDS": "0.05"})
+		"TOKEN_PARAM": "", "TOKEN_TTL": "600", "READY_TIMEOUT": "30", "RETRY_SECONDS": "0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,9 @@ func TestAgentIsOnlineOnlyOnceSnapdSeeded(t *testing.T) {
 // change conflict (exit 10): mecd's install script waits it out.
 func TestInstallScriptWaitsForABusySnapd(t *testing.T) {
 	lat := latency.New(0.001, latency.Typical, 1)
-	lat.Fix(latency.SnapInstall, 300) // 0.3 s
+	// 1.5 s: long enough that the script, slow on a loaded machine, meets
+	// it, and within the script's 30 retries of 0.1 s.
+	lat.Fix(latency.SnapInstall, 1500)
 	e := newEnv(t, envOptions{lat: lat})
 	inst := e.addInstance()
 	script := "snap install microk8s --classic --channel=1.35/stable >/dev/null &\nsleep 0.05\n" + renderInstall(t)
