@@ -130,8 +130,10 @@ func NewMecdStack(scope constructs.Construct, id string, props *MecdStackProps) 
 		NodeOnlineTimeout: goDuration(p.NodeOnlineTimeout),
 		CommandTimeout:    goDuration(p.CommandTimeout),
 		PollInterval:      goDuration(p.PollInterval),
-		OwnerOnly:         strconv.FormatBool(p.OwnerOnly),
-		AdminRoleArns:     strings.Join(p.AdminRoleArns, ","),
+		// check-nodes waits inside one invocation: 14 of Lambda's 15 minutes.
+		CheckWait:     goDuration(14 * time.Minute),
+		OwnerOnly:     strconv.FormatBool(p.OwnerOnly),
+		AdminRoleArns: strings.Join(p.AdminRoleArns, ","),
 	}
 	r := refs{table: *table.Table.TableArn(), indexes: table.IndexArns, nodeBoundary: *boundary.ManagedPolicyArn(), stateMachines: smNames,
 		functions: fnNames, ebsKeys: p.EBSKeyArns}

@@ -30,6 +30,9 @@ const (
 	EnvNodeOnlineTimeout = "NODE_ONLINE_TIMEOUT"
 	EnvCommandTimeout    = "COMMAND_TIMEOUT"
 	EnvPollInterval      = "POLL_INTERVAL"
+	// EnvCheckWait bounds how long check-nodes waits inside one invocation
+	// (default 14 minutes, within Lambda's 15).
+	EnvCheckWait = "CHECK_WAIT"
 	// The API's owner-only option: "true" lets only a MEC's creator and the
 	// admin roles (comma-separated IAM role ARNs) delete it or read its
 	// kubeconfig.
@@ -75,7 +78,7 @@ var Functions = []Function{
 	},
 	{
 		Name: "check-nodes", Description: "Waits until the nodes are running with their SSM agent Online",
-		Env: []string{EnvTableName, EnvNodeOnlineTimeout, EnvPollInterval, EnvLogLevel},
+		Env: []string{EnvTableName, EnvNodeOnlineTimeout, EnvPollInterval, EnvCheckWait, EnvLogLevel},
 		// It waits inside the invocation (AWS sends no event when an agent
 		// registers): 15 minutes, at the least memory, costs less than the
 		// state transitions of a Wait loop and overshoots far less.
@@ -153,6 +156,7 @@ type Resources struct {
 	NodeOnlineTimeout    string
 	CommandTimeout       string
 	PollInterval         string
+	CheckWait            string
 	OwnerOnly            string
 	AdminRoleArns        string
 	FunctionArns         map[string]string // by Function.Name
@@ -176,6 +180,7 @@ func (f Function) EnvFrom(r Resources) map[string]string {
 		EnvNodeOnlineTimeout: r.NodeOnlineTimeout,
 		EnvCommandTimeout:    r.CommandTimeout,
 		EnvPollInterval:      r.PollInterval,
+		EnvCheckWait:         r.CheckWait,
 		EnvOwnerOnly:         r.OwnerOnly,
 		EnvAdminRoleArns:     r.AdminRoleArns,
 	}

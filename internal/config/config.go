@@ -31,6 +31,7 @@ type Env struct {
 	NodeOnlineTimeout time.Duration
 	CommandTimeout    time.Duration
 	PollInterval      time.Duration
+	CheckWait         time.Duration // the longest wait inside one check-nodes invocation
 	SweepBatch        int
 }
 
@@ -61,6 +62,7 @@ func FromEnv() (Env, error) {
 		{backend.EnvNodeOnlineTimeout, 15 * time.Minute, &e.NodeOnlineTimeout},
 		{backend.EnvCommandTimeout, 30 * time.Minute, &e.CommandTimeout},
 		{backend.EnvPollInterval, 10 * time.Second, &e.PollInterval},
+		{backend.EnvCheckWait, 14 * time.Minute, &e.CheckWait},
 	}
 	for _, d := range durations {
 		if *d.dst, err = duration(d.key, d.def); err != nil {

@@ -34,6 +34,9 @@ type CheckResult struct {
 // state machine invokes it again.
 func (s *Steps) CheckNodes(ctx context.Context, st State) (CheckResult, error) {
 	budget := s.Env.NodeOnlineTimeout
+	if s.Env.CheckWait > 0 {
+		budget = min(budget, s.Env.CheckWait)
+	}
 	if d, ok := ctx.Deadline(); ok {
 		budget = min(budget, time.Until(d)-checkMargin)
 	}

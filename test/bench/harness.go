@@ -44,7 +44,7 @@ type env struct {
 
 // startEnv starts kumo as a process and a local runtime on it; close stops
 // both (every process by its pid) whatever happens next.
-func startEnv(ctx context.Context, kumoBin string, scale float64, processes int) (*env, error) {
+func startEnv(ctx context.Context, kumoBin string, scale float64, processes, waiters int) (*env, error) {
 	kumo, err := localrt.StartKumoProcess(ctx, kumoBin)
 	if err != nil {
 		return nil, err
@@ -53,8 +53,11 @@ func startEnv(ctx context.Context, kumoBin string, scale float64, processes int)
 	t0 := time.Now()
 	rt, err := localrt.Start(ctx, localrt.Options{
 		KumoURL: url, Scale: scale, Processes: processes,
-		Logger:   slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		LockWait: 30 * time.Minute,
+		// check-nodes waits inside its invocation: one process per MEC
+		// waiting, as AWS would run them (1,000 at once).
+		FunctionProcesses: map[string]int{"check-nodes": max(processes, waiters)},
+		Logger:            slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		LockWait:          30 * time.Minute,
 	})
 	if err != nil {
 		stopKumo()

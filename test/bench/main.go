@@ -144,11 +144,11 @@ func run(ctx context.Context) error {
 			continue
 		}
 		logf("starting the local runtime at scale %g (waits for the lock if another runtime holds 127.0.0.1:4566)", sc)
-		procs := o.processes
+		procs, waiters := o.processes, 0
 		if o.sections["scale"] && sc == o.scaleScale {
-			procs = o.scaleProcesses
+			procs, waiters = o.scaleProcesses, slices.Max(o.scaleMECs)
 		}
-		e, err := startEnv(ctx, o.kumo, sc, procs)
+		e, err := startEnv(ctx, o.kumo, sc, procs, waiters)
 		if err != nil {
 			res.note("scale %g: %v", sc, err)
 			continue

@@ -450,6 +450,16 @@ func TestProvisionJoinRetriedAfterReset(t *testing.T) {
 	if st := m.Step(mec.StepJoin); st == nil || st.Attempt != 2 {
 		t.Fatalf("join attempts: %v", stepNames(m))
 	}
+	// join.py prints why it failed on stdout: the first attempt's cause says it.
+	var first *mec.Step
+	for i := range m.Steps {
+		if m.Steps[i].Name == mec.StepJoin && m.Steps[i].Attempt == 1 {
+			first = &m.Steps[i]
+		}
+	}
+	if first == nil || first.Outcome != mec.OutcomeFailed || !strings.Contains(first.Detail, "Connection failed. Timeout (injected)") {
+		t.Fatalf("first join attempt %+v does not say why it failed", first)
+	}
 	h, _ := rt.Sim.SSMSim.Host(m.Nodes[0].InstanceID)
 	if len(h.Members) != 3 {
 		t.Fatalf("members %d after the retried join", len(h.Members))

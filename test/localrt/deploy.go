@@ -126,7 +126,10 @@ func (rt *Runtime) deploy(ctx context.Context) error {
 		NodeOnlineTimeout: rt.scaled(15*time.Minute, 5*time.Second).String(),
 		CommandTimeout:    rt.scaled(30*time.Minute, 10*time.Second).String(),
 		PollInterval:      rt.scaled(10*time.Second, 20*time.Millisecond).String(),
-		FunctionArns:      d.FunctionArns,
+		// kumo's Step Functions gives up on a Lambda invoke after 30 s (its
+		// HTTP client's timeout); AWS waits for the function's own timeout.
+		CheckWait:    (25 * time.Second).String(),
+		FunctionArns: d.FunctionArns,
 	}
 	rt.Deployed = d
 	if err := store.CreateTable(ctx, dynamodb.NewFromConfig(cfg), TableName); err != nil && !alreadyMade(err) {
@@ -147,7 +150,7 @@ func (rt *Runtime) deploy(ctx context.Context) error {
 	// Processes must be polling before anything can invoke them: kumo's
 	// EventBridge drops an event for a function nobody polls for yet.
 	for _, s := range srcs {
-		if !rt.Front.Polls.WaitFor(FunctionName(s.Name), rt.opts.Processes, 30*time.Second) {
+		if !rt.Front.Polls.WaitFor(FunctionName(s.Name), rt.processes(s.Name), 30*time.Second) {
 			return fmt.Errorf("deploy: %s processes never polled the runtime API (see its logs)", s.Name)
 		}
 	}
@@ -282,7 +285,15 @@ func (rt *Runtime) createFunction(ctx context.Context, lc *lambda.Client, s Func
 	}
 	// Each function signs with a key of its own, as each has its role on AWS.
 	env["AWS_ACCESS_KEY_ID"] = FunctionAccessKey(s.Name)
-	return rt.Sup.Start(Process{Function: FunctionName(s.Name), Binary: bin, Env: env, Count: rt.opts.Processes})
+	return rt.Sup.Start(Process{Function: FunctionName(s.Name), Binary: bin, Env: env, Count: rt.processes(s.Name)})
+}
+
+// processes is how many processes serve function name.
+func (rt *Runtime) processes(name string) int {
+	if n := rt.opts.FunctionProcesses[name]; n > 0 {
+		return n
+	}
+	return rt.opts.Processes
 }
 
 func (rt *Runtime) createStateMachines(ctx context.Context, c *sfn.Client, root string) error {

@@ -49,6 +49,11 @@ type Options struct {
 	Mode      latency.Mode // default typical
 	Seed      uint64
 	Processes int // Lambda processes per function (default 3)
+	// FunctionProcesses overrides Processes for some functions (by backend
+	// name, e.g. "check-nodes"): AWS runs up to 1,000 invocations at once,
+	// and a function that waits inside its invocation needs one process per
+	// invocation in flight.
+	FunctionProcesses map[string]int
 	// Functions to build and run; nil means every backend function.
 	Functions []FunctionSource
 	// KumoURL uses a kumo already running (make demo starts `kumo --port N`);

@@ -35,7 +35,9 @@ type Command struct {
 	// Times is how many calls fail before the command works again; <= 0 means always.
 	Times    int
 	ExitCode int
-	Stderr   string
+	// Stderr is the failure's message: on stderr, except for microk8s
+	// join, which prints its failures on stdout (join.py).
+	Stderr string
 }
 
 // API makes an AWS API action answer with an error at a rate.

@@ -93,7 +93,8 @@
 // its code. State lives in the Sim; files only where scripts read them.
 // Every stand-in command first consults Faults.CommandFault (prefix match on
 // the argv joined by spaces, e.g. "snap install", "microk8s join"): a fault
-// fails it with the fault's exit code and stderr. Like the real tools, snap
+// fails it with the fault's exit code and message, on stderr (on stdout for
+// microk8s join, whose join.py prints its failures). Like the real tools, snap
 // writes errors to stderr and microk8s mostly to stdout (scripts that want a
 // microk8s error in the command's stderr redirect it).
 //

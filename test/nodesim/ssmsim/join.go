@@ -195,7 +195,7 @@ func (s *Sim) launchConfigJoin(h *host, args []string) {
 		var out joinOutcome
 		if f, failed := s.faults.CommandFault(inst.Tags, inst.LaunchIndex, argv); failed {
 			s.joinFault(s.ctx, h, args[1:])
-			out = joinOutcome{result: fail(f.ExitCode, f.Stderr)}
+			out = joinOutcome{result: failOut(f.ExitCode, f.Stderr)} // join.py prints on stdout
 		} else {
 			out = s.join(s.ctx, h, args[1:])
 		}

@@ -337,7 +337,7 @@ func TestJoinFaultNeedsReset(t *testing.T) {
 		Prefix: "microk8s join", Times: 1, ExitCode: 1, Stderr: "Contacting cluster at " + leader.PrivateIP + "\nConnection lost during join"})
 
 	r := e.sh(t, joiner.ID, "microk8s join "+url)
-	if r.status != "Failed" || !strings.Contains(r.stderr, "Connection lost during join") {
+	if r.status != "Failed" || !strings.Contains(r.stdout, "Connection lost during join") {
 		t.Fatalf("injected: %+v", r)
 	}
 	if h := e.host(t, leader.ID); !contains(h.DqliteKnown, joiner.PrivateIP) || len(h.Members) != 1 {

@@ -111,6 +111,10 @@ func (s *Sim) runStandIn(ctx context.Context, h *host, inst Instance, argv []str
 		s.log.InfoContext(ctx, "injected command fault", "instanceId", h.id, "tool", argv[0], "subcommand", sub, "exit", f.ExitCode)
 		if argv[0] == "microk8s" && sub == "join" {
 			s.joinFault(ctx, h, argv[2:])
+			// join.py reports its failures with print(), on stdout
+			// (microk8s scripts/wrappers/join.py: "Contacting cluster at",
+			// "Connection failed. ...", exit 1, 4, 5 or 6).
+			return failOut(f.ExitCode, withNewline(f.Stderr))
 		}
 		return fail(f.ExitCode, withNewline(f.Stderr))
 	}
