@@ -2,18 +2,16 @@ package steps
 
 import (
 	"context"
-	"log/slog"
-	"testing"
-	"time"
-
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
-
 	"github.com/mecd/mecd/internal/config"
 	"github.com/mecd/mecd/internal/mec"
+	"log/slog"
+	"testing"
+	"time"
 )
 
 // agentsAt answers as EC2 and SSM would for instances that run from the
