@@ -53,9 +53,10 @@ func startEnv(ctx context.Context, kumoBin string, scale float64, processes, wai
 	t0 := time.Now()
 	rt, err := localrt.Start(ctx, localrt.Options{
 		KumoURL: url, Scale: scale, Processes: processes,
-		// check-nodes waits inside its invocation: one process per MEC
-		// waiting, as AWS would run them (1,000 at once).
-		FunctionProcesses: map[string]int{"check-nodes": max(processes, waiters)},
+		// check-nodes (the agents) and launch-nodes (IAM propagation) wait
+		// inside their invocations: one process per MEC waiting, as AWS
+		// would run them (1,000 at once).
+		FunctionProcesses: map[string]int{"check-nodes": max(processes, waiters), "launch-nodes": max(processes, waiters)},
 		Logger:            slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		LockWait:          30 * time.Minute,
 	})

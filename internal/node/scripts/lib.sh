@@ -131,14 +131,18 @@ get_secure() {
 }
 
 # await_secure NAME SECONDS: get_secure, waiting up to SECONDS while the
-# parameter does not exist yet (another node stores it), looking again every
-# tenth of RETRY_SECONDS (1 s on AWS; never under 50 ms, which a scaled
-# local run would reach): the wait is on the critical path.
+# parameter does not exist yet (another node stores it). It looks again
+# after a tenth of the time already waited, at least a tenth of
+# RETRY_SECONDS (1 s on AWS; never under 50 ms) and at most RETRY_SECONDS:
+# the wait is on the critical path, but every joiner of every MEC building
+# polls Parameter Store, whose GetParameter allows 40 calls a second per
+# account by default (standard throughput), so a long wait looks seldom.
 await_secure() {
-  local req out deadline
+  local req out deadline start
   req=$(mktemp)
   printf '{"Name":"%s","WithDecryption":true}' "$1" >"$req"
   deadline=$(($(date +%s) + $2))
+  start=$(now_ms)
   while ! out=$(ssm GetParameter "$req" 2>/dev/null); do
     case "$out" in
       *ParameterNotFound*) ;;
@@ -151,7 +155,8 @@ await_secure() {
       rm -f "$req"
       die "parameter $1 did not appear within $2 s: $(printf '%s' "$out" | head -c 200)"
     fi
-    sleep "$(awk -v s="${RETRY_SECONDS:-1}" 'BEGIN { w = s / 10; print (w < 0.05 ? 0.05 : w) }')"
+    sleep "$(awk -v s="${RETRY_SECONDS:-1}" -v ms="$(($(now_ms) - start))" \
+      'BEGIN { w = s / 10; if (w < 0.05) w = 0.05; if (ms / 10000 > w) w = ms / 10000; if (w > s) w = s; print w }')"
   done
   rm -f "$req"
   printf '%s' "$out" | json_get Parameter.Value
