@@ -46,10 +46,13 @@ func (s *Steps) finishCommand(ctx context.Context, w *store.Wait) error {
 	var failures []string
 	failed := map[string]bool{}
 	joinsOnly := true // every failure is a node's join (exit 3), which a reset and a retry may mend
+	early := failedFast(w, invs)
 	for _, inv := range invs {
-		if !terminalStatus[inv.status] {
-			// Still running on a node that waits on one that failed (a
-			// fail-fast wait): the rollback ends it with its instance.
+		if early && !terminalStatus[inv.status] {
+			// Still running on a node that waits on the one that failed
+			// (a fail-fast wait): the rollback ends it with its instance.
+			// Otherwise an unfinished status (GetCommandInvocation lagging
+			// the event) counts as a failure, never as a success.
 			continue
 		}
 		if inv.status != "Success" {
@@ -68,7 +71,12 @@ func (s *Steps) finishCommand(ctx context.Context, w *store.Wait) error {
 	}
 	if len(failures) > 0 {
 		name := ErrCommandFailed
-		if joinsOnly && (w.Step == mec.StepJoin || w.Step == mec.StepInstall) {
+		switch {
+		case w.Step == mec.StepJoin:
+			// Any failure of a join command (a hung join killed at its
+			// time limit included) is mended by a reset and a retry.
+			name = ErrJoinFailed
+		case w.Step == mec.StepInstall && joinsOnly:
 			name = ErrJoinFailed
 		}
 		s.Log.WarnContext(ctx, "node command failed", "clusterId", w.ClusterID, "step", w.Step, "commandId", w.CommandID, "failures", len(failures))
@@ -114,6 +122,17 @@ func (s *Steps) invocations(ctx context.Context, m *mec.MEC, w *store.Wait) ([]i
 	}
 	sort.Slice(invs, func(i, j int) bool { return invs[i].node.Index < invs[j].node.Index })
 	return invs, nil
+}
+
+// failedFast says whether w's fail-fast target (node 0, whom the others
+// wait on) failed: the wait then ended before the others did.
+func failedFast(w *store.Wait, invs []invocation) bool {
+	for _, inv := range invs {
+		if w.FailFast != "" && inv.node.InstanceID == w.FailFast && terminalStatus[inv.status] && inv.status != "Success" {
+			return true
+		}
+	}
+	return false
 }
 
 // joinFailedExit is the exit status of a node script whose join failed

@@ -286,3 +286,85 @@ func TestASkippedStepOfATimedOutTaskIsNoFailure(t *testing.T) {
 		t.Fatalf("%v, want the skip to stand", err)
 	}
 }
+
+// statusByInstance answers GetCommandInvocation with a status per instance.
+type statusByInstance struct {
+	SSMAPI
+	status map[string]ssmtypes.CommandInvocationStatus
+	code   int32
+}
+
+func (f statusByInstance) GetCommandInvocation(_ context.Context, in *ssm.GetCommandInvocationInput, _ ...func(*ssm.Options)) (*ssm.GetCommandInvocationOutput, error) {
+	return &ssm.GetCommandInvocationOutput{Status: f.status[aws.ToString(in.InstanceId)], ResponseCode: f.code}, nil
+}
+
+func (f statusByInstance) GetParameter(context.Context, *ssm.GetParameterInput, ...func(*ssm.Options)) (*ssm.GetParameterOutput, error) {
+	return nil, &smithy.GenericAPIError{Code: "ParameterNotFound"}
+}
+
+func (f statusByInstance) DeleteParameter(context.Context, *ssm.DeleteParameterInput, ...func(*ssm.Options)) (*ssm.DeleteParameterOutput, error) {
+	return &ssm.DeleteParameterOutput{}, nil
+}
+
+// failureSFN records how the task ended.
+type failureSFN struct {
+	SFNAPI
+	errName string
+	ok      bool
+}
+
+func (f *failureSFN) SendTaskFailure(_ context.Context, in *sfn.SendTaskFailureInput, _ ...func(*sfn.Options)) (*sfn.SendTaskFailureOutput, error) {
+	f.errName = aws.ToString(in.Error)
+	return &sfn.SendTaskFailureOutput{}, nil
+}
+
+func (f *failureSFN) SendTaskSuccess(context.Context, *sfn.SendTaskSuccessInput, ...func(*sfn.Options)) (*sfn.SendTaskSuccessOutput, error) {
+	f.ok = true
+	return &sfn.SendTaskSuccessOutput{}, nil
+}
+
+// How a finished command ends its task: an invocation GetCommandInvocation
+// still shows unfinished is a failure unless the node the others wait on
+// failed; any failure of a join command is a JoinFailed (reset and retry).
+func TestFinishedCommandOutcome(t *testing.T) {
+	tests := []struct {
+		name     string
+		step     string
+		failFast string
+		status   map[string]ssmtypes.CommandInvocationStatus
+		code     int32
+		want     string // SendTaskFailure's error, "" for success
+	}{
+		{"an unfinished status is no success", mec.StepFinalize, "",
+			map[string]ssmtypes.CommandInvocationStatus{"i-0": ssmtypes.CommandInvocationStatusInProgress}, 0, ErrCommandFailed},
+		{"node 0 failed: the joiners still running are left to the rollback", mec.StepInstall, "i-0",
+			map[string]ssmtypes.CommandInvocationStatus{"i-0": ssmtypes.CommandInvocationStatusFailed, "i-1": ssmtypes.CommandInvocationStatusInProgress}, 1, ErrCommandFailed},
+		{"a join command killed at its time limit is retried", mec.StepJoin, "",
+			map[string]ssmtypes.CommandInvocationStatus{"i-1": ssmtypes.CommandInvocationStatusTimedOut}, 137, ErrJoinFailed},
+		{"a joiner's exit 3 in the install step is a join failure", mec.StepInstall, "i-0",
+			map[string]ssmtypes.CommandInvocationStatus{"i-0": ssmtypes.CommandInvocationStatusSuccess, "i-1": ssmtypes.CommandInvocationStatusFailed}, joinFailedExit, ErrJoinFailed},
+		{"everyone succeeded", mec.StepInstall, "i-0",
+			map[string]ssmtypes.CommandInvocationStatus{"i-0": ssmtypes.CommandInvocationStatusSuccess, "i-1": ssmtypes.CommandInvocationStatusSuccess}, 0, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &mec.MEC{ID: "mec-1", Status: mec.Creating, Nodes: []mec.Node{{Index: 0, InstanceID: "i-0"}, {Index: 1, InstanceID: "i-1"}}}
+			m.StartStep(tc.step, m.CreatedAt)
+			m.Step(tc.step).CommandID = "cmd-1"
+			var ids []string
+			for id := range tc.status {
+				ids = append(ids, id)
+			}
+			w := store.Wait{CommandID: "cmd-1", Token: "tok-1", ClusterID: "mec-1", Step: tc.step, Instances: ids, FailFast: tc.failFast, Statuses: map[string]string{}}
+			sf := &failureSFN{}
+			s := &Steps{Store: &waitStore{m: m, w: w}, AWS: ssmOnly{statusByInstance{status: tc.status, code: tc.code}}, SFN: sf, IAM: &policyIAM{},
+				Log: slog.New(slog.DiscardHandler)}
+			if err := s.finishCommand(context.Background(), &w); err != nil {
+				t.Fatal(err)
+			}
+			if sf.errName != tc.want || (tc.want == "") != sf.ok {
+				t.Fatalf("task ended with %q (success %v), want %q", sf.errName, sf.ok, tc.want)
+			}
+		})
+	}
+}

@@ -179,6 +179,11 @@ join_cluster() {
     fi
   done
   url=$(await_secure "$TOKEN_PARAM" "$1") || exit 1
+  # "<token>/<check>": without the check, join.py would not verify node 0.
+  if ! [[ "$url" =~ ^[^/]+/[0-9a-f]{12}$ ]]; then
+    unset url
+    die "the join token in ${TOKEN_PARAM} carries no certificate check: node 0 must store it again (a reset does)"
+  fi
   errfile=$(mktemp)
   # join.py prints its failures on stdout ("Connection failed. ...",
   # "Failed to join cluster. Error code ..."): keep both streams.
