@@ -13,6 +13,7 @@ import (
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/store"
 )
 
 // The tag every mecd resource carries (internal/steps sets it on create);
@@ -246,6 +247,12 @@ func dynamo(r refs, actions ...string) access {
 	return access{actions: full, resources: []string{r.table}}
 }
 
+// sparesIndex is the index that lists the spare node roles
+// (internal/store Spares), and no other.
+func sparesIndex(r refs) access {
+	return access{actions: []string{"dynamodb:Query"}, resources: []string{r.table + "/index/" + store.SparesIndex}}
+}
+
 // functionAccess is, per backend function, exactly what its code calls
 // (internal/steps, internal/record, internal/spec). TransactWriteItems is
 // no IAM action: a transaction needs the Put/Delete/ConditionCheck of its items.
@@ -273,8 +280,10 @@ func functionAccess(name string, r refs) ([]access, bool) {
 				why: "Canonical publishes the Ubuntu AMI ids as public parameters under /aws/service/canonical/ (one per release and architecture); public parameters have no account and are read-only"},
 		}, true
 	case "launch-nodes":
+		// UpdateItem and the byKind index: spare node roles, taken and made.
 		return append([]access{
-			dynamo(r, "GetItem", "PutItem"),
+			dynamo(r, "GetItem", "PutItem", "UpdateItem"),
+			sparesIndex(r),
 			describe("ec2:DescribeSecurityGroups"),
 			// The new group must be tagged at creation...
 			{actions: []string{"ec2:CreateSecurityGroup"}, resources: []string{arnGroup}, regional: true,
@@ -321,7 +330,8 @@ func functionAccess(name string, r refs) ([]access, bool) {
 		}, commandEnd(r)...), true
 	case "cleanup":
 		// DeleteItem: the MEC's command waits go with its nodes.
-		return append([]access{dynamo(r, "GetItem", "PutItem", "DeleteItem")}, deleteMEC(r, describe)...), true
+		// The byKind index: the spare node roles the MEC took.
+		return append([]access{dynamo(r, "GetItem", "PutItem", "DeleteItem"), sparesIndex(r)}, deleteMEC(r, describe)...), true
 	case "record-status":
 		// Moving to DELETED releases the name claim in the same transaction;
 		// moving a CREATING MEC to DELETING stops its provisioning.
@@ -350,7 +360,9 @@ func functionAccess(name string, r refs) ([]access, bool) {
 		// Finds mecd's resources by tag and path in every allowed region,
 		// reads their MEC, and deletes what cleanup deletes.
 		return append([]access{
-			dynamo(r, "GetItem"),
+			// DeleteItem and the byKind index: spare node roles left half made.
+			dynamo(r, "GetItem", "DeleteItem"),
+			sparesIndex(r),
 			{actions: []string{"iam:ListRoles", "iam:ListInstanceProfiles"}, resources: []string{anyResource},
 				why: "IAM's List actions take no resource (Service Authorization Reference); the reaper lists with PathPrefix " + mec.NodeRolePath + " and deletes only node roles"},
 			// GetParametersByPath is authorised against the path asked for,

@@ -43,6 +43,10 @@ type MecdStackProps struct {
 	PollInterval      time.Duration
 	// SweepBatch is how many teardowns one sweep starts at most.
 	SweepBatch int
+	// SpareNodeRoles is how many node roles launch-nodes keeps made ahead
+	// of any MEC, so a launch need not wait for IAM to propagate a new
+	// instance profile (default 2; -1 for none).
+	SpareNodeRoles int
 	// API stage throttling (requests per second, burst).
 	APIRateLimit  float64
 	APIBurstLimit int
@@ -93,6 +97,7 @@ const (
 	DefaultCommandTimeout    = 30 * time.Minute
 	DefaultPollInterval      = 10 * time.Second
 	DefaultSweepBatch        = 25
+	DefaultSpareNodeRoles    = 2
 	DefaultAPIRateLimit      = 20
 	DefaultAPIBurstLimit     = 40
 )
@@ -137,6 +142,14 @@ func (p MecdStackProps) withDefaults() (MecdStackProps, error) {
 	}
 	if p.SweepBatch == 0 {
 		p.SweepBatch = DefaultSweepBatch
+	}
+	switch {
+	case p.SpareNodeRoles == 0:
+		p.SpareNodeRoles = DefaultSpareNodeRoles
+	case p.SpareNodeRoles < 0:
+		p.SpareNodeRoles = 0
+	case p.SpareNodeRoles > 50:
+		return p, fmt.Errorf("SpareNodeRoles %d: at most 50 (launch-nodes refuses more: IAM allows 1,000 roles per account)", p.SpareNodeRoles)
 	}
 	if p.APIRateLimit == 0 {
 		p.APIRateLimit = DefaultAPIRateLimit

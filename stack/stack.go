@@ -127,6 +127,7 @@ func NewMecdStack(scope constructs.Construct, id string, props *MecdStackProps) 
 		LogLevel:          p.LogLevel,
 		RecordRetention:   goDuration(p.RecordRetention),
 		SweepBatch:        fmt.Sprint(p.SweepBatch),
+		SpareNodeRoles:    fmt.Sprint(p.SpareNodeRoles),
 		NodeOnlineTimeout: goDuration(p.NodeOnlineTimeout),
 		CommandTimeout:    goDuration(p.CommandTimeout),
 		PollInterval:      goDuration(p.PollInterval),

@@ -33,6 +33,10 @@ const (
 	// EnvCheckWait bounds how long check-nodes waits inside one invocation
 	// (default 14 minutes, within Lambda's 15).
 	EnvCheckWait = "CHECK_WAIT"
+	// EnvSpareNodeRoles is how many spare node roles launch-nodes keeps
+	// made ahead of any MEC (0: none; each MEC then waits for IAM to
+	// propagate its own).
+	EnvSpareNodeRoles = "SPARE_NODE_ROLES"
 	// The API's owner-only option: "true" lets only a MEC's creator and the
 	// admin roles (comma-separated IAM role ARNs) delete it or read its
 	// kubeconfig.
@@ -73,7 +77,7 @@ var Functions = []Function{
 	},
 	{
 		Name: "launch-nodes", Description: "Creates the security group and the MEC's node role, and launches every node in one idempotent RunInstances",
-		Env:      []string{EnvTableName, EnvNodeBoundaryArn, EnvNodeCorePolicyArn, EnvPollInterval, EnvLogLevel},
+		Env:      []string{EnvTableName, EnvNodeBoundaryArn, EnvNodeCorePolicyArn, EnvPollInterval, EnvSpareNodeRoles, EnvLogLevel},
 		MemoryMB: 256, TimeoutSeconds: 60, Placeholder: "LaunchNodesFunctionArn",
 	},
 	{
@@ -157,6 +161,7 @@ type Resources struct {
 	CommandTimeout       string
 	PollInterval         string
 	CheckWait            string
+	SpareNodeRoles       string
 	OwnerOnly            string
 	AdminRoleArns        string
 	FunctionArns         map[string]string // by Function.Name
@@ -181,6 +186,7 @@ func (f Function) EnvFrom(r Resources) map[string]string {
 		EnvCommandTimeout:    r.CommandTimeout,
 		EnvPollInterval:      r.PollInterval,
 		EnvCheckWait:         r.CheckWait,
+		EnvSpareNodeRoles:    r.SpareNodeRoles,
 		EnvOwnerOnly:         r.OwnerOnly,
 		EnvAdminRoleArns:     r.AdminRoleArns,
 	}

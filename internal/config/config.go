@@ -32,8 +32,13 @@ type Env struct {
 	CommandTimeout    time.Duration
 	PollInterval      time.Duration
 	CheckWait         time.Duration // the longest wait inside one check-nodes invocation
+	SpareNodeRoles    int           // spare node roles launch-nodes keeps made ahead
 	SweepBatch        int
 }
+
+// maxSpareNodeRoles bounds SPARE_NODE_ROLES: IAM allows 1,000 roles per
+// account by default (IAM User Guide, IAM and AWS STS quotas).
+const maxSpareNodeRoles = 50
 
 // FromEnv reads the environment, with production defaults.
 func FromEnv() (Env, error) {
@@ -67,6 +72,12 @@ func FromEnv() (Env, error) {
 	for _, d := range durations {
 		if *d.dst, err = duration(d.key, d.def); err != nil {
 			return e, err
+		}
+	}
+	e.SpareNodeRoles = 2
+	if v := os.Getenv(backend.EnvSpareNodeRoles); v != "" {
+		if e.SpareNodeRoles, err = strconv.Atoi(v); err != nil || e.SpareNodeRoles < 0 || e.SpareNodeRoles > maxSpareNodeRoles {
+			return e, fmt.Errorf("%s=%q: want an integer from 0 to %d", backend.EnvSpareNodeRoles, v, maxSpareNodeRoles)
 		}
 	}
 	e.SweepBatch = 25

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Parameter Store: every MEC's parameters live under its own prefix, so the
@@ -35,8 +36,36 @@ const (
 	NodeRolePrefix = "mecd-node-"
 )
 
-// NodeRoleName names a MEC's node role and its instance profile.
+// NodeRoleName names the node role and instance profile a MEC makes for
+// itself.
 func NodeRoleName(clusterID string) string { return NodeRolePrefix + clusterID }
+
+// SpareRolePrefix starts the names of spare node roles: made ahead of any
+// MEC, so that IAM has propagated their instance profile to EC2 when a
+// launch takes one (a new profile is refused by RunInstances for about
+// 10 s). Under NodeRolePrefix, so the stack's policies cover them as they are.
+const SpareRolePrefix = NodeRolePrefix + "spare-"
+
+// SpareRoleName names a new spare node role and its instance profile: the
+// id part carries when it was made (SpareTime).
+func SpareRoleName(now time.Time) string { return SpareRolePrefix + NewID(now) }
+
+// SpareTime is when the spare named name was made (false: not a spare's name).
+func SpareTime(name string) (time.Time, bool) {
+	id, ok := strings.CutPrefix(name, SpareRolePrefix)
+	if !ok {
+		return time.Time{}, false
+	}
+	return IDTime(id)
+}
+
+// RoleName names m's node role and instance profile.
+func (m *MEC) RoleName() string {
+	if m.NodeRole != "" {
+		return m.NodeRole
+	}
+	return NodeRoleName(m.ID)
+}
 
 // SecurityGroupName names a MEC's security group.
 func SecurityGroupName(clusterID string) string { return "mecd-" + clusterID }

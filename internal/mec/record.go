@@ -106,16 +106,19 @@ type MEC struct {
 	// a user ARN, or an STS session ARN for role credentials (see RoleOf).
 	// It is empty when the MEC came through a console run of the state
 	// machine, which has no API caller, or before owners were recorded.
-	Owner               string    `json:"owner,omitempty"`
-	Spec                spec.Spec `json:"spec"`
-	Resolved            *Resolved `json:"resolved,omitempty"`
-	SecurityGroupID     string    `json:"securityGroupId,omitempty"`
-	InstanceProfileArn  string    `json:"instanceProfileArn,omitempty"`
-	Nodes               []Node    `json:"nodes,omitempty"`
-	Endpoint            string    `json:"endpoint,omitempty"`
-	KubeconfigParameter string    `json:"kubeconfigParameter,omitempty"`
-	JoinCheck           string    `json:"joinCheck,omitempty"` // node 0's certificate hash prefix (public)
-	Steps               []Step    `json:"steps,omitempty"`
+	Owner              string    `json:"owner,omitempty"`
+	Spec               spec.Spec `json:"spec"`
+	Resolved           *Resolved `json:"resolved,omitempty"`
+	SecurityGroupID    string    `json:"securityGroupId,omitempty"`
+	InstanceProfileArn string    `json:"instanceProfileArn,omitempty"`
+	// NodeRole names the nodes' role and instance profile when the MEC took
+	// a spare made ahead of it (SpareRoleName); "" is NodeRoleName(ID).
+	NodeRole            string `json:"nodeRole,omitempty"`
+	Nodes               []Node `json:"nodes,omitempty"`
+	Endpoint            string `json:"endpoint,omitempty"`
+	KubeconfigParameter string `json:"kubeconfigParameter,omitempty"`
+	JoinCheck           string `json:"joinCheck,omitempty"` // node 0's certificate hash prefix (public)
+	Steps               []Step `json:"steps,omitempty"`
 	// Lease is held by a step that may create resources (launch-nodes,
 	// node-command) while it runs: a cleanup waits for it, so nothing is
 	// made after the cleanup looked.

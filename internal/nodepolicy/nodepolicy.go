@@ -125,6 +125,17 @@ func Inline(clusterID, region string, p Phase) string {
 	return string(b)
 }
 
+// Unclaimed is the inline policy of a spare node role (mec.SpareRolePrefix)
+// until a MEC takes it and Inline replaces it: no parameter at all. No
+// instance runs with a spare before then, but AmazonSSMManagedInstanceCore
+// alone would let it read every MEC's.
+func Unclaimed() string {
+	b, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": []map[string]any{
+		{"Sid": "Unclaimed", "Effect": "Deny", "Action": allActions, "Resource": "*"},
+	}}) // maps of strings and slices always marshal
+	return string(b)
+}
+
 // Partition is the ARN partition of a region.
 func Partition(region string) string {
 	switch {

@@ -37,10 +37,7 @@ func (s *Steps) CheckNodes(ctx context.Context, st State) (CheckResult, error) {
 	if s.Env.CheckWait > 0 {
 		budget = min(budget, s.Env.CheckWait)
 	}
-	if d, ok := ctx.Deadline(); ok {
-		budget = min(budget, time.Until(d)-checkMargin)
-	}
-	stop := s.now().Add(budget)
+	stop := s.now().Add(invocationBudget(ctx, budget))
 	var states *nodeStates
 	for {
 		if states == nil || s.now().Sub(states.at) >= s.Env.PollInterval {
@@ -69,9 +66,18 @@ func (s *Steps) CheckNodes(ctx context.Context, st State) (CheckResult, error) {
 	}
 }
 
-// checkMargin is what an invocation of CheckNodes keeps of its time limit
-// for answering.
+// checkMargin is what an invocation that waits inside (CheckNodes,
+// LaunchNodes) keeps of its time limit for answering.
 const checkMargin = 10 * time.Second
+
+// invocationBudget is how long a step may wait inside this invocation: at
+// most limit, and until checkMargin before its deadline.
+func invocationBudget(ctx context.Context, limit time.Duration) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		limit = min(limit, time.Until(d)-checkMargin)
+	}
+	return limit
+}
 
 // lookAgain is the interval to the next look: 2 % of the time waited,
 // within [poll/10 (at least 50 ms), poll/2].

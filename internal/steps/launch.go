@@ -40,39 +40,47 @@ func (s *Steps) LaunchNodes(ctx context.Context, st State) (LaunchResult, error)
 	if len(m.Nodes) > 0 {
 		return LaunchResult{Launched: true}, nil
 	}
-	// IAM propagates a new instance profile to EC2 in seconds (10 s is
-	// common): try again within this invocation, every tenth of a poll
-	// interval (1 s on AWS), so the launch starts at most that late and the
-	// workflow pays no transitions for it; near the invocation's deadline,
-	// the state machine's Wait loop takes over.
-	stop := s.now().Add(profileRetryBudget)
-	if d, ok := ctx.Deadline(); ok {
-		stop = minTime(stop, d.Add(-checkMargin))
+	err = s.launch(ctx, m)
+	if errors.Is(err, errProfileNotReady) {
+		return s.waitForProfile(m, err)
 	}
-	for {
-		err = s.launch(ctx, m)
-		if !errors.Is(err, errProfileNotReady) {
-			return LaunchResult{Launched: err == nil}, err
-		}
-		every := max(s.Env.PollInterval/10, 50*time.Millisecond)
-		if s.now().Add(every).After(stop) {
-			return s.waitForProfile(m, err)
-		}
-		if err := s.sleep(ctx, every); err != nil {
-			return LaunchResult{}, err
-		}
+	if err != nil {
+		return LaunchResult{}, err
 	}
+	// Off this MEC's path: its nodes boot meanwhile.
+	s.replenishSpares(ctx)
+	return LaunchResult{Launched: true}, nil
 }
 
 // profileRetryBudget bounds the wait for the node profile inside one
 // invocation (IAM's slow tail is about 20 s).
 const profileRetryBudget = 45 * time.Second
 
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
+// runInstances launches in. IAM propagates a new instance profile to EC2 in
+// seconds (10 s is common; a spare's has long propagated): until it has,
+// RunInstances is tried again within this invocation, every tenth of a poll
+// interval (1 s on AWS), so the launch starts at most that late and the
+// workflow pays no transitions for it; near the invocation's deadline,
+// errProfileNotReady hands over to the state machine's Wait loop. The
+// client token makes every try the same launch.
+func (s *Steps) runInstances(ctx context.Context, region string, in *ec2.RunInstancesInput) (*ec2.RunInstancesOutput, error) {
+	stop := s.now().Add(invocationBudget(ctx, profileRetryBudget))
+	every := max(s.Env.PollInterval/10, 50*time.Millisecond)
+	for {
+		out, err := s.AWS.EC2(region).RunInstances(ctx, in)
+		if !isProfilePropagation(err) {
+			if err != nil {
+				return nil, fmt.Errorf("run instances: %w", err)
+			}
+			return out, nil
+		}
+		if s.now().Add(every).After(stop) {
+			return nil, fmt.Errorf("%w: %v", errProfileNotReady, err)
+		}
+		if err := s.sleep(ctx, every); err != nil {
+			return nil, err
+		}
 	}
-	return a
 }
 
 // LaunchResult tells the state machine whether the nodes run, or when to
@@ -105,9 +113,10 @@ func (s *Steps) waitForProfile(m *mec.MEC, cause error) (LaunchResult, error) {
 	return LaunchResult{NextCheckAt: s.now().Add(s.Env.PollInterval).Format(time.RFC3339Nano)}, nil
 }
 
-// nodeProfile makes the MEC's node role once, recording it as a step and
-// its instance profile on the record (a launch waiting for the profile to
-// propagate does not make it again).
+// nodeProfile gives the MEC its node role once, a spare made ahead if one
+// is free (its profile usable by EC2 at once), else its own, recording it
+// as a step and its instance profile on the record (a launch waiting for
+// the profile to propagate does not make it again).
 func (s *Steps) nodeProfile(ctx context.Context, m *mec.MEC) (string, error) {
 	if m.InstanceProfileArn != "" {
 		return m.InstanceProfileArn, nil
@@ -115,18 +124,25 @@ func (s *Steps) nodeProfile(ctx context.Context, m *mec.MEC) (string, error) {
 	if _, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error { r.StartStep(mec.StepNodeRole, s.now()); return nil }); err != nil {
 		return "", err
 	}
-	arn, err := s.ensureNodeRole(ctx, m)
+	spare, arn, err := s.claimSpare(ctx, m)
 	if err != nil {
 		return "", err
 	}
+	detail := arn + " (a spare made ahead)"
+	if arn == "" {
+		if arn, err = s.ensureNodeRole(ctx, m); err != nil {
+			return "", err
+		}
+		detail = arn
+	}
 	if _, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
-		r.InstanceProfileArn = arn
-		r.EndStep(mec.StepNodeRole, mec.OutcomeSucceeded, arn, s.now())
+		r.InstanceProfileArn, r.NodeRole = arn, spare
+		r.EndStep(mec.StepNodeRole, mec.OutcomeSucceeded, detail, s.now())
 		return nil
 	}); err != nil {
 		return "", err
 	}
-	m.InstanceProfileArn = arn
+	m.InstanceProfileArn, m.NodeRole = arn, spare
 	return arn, nil
 }
 
@@ -314,12 +330,9 @@ func (s *Steps) launch(ctx context.Context, m *mec.MEC) error {
 			{ResourceType: types.ResourceTypeVolume, Tags: tags},
 		},
 	}
-	out, err := s.AWS.EC2(m.Region).RunInstances(ctx, in)
-	if isProfilePropagation(err) {
-		return fmt.Errorf("%w: %v", errProfileNotReady, err)
-	}
+	out, err := s.runInstances(ctx, m.Region, in)
 	if err != nil {
-		return fmt.Errorf("run instances: %w", err)
+		return err
 	}
 	roles := m.Spec.Roles()
 	nodes := make([]mec.Node, 0, len(out.Instances))

@@ -28,6 +28,8 @@ type IAMAPI interface {
 	DeleteRolePolicy(ctx context.Context, in *iam.DeleteRolePolicyInput, opts ...func(*iam.Options)) (*iam.DeleteRolePolicyOutput, error)
 	DetachRolePolicy(ctx context.Context, in *iam.DetachRolePolicyInput, opts ...func(*iam.Options)) (*iam.DetachRolePolicyOutput, error)
 	DeleteRole(ctx context.Context, in *iam.DeleteRoleInput, opts ...func(*iam.Options)) (*iam.DeleteRoleOutput, error)
+	// A spare node role takes its MEC's tags when the MEC takes it.
+	TagRole(ctx context.Context, in *iam.TagRoleInput, opts ...func(*iam.Options)) (*iam.TagRoleOutput, error)
 	// The reaper finds node roles and profiles by their path.
 	ListRoles(ctx context.Context, in *iam.ListRolesInput, opts ...func(*iam.Options)) (*iam.ListRolesOutput, error)
 	ListInstanceProfiles(ctx context.Context, in *iam.ListInstanceProfilesInput, opts ...func(*iam.Options)) (*iam.ListInstanceProfilesOutput, error)
@@ -35,20 +37,24 @@ type IAMAPI interface {
 
 var _ IAMAPI = (*iam.Client)(nil)
 
-// ensureNodeRole creates (or finds) the MEC's node role and instance
+// ensureNodeRole creates (or finds) the MEC's own node role and instance
 // profile and returns the profile's ARN. Every call is idempotent.
 func (s *Steps) ensureNodeRole(ctx context.Context, m *mec.MEC) (string, error) {
-	name := mec.NodeRoleName(m.ID)
-	var tags []iamtypes.Tag
-	for _, t := range m.Tags() {
-		tags = append(tags, iamtypes.Tag{Key: aws.String(t.Key), Value: aws.String(t.Value)})
-	}
+	// Sealed until the install step names the instances.
+	return s.makeNodeRole(ctx, mec.NodeRoleName(m.ID), "mecd MEC "+m.ID+" nodes: the SSM agent and this cluster's parameters only",
+		iamTags(m.Tags()), nodepolicy.Inline(m.ID, m.Region, nodepolicy.Phase{Stage: nodepolicy.Sealed}))
+}
+
+// makeNodeRole creates (or finds) node role name under the node boundary,
+// with the SSM agent's policy and inline, and its instance profile, and
+// returns the profile's ARN. Every call is idempotent.
+func (s *Steps) makeNodeRole(ctx context.Context, name, description string, tags []iamtypes.Tag, inline string) (string, error) {
 	_, err := s.IAM.CreateRole(ctx, &iam.CreateRoleInput{
 		RoleName:                 aws.String(name),
 		Path:                     aws.String(mec.NodeRolePath),
 		AssumeRolePolicyDocument: aws.String(nodepolicy.Trust),
 		PermissionsBoundary:      nonEmpty(s.Env.NodeBoundaryArn),
-		Description:              aws.String("mecd MEC " + m.ID + " nodes: the SSM agent and this cluster's parameters only"),
+		Description:              aws.String(description),
 		Tags:                     tags,
 	})
 	if err != nil && apiCode(err) != "EntityAlreadyExists" {
@@ -59,9 +65,9 @@ func (s *Steps) ensureNodeRole(ctx context.Context, m *mec.MEC) (string, error) 
 			return "", fmt.Errorf("attach the SSM agent policy: %w", err)
 		}
 	}
-	// Sealed until the install step names the instances.
-	if err := s.setNodePhase(ctx, m, nodepolicy.Phase{Stage: nodepolicy.Sealed}); err != nil {
-		return "", err
+	if _, err := s.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(name), PolicyName: aws.String(nodepolicy.InlineName),
+		PolicyDocument: aws.String(inline)}); err != nil {
+		return "", fmt.Errorf("node role %s: inline policy: %w", name, err)
 	}
 	var arn string
 	out, err := s.IAM.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(name), Path: aws.String(mec.NodeRolePath), Tags: tags})
@@ -84,6 +90,15 @@ func (s *Steps) ensureNodeRole(ctx context.Context, m *mec.MEC) (string, error) 
 	return arn, nil
 }
 
+// iamTags are tags as IAM takes them.
+func iamTags(tags []mec.Tag) []iamtypes.Tag {
+	out := make([]iamtypes.Tag, 0, len(tags))
+	for _, t := range tags {
+		out = append(out, iamtypes.Tag{Key: aws.String(t.Key), Value: aws.String(t.Value)})
+	}
+	return out
+}
+
 // setNodePhase rewrites the node role's inline policy for phase p (see
 // nodepolicy.Stage): the install step opens the join token to the nodes
 // that need it, finalize lets node 0 store the kubeconfig once, READY seals
@@ -91,7 +106,7 @@ func (s *Steps) ensureNodeRole(ctx context.Context, m *mec.MEC) (string, error) 
 // script sent right after may be first: the node scripts retry an
 // AccessDeniedException for a while (lib.sh, ssm).
 func (s *Steps) setNodePhase(ctx context.Context, m *mec.MEC, p nodepolicy.Phase) error {
-	if _, err := s.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(mec.NodeRoleName(m.ID)), PolicyName: aws.String(nodepolicy.InlineName),
+	if _, err := s.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(m.RoleName()), PolicyName: aws.String(nodepolicy.InlineName),
 		PolicyDocument: aws.String(nodepolicy.Inline(m.ID, m.Region, p))}); err != nil {
 		return fmt.Errorf("node role %s: %w", p.Stage, err)
 	}
@@ -114,7 +129,13 @@ func nodePhase(m *mec.MEC, stage nodepolicy.Stage) nodepolicy.Phase {
 // deleteNodeRole removes the MEC's node role and instance profile; absent
 // pieces are fine (a rollback before they existed, a repeated teardown).
 func (s *Steps) deleteNodeRole(ctx context.Context, m *mec.MEC) error {
-	name := aws.String(mec.NodeRoleName(m.ID))
+	return s.deleteRole(ctx, m.ID, m.RoleName())
+}
+
+// deleteRole removes node role roleName and its instance profile (of MEC
+// clusterID, "" for a spare no MEC took).
+func (s *Steps) deleteRole(ctx context.Context, clusterID, roleName string) error {
+	name := aws.String(roleName)
 	steps := []struct {
 		what string
 		call func() error
@@ -157,7 +178,7 @@ func (s *Steps) deleteNodeRole(ctx context.Context, m *mec.MEC) error {
 		}
 	}
 	if deleted {
-		s.Log.InfoContext(ctx, "node role and instance profile deleted", "clusterId", m.ID, "role", *name)
+		s.Log.InfoContext(ctx, "node role and instance profile deleted", "clusterId", clusterID, "role", *name)
 	}
 	return nil
 }

@@ -41,7 +41,7 @@ type ReapResult struct {
 // owned is what one cluster id owns in AWS.
 type owned struct {
 	regions map[string]bool // where it has instances, groups or parameters
-	iam     bool            // a node role or instance profile
+	roles   map[string]bool // node roles or instance profiles, by name
 }
 
 // Reap is the orphan reaper, run by the sweep schedule: it deletes the
@@ -53,24 +53,22 @@ type owned struct {
 // idempotent and bounded by the regions and the clusters found.
 func (s *Steps) Reap(ctx context.Context, _ json.RawMessage) (ReapResult, error) {
 	found := map[string]*owned{}
-	note := func(id, region string) {
+	own := func(id string) *owned {
 		o := found[id]
 		if o == nil {
-			o = &owned{regions: map[string]bool{}}
+			o = &owned{regions: map[string]bool{}, roles: map[string]bool{}}
 			found[id] = o
 		}
-		if region == "" {
-			o.iam = true
-		} else {
-			o.regions[region] = true
-		}
+		return o
 	}
+	note := func(id, region string) { own(id).regions[region] = true }
+	noteRole := func(id, name string) { own(id).roles[name] = true }
 	for _, region := range s.Env.AllowedRegions {
 		if err := s.findRegional(ctx, region, note); err != nil {
 			return ReapResult{}, err
 		}
 	}
-	if err := s.findNodeRoles(ctx, note); err != nil {
+	if err := s.findNodeRoles(ctx, noteRole); err != nil {
 		return ReapResult{}, err
 	}
 	res := ReapResult{Clusters: len(found)}
@@ -152,11 +150,18 @@ func (s *Steps) reapCluster(ctx context.Context, m *mec.MEC, o *owned) (bool, er
 	if alive > 0 {
 		return true, nil
 	}
-	if o.iam {
-		if err := s.deleteNodeRole(ctx, m); err != nil {
+	// The roles found, by name: the record may name another (a spare it
+	// took after a crashed launch began its own), or none (unknown).
+	for _, name := range slices.Sorted(maps.Keys(o.roles)) {
+		if err := s.deleteRole(ctx, m.ID, name); err != nil {
 			if e := (*Error)(nil); errors.As(err, &e) && e.Name == "DependencyViolation" {
 				return true, nil
 			}
+			return true, err
+		}
+	}
+	if len(o.roles) > 0 {
+		if err := s.deleteClaimedSpares(ctx, m); err != nil {
 			return true, err
 		}
 	}
@@ -210,16 +215,66 @@ func (s *Steps) findRegional(ctx context.Context, region string, note func(id, r
 }
 
 // findNodeRoles notes the clusters owning a node role or instance profile
-// (IAM is global).
-func (s *Steps) findNodeRoles(ctx context.Context, note func(id, region string)) error {
+// (IAM is global), with its name.
+func (s *Steps) findNodeRoles(ctx context.Context, note func(id, name string)) error {
 	roles, profiles, err := NodeRoleNames(ctx, s.IAM)
 	if err != nil {
 		return err
 	}
+	var spares []string
 	for _, name := range append(roles, profiles...) {
-		if id, ok := strings.CutPrefix(name, mec.NodeRolePrefix); ok && id != "" {
-			note(id, "")
+		if strings.HasPrefix(name, mec.SpareRolePrefix) {
+			spares = append(spares, name)
+			continue
 		}
+		if id, ok := strings.CutPrefix(name, mec.NodeRolePrefix); ok && id != "" {
+			note(id, name)
+		}
+	}
+	return s.reapSpares(ctx, spares, note)
+}
+
+// reapSpares notes the spares a MEC took as that MEC's, and deletes the
+// ones left half made once spareGrace has passed since they were made: an
+// item still without its profile, or a role without an item (makeSpare
+// writes the item first). A free, ready spare is the pool's.
+func (s *Steps) reapSpares(ctx context.Context, names []string, note func(id, name string)) error {
+	if s.Spares == nil {
+		return nil
+	}
+	spares, err := s.Spares.Spares(ctx)
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	var left []string
+	for _, sp := range spares {
+		known[sp.Name] = true
+		switch {
+		case sp.ClusterID != "":
+			// Its role may be gone already (a cleanup that stopped before
+			// it forgot the item): deleting it again finds nothing.
+			note(sp.ClusterID, sp.Name)
+		case sp.ProfileArn == "" && s.now().Sub(sp.CreatedAt) > spareGrace:
+			left = append(left, sp.Name)
+		}
+	}
+	for _, name := range names {
+		if made, ok := mec.SpareTime(name); ok && !known[name] && s.now().Sub(made) > spareGrace && !slices.Contains(left, name) {
+			left = append(left, name)
+		}
+	}
+	for _, name := range left {
+		if err := s.deleteRole(ctx, "", name); err != nil {
+			s.Log.ErrorContext(ctx, "reaping a half-made spare node role failed", "role", name, "error", err)
+			continue
+		}
+		if known[name] {
+			if err := s.Spares.DeleteSpare(ctx, name); err != nil {
+				s.Log.ErrorContext(ctx, "forgetting a half-made spare node role failed", "role", name, "error", err)
+			}
+		}
+		s.Log.InfoContext(ctx, "half-made spare node role reaped", "role", name)
 	}
 	return nil
 }

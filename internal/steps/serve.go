@@ -60,13 +60,15 @@ func FromEnvironment(ctx context.Context) (*Steps, error) {
 	if err != nil {
 		return nil, err
 	}
+	st := &store.Store{DB: dynamodb.NewFromConfig(cfg), Table: env.TableName, Retention: env.RecordRetention}
 	return &Steps{
-		Store: &store.Store{DB: dynamodb.NewFromConfig(cfg), Table: env.TableName, Retention: env.RecordRetention},
-		AWS:   newRegional(cfg),
-		IAM:   iam.NewFromConfig(cfg), // IAM is global
-		SFN:   sfn.NewFromConfig(cfg),
-		Env:   env,
-		Log:   config.Logger(),
+		Store:  st,
+		Spares: st,
+		AWS:    newRegional(cfg),
+		IAM:    iam.NewFromConfig(cfg), // IAM is global
+		SFN:    sfn.NewFromConfig(cfg),
+		Env:    env,
+		Log:    config.Logger(),
 	}, nil
 }
 

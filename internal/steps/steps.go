@@ -80,12 +80,14 @@ var _ Store = (*store.Store)(nil)
 // Steps carries what every step needs.
 type Steps struct {
 	Store Store
-	AWS   Regional
-	IAM   IAMAPI
-	SFN   SFNAPI
-	Env   config.Env
-	Log   *slog.Logger
-	Now   func() time.Time
+	// Spares keeps the spare node roles (nil: none are taken or made).
+	Spares SpareStore
+	AWS    Regional
+	IAM    IAMAPI
+	SFN    SFNAPI
+	Env    config.Env
+	Log    *slog.Logger
+	Now    func() time.Time
 	// Sleep waits d or until ctx ends (nil: a timer); tests move a fake
 	// clock with it.
 	Sleep func(ctx context.Context, d time.Duration) error

@@ -127,12 +127,16 @@ func TestProvisionWithForcedBehaviours(t *testing.T) {
 		minStep string
 	}{
 		{"NewInstancesNotYetVisible", fidelity.InstanceVisibility, latency.Visibility, 90, `"nodeCount":2`, ""},
+		// A MEC's own new profile: none of the spares made ahead.
 		{"NodeProfileNotYetPropagated", fidelity.ProfilePropagation, latency.ProfilePropagation, 60, `"nodeCount":1`, mec.StepLaunch},
 		{"APIServerBlinkAfterJoins", fidelity.APIServerBlink, latency.APIServerBlink, 120, `"nodeCount":3,"addons":["dns","hostpath-storage"]`, ""},
 		{"NodeCredentialsExpireDuringALongInstall", fidelity.CredentialsNearExpiry, latency.SnapInstall, 900, `"nodeCount":2`, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.behaviour == fidelity.ProfilePropagation {
+				drainSpares(t, rt)
+			}
 			force(t, rt, tc.behaviour, tc.phase, tc.seconds)
 			name := localrt.UniqueName("forced")
 			r := provision(t, rt, `{"name":"`+name+`",`+tc.spec+`}`)

@@ -228,7 +228,7 @@ func TestProvisionThreeNodeMEC(t *testing.T) {
 
 	t.Run("a READY MEC's nodes reach none of its parameters", func(t *testing.T) {
 		ic := iam.NewFromConfig(rt.AWSConfig(""))
-		p, err := ic.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(mec.NodeRoleName(m.ID)), PolicyName: aws.String(nodepolicy.InlineName)})
+		p, err := ic.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(m.RoleName()), PolicyName: aws.String(nodepolicy.InlineName)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -311,7 +311,7 @@ func TestProvisionThreeNodeMEC(t *testing.T) {
 			if len(in.Volumes) > 0 && in.Volumes[0].Tags[mec.TagClusterID] != m.ID {
 				t.Errorf("%s volume tags %v", in.ID, in.Volumes[0].Tags)
 			}
-			if !strings.HasSuffix(in.IamInstanceProfileArn, ":instance-profile/mecd/"+mec.NodeRoleName(m.ID)) {
+			if !strings.HasSuffix(in.IamInstanceProfileArn, ":instance-profile/mecd/"+m.RoleName()) {
 				t.Errorf("%s profile %s is not the MEC's own", in.ID, in.IamInstanceProfileArn)
 			}
 		}

@@ -150,10 +150,16 @@ func plant(t *testing.T, rt *localrt.Runtime, id string) {
 	if _, err := c.SSM.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(mec.KubeconfigParam(id)), Value: aws.String("planted"), Type: ssmtypes.ParameterTypeSecureString}); err != nil {
 		t.Fatal(err)
 	}
+	plantRole(t, rt, mec.NodeRoleName(id))
+}
+
+// plantRole makes node role name and its instance profile, as launch-nodes
+// does: under the node boundary (which the stack lets the reaper rely on).
+func plantRole(t *testing.T, rt *localrt.Runtime, roleName string) string {
+	t.Helper()
+	ctx := context.Background()
 	ic := iam.NewFromConfig(rt.AWSConfig(""))
-	name := aws.String(mec.NodeRoleName(id))
-	// As launch-nodes makes node roles: under the node boundary (which the
-	// stack lets the reaper rely on).
+	name := aws.String(roleName)
 	if _, err := ic.CreateRole(ctx, &iam.CreateRoleInput{RoleName: name, Path: aws.String(mec.NodeRolePath), AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[]}`),
 		PermissionsBoundary: aws.String(rt.Deployed.NodeBoundaryArn)}); err != nil {
 		t.Fatal(err)
@@ -164,6 +170,7 @@ func plant(t *testing.T, rt *localrt.Runtime, id string) {
 	if _, err := ic.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: name, RoleName: name}); err != nil {
 		t.Fatal(err)
 	}
+	return roleName
 }
 
 // reapUntilClean runs the reaper until nothing of ids is left (terminating
@@ -213,12 +220,24 @@ func TestOrphansAreReaped(t *testing.T) {
 	young := mec.NewID(time.Now().Add(grace))
 	plant(t, rt, old)
 	plant(t, rt, young)
+	// A spare node role left half made (no item: launch-nodes died between
+	// the two) long ago; the pool's free spares are kept.
+	halfMade := plantRole(t, rt, mec.SpareRoleName(time.Now().Add(-time.Hour)))
+	pool := freeSpares(t, rt)
 
 	if res := reapNow(t, rt); !slices.Contains(res.Orphans, old) || slices.Contains(res.Orphans, young) || slices.Contains(res.Orphans, live.summary.ClusterID) {
 		t.Fatalf("first run: %+v, want %s reaped and neither %s nor %s", res, old, young, live.summary.ClusterID)
 	}
 	if leaks, _ := rt.LeakAudit(context.Background(), young); len(leaks) == 0 {
 		t.Fatal("the reaper took resources younger than its grace period")
+	}
+	if _, err := iam.NewFromConfig(rt.AWSConfig("")).GetRole(context.Background(), &iam.GetRoleInput{RoleName: aws.String(halfMade)}); err == nil {
+		t.Error("the half-made spare node role is still there")
+	}
+	for _, name := range pool {
+		if !slices.Contains(freeSpares(t, rt), name) {
+			t.Errorf("the reaper took the pool's spare %s", name)
+		}
 	}
 	time.Sleep(2 * grace) // the DELETED MEC's grace, and the young id's
 	reapUntilClean(t, rt, old, deleted.ID, young)

@@ -404,7 +404,13 @@ func (l *AuthLog) iamAuth(action string, form url.Values) []AuthCall {
 			{Action: "iam:PassRole", Resource: roleARN, Context: map[string][]string{"iam:AssociatedResourceArn": {fmt.Sprintf("arn:aws:ec2:*:%s:instance/*", Account)}}},
 			{Action: "iam:PassRole", Resource: roleARN},
 		}
-	case "GetInstanceProfile", "RemoveRoleFromInstanceProfile", "DeleteInstanceProfile", "TagInstanceProfile":
+	case "TagRole":
+		// A spare node role takes its MEC's tags (Service Authorization
+		// Reference: aws:RequestTag and aws:TagKeys, no boundary key).
+		return []AuthCall{{Action: act, Resource: roleARN, Context: tagContext("aws:RequestTag/", tagsOf(), nil)}}
+	case "TagInstanceProfile":
+		return []AuthCall{{Action: act, Resource: profileARN, Context: tagContext("aws:RequestTag/", tagsOf(), nil)}}
+	case "GetInstanceProfile", "RemoveRoleFromInstanceProfile", "DeleteInstanceProfile":
 		return []AuthCall{{Action: act, Resource: profileARN}}
 	case "ListRoles", "ListInstanceProfiles":
 		return []AuthCall{{Action: act, Resource: "*"}}

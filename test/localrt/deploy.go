@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -128,8 +129,9 @@ func (rt *Runtime) deploy(ctx context.Context) error {
 		PollInterval:      rt.scaled(10*time.Second, 20*time.Millisecond).String(),
 		// kumo's Step Functions gives up on a Lambda invoke after 30 s (its
 		// HTTP client's timeout); AWS waits for the function's own timeout.
-		CheckWait:    (25 * time.Second).String(),
-		FunctionArns: d.FunctionArns,
+		CheckWait:      (25 * time.Second).String(),
+		SpareNodeRoles: strconv.Itoa(rt.spareNodeRoles()),
+		FunctionArns:   d.FunctionArns,
 	}
 	rt.Deployed = d
 	if err := store.CreateTable(ctx, dynamodb.NewFromConfig(cfg), TableName); err != nil && !alreadyMade(err) {
@@ -168,6 +170,18 @@ func (rt *Runtime) deploy(ctx context.Context) error {
 }
 
 // scaled is d on AWS scaled like the node latencies, at least floor.
+// spareNodeRoles is Options.SpareNodeRoles as SPARE_NODE_ROLES takes it.
+func (rt *Runtime) spareNodeRoles() int {
+	switch n := rt.opts.SpareNodeRoles; {
+	case n == 0:
+		return 2
+	case n < 0:
+		return 0
+	default:
+		return n
+	}
+}
+
 func (rt *Runtime) scaled(d, floor time.Duration) time.Duration {
 	return max(time.Duration(float64(d)*rt.opts.Scale), floor)
 }

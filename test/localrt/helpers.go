@@ -8,9 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -251,21 +249,42 @@ func (rt *Runtime) waitLeaks(ctx context.Context, match func(map[string]string) 
 }
 
 // iamLeaks lists the node roles and instance profiles of a cluster ("" =
-// every cluster) that still exist.
+// every cluster) that still exist, with the spares it took (their item
+// too). A free spare is the pool's, not a leak.
 func (rt *Runtime) iamLeaks(ctx context.Context, clusterID string) ([]string, error) {
 	roles, profiles, err := steps.NodeRoleNames(ctx, iam.NewFromConfig(rt.kumoConfig("")))
 	if err != nil {
 		return nil, fmt.Errorf("leak audit: %w", err)
 	}
+	spares, err := (&store.Store{DB: dynamodb.NewFromConfig(rt.AWSConfig(rt.Region)), Table: TableName}).Spares(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("leak audit: %w", err)
+	}
+	owner := map[string]string{} // spare name -> the cluster that took it ("" free)
+	for _, sp := range spares {
+		owner[sp.Name] = sp.ClusterID
+	}
+	mine := func(name string) bool {
+		if o, spare := owner[name]; spare {
+			return o != "" && (clusterID == "" || o == clusterID)
+		}
+		return clusterID == "" || name == mec.NodeRoleName(clusterID)
+	}
 	var names []string
 	for _, r := range roles {
-		names = append(names, "node role "+r)
+		if mine(r) {
+			names = append(names, "node role "+r)
+		}
 	}
 	for _, p := range profiles {
-		names = append(names, "instance profile "+p)
+		if mine(p) {
+			names = append(names, "instance profile "+p)
+		}
 	}
-	if clusterID != "" {
-		names = slices.DeleteFunc(names, func(n string) bool { return !strings.HasSuffix(n, mec.NodeRoleName(clusterID)) })
+	for _, sp := range spares {
+		if sp.ClusterID != "" && (clusterID == "" || sp.ClusterID == clusterID) {
+			names = append(names, fmt.Sprintf("spare node role item %s (taken by %s)", sp.Name, sp.ClusterID))
+		}
 	}
 	return names, nil
 }

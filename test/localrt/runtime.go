@@ -54,6 +54,9 @@ type Options struct {
 	// and a function that waits inside its invocation needs one process per
 	// invocation in flight.
 	FunctionProcesses map[string]int
+	// SpareNodeRoles is how many spare node roles launch-nodes keeps made
+	// ahead (SPARE_NODE_ROLES); 0 means 2, as on AWS, and -1 none.
+	SpareNodeRoles int
 	// Functions to build and run; nil means every backend function.
 	Functions []FunctionSource
 	// KumoURL uses a kumo already running (make demo starts `kumo --port N`);

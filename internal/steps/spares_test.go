@@ -1,0 +1,122 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+
+	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/nodepolicy"
+	"github.com/mecd/mecd/internal/store"
+)
+
+// spareStore keeps spares as DynamoDB would, the claim conditional;
+// stolen names the spares another MEC takes between the listing and the
+// claim (the index is eventually consistent).
+type spareStore struct {
+	spares  []store.Spare
+	stolen  map[string]bool
+	listErr error
+	claims  []string
+}
+
+func (f *spareStore) Spares(context.Context) ([]store.Spare, error) {
+	return append([]store.Spare(nil), f.spares...), f.listErr
+}
+func (f *spareStore) PutSpare(context.Context, string) error           { return nil }
+func (f *spareStore) SpareReady(context.Context, string, string) error { return nil }
+func (f *spareStore) DeleteSpare(context.Context, string) error        { return nil }
+func (f *spareStore) ClaimSpare(_ context.Context, name, id string) (bool, error) {
+	f.claims = append(f.claims, name)
+	for i, sp := range f.spares {
+		if sp.Name != name {
+			continue
+		}
+		if f.stolen[name] || sp.ClusterID != "" || sp.ProfileArn == "" {
+			return false, nil
+		}
+		f.spares[i].ClusterID = id
+		return true, nil
+	}
+	return false, nil
+}
+
+// tagIAM records the node role policies and tags written.
+type tagIAM struct {
+	policyIAM
+	tagged map[string]map[string]string
+}
+
+func (p *tagIAM) TagRole(_ context.Context, in *iam.TagRoleInput, _ ...func(*iam.Options)) (*iam.TagRoleOutput, error) {
+	tags := map[string]string{}
+	for _, t := range in.Tags {
+		tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	p.tagged[aws.ToString(in.RoleName)] = tags
+	return &iam.TagRoleOutput{}, nil
+}
+
+func TestClaimSpare(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	spare := func(name string, age time.Duration, cluster string, ready bool) store.Spare {
+		sp := store.Spare{Name: mec.SpareRolePrefix + name, ClusterID: cluster, CreatedAt: t0.Add(-age)}
+		if ready {
+			sp.ProfileArn = "arn:aws:iam::1:instance-profile/mecd/" + sp.Name
+		}
+		return sp
+	}
+	cases := []struct {
+		name       string
+		spares     []store.Spare
+		stolen     string
+		listErr    error
+		want       string // "" = none: the MEC makes its own role
+		wantClaims int
+	}{
+		{name: "the oldest ready free spare", spares: []store.Spare{spare("young", time.Minute, "", true), spare("old", time.Hour, "", true),
+			spare("older-not-ready", 2*time.Hour, "", false), spare("oldest-taken", 3*time.Hour, "mec-other", true)}, want: "old", wantClaims: 1},
+		{name: "one a crashed try took for this MEC is its own again", spares: []store.Spare{spare("free", time.Hour, "", true),
+			spare("mine", time.Minute, "mec-1", true)}, want: "mine", wantClaims: 0},
+		{name: "a spare another MEC took first: the next", spares: []store.Spare{spare("a", time.Hour, "", true), spare("b", time.Minute, "", true)},
+			stolen: "a", want: "b", wantClaims: 2},
+		{name: "none free", spares: []store.Spare{spare("taken", time.Hour, "mec-other", true), spare("making", time.Hour, "", false)}, want: "", wantClaims: 0},
+		{name: "the listing fails", spares: []store.Spare{spare("a", time.Hour, "", true)}, listErr: errors.New("throttled"), want: "", wantClaims: 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &mec.MEC{ID: "mec-1", Name: "edge", Region: "us-east-1", Status: mec.Creating}
+			ss := &spareStore{spares: tc.spares, stolen: map[string]bool{mec.SpareRolePrefix + tc.stolen: tc.stolen != ""}, listErr: tc.listErr}
+			ia := &tagIAM{tagged: map[string]map[string]string{}}
+			s := &Steps{Store: &waitStore{m: m}, Spares: ss, IAM: ia, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return t0 }}
+			name, arn, err := s.claimSpare(context.Background(), m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ss.claims) != tc.wantClaims {
+				t.Errorf("claims %v, want %d", ss.claims, tc.wantClaims)
+			}
+			if tc.want == "" {
+				if name != "" || arn != "" || m.NodeRole != "" || len(ia.docs) > 0 {
+					t.Fatalf("took %q (%q), record %q, policies %d: want none", name, arn, m.NodeRole, len(ia.docs))
+				}
+				return
+			}
+			want := mec.SpareRolePrefix + tc.want
+			if name != want || arn == "" || m.NodeRole != want {
+				t.Fatalf("took %q (%q), record names %q: want %s", name, arn, m.NodeRole, want)
+			}
+			// Fitted to the MEC: its own sealed policy and its tags.
+			if len(ia.docs) != 1 || ia.docs[0] != nodepolicy.Inline(m.ID, m.Region, nodepolicy.Phase{Stage: nodepolicy.Sealed}) {
+				t.Errorf("policies written %q, want the MEC's sealed one", ia.docs)
+			}
+			if ia.tagged[want][mec.TagClusterID] != m.ID {
+				t.Errorf("tags %v, want the MEC's", ia.tagged[want])
+			}
+		})
+	}
+}
