@@ -99,23 +99,29 @@ func Inline(clusterID, region string, p Phase) string {
 		{"Sid": "OnlyGetParameter", "Effect": "Deny", "Action": readActions[1:], "Resource": own + "*"},
 		{"Sid": "NoDeletes", "Effect": "Deny", "Action": changeActions, "Resource": own + "*"},
 	}
+	// Node 0 stores the kubeconfig, once: in the install command, which
+	// finishes the build once every node joined (Forming), or in the
+	// finalize step after a join was retried (Joined).
+	kubeconfigOnce := []map[string]any{
+		{"Sid": "Node0StoresKubeconfig", "Effect": "Allow", "Action": "ssm:PutParameter", "Resource": kubeconfig},
+		{"Sid": "OnlyNode0WritesKubeconfig", "Effect": "Deny", "Action": "ssm:PutParameter", "Resource": kubeconfig, "Condition": onlyFrom(p.Node0)},
+		// Once: PutParameter's ssm:Overwrite key (Service Authorization
+		// Reference, AWS Systems Manager) is "true" only on a request
+		// that asks to replace an existing value.
+		{"Sid": "KubeconfigOnce", "Effect": "Deny", "Action": "ssm:PutParameter", "Resource": kubeconfig,
+			"Condition": map[string]any{"StringEquals": map[string]any{"ssm:Overwrite": "true"}}},
+	}
 	switch p.Stage {
 	case Forming:
 		st = append(st,
 			map[string]any{"Sid": "Node0StoresToken", "Effect": "Allow", "Action": "ssm:PutParameter", "Resource": token},
 			map[string]any{"Sid": "OnlyNode0WritesToken", "Effect": "Deny", "Action": "ssm:PutParameter", "Resource": token, "Condition": onlyFrom(p.Node0)},
 			map[string]any{"Sid": "OnlyJoinersReadToken", "Effect": "Deny", "Action": "ssm:GetParameter", "Resource": token, "Condition": onlyFrom(p.Joiners...)},
-			map[string]any{"Sid": "NoKubeconfigYet", "Effect": "Deny", "Action": "ssm:PutParameter", "Resource": kubeconfig},
 		)
+		st = append(st, kubeconfigOnce...)
 	case Joined:
+		st = append(st, kubeconfigOnce...)
 		st = append(st,
-			map[string]any{"Sid": "Node0StoresKubeconfig", "Effect": "Allow", "Action": "ssm:PutParameter", "Resource": kubeconfig},
-			map[string]any{"Sid": "OnlyNode0WritesKubeconfig", "Effect": "Deny", "Action": "ssm:PutParameter", "Resource": kubeconfig, "Condition": onlyFrom(p.Node0)},
-			// Once: PutParameter's ssm:Overwrite key (Service Authorization
-			// Reference, AWS Systems Manager) is "true" only on a request
-			// that asks to replace an existing value.
-			map[string]any{"Sid": "KubeconfigOnce", "Effect": "Deny", "Action": "ssm:PutParameter", "Resource": kubeconfig,
-				"Condition": map[string]any{"StringEquals": map[string]any{"ssm:Overwrite": "true"}}},
 			map[string]any{"Sid": "TokenSpent", "Effect": "Deny", "Action": []string{"ssm:GetParameter", "ssm:PutParameter"}, "Resource": token},
 		)
 	default:

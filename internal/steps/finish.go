@@ -66,7 +66,8 @@ func (s *Steps) finishCommand(ctx context.Context, w *store.Wait) error {
 	if len(failures) > 0 {
 		outcome, detail = mec.OutcomeFailed, strings.Join(failures, "\n")
 	}
-	if err := s.recordResults(ctx, w, invs, failed, outcome, detail, joinsOnly); err != nil {
+	finalized, err := s.recordResults(ctx, w, invs, failed, outcome, detail, joinsOnly)
+	if err != nil {
 		return err
 	}
 	if len(failures) > 0 {
@@ -89,7 +90,7 @@ func (s *Steps) finishCommand(ctx context.Context, w *store.Wait) error {
 				return fmt.Errorf("delete join token: %w", derr)
 			}
 		}
-		if w.Step == mec.StepFinalize {
+		if finalized {
 			// The kubeconfig is stored: the nodes need Parameter Store no more.
 			if err := s.setNodePhase(ctx, m, nodepolicy.Phase{Stage: nodepolicy.Sealed}); err != nil {
 				return err
@@ -143,8 +144,17 @@ const joinFailedExit = 3
 // steps its markers timed, node 0's join check, which nodes joined (the
 // install step's joins as one join step), the endpoint once the kubeconfig
 // is stored, and the step's outcome.
-func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocation, failed map[string]bool, outcome, detail string, joinsOnly bool) error {
+func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocation, failed map[string]bool, outcome, detail string, joinsOnly bool) (bool, error) {
 	now := s.now()
+	// The build is finished once node 0 stored the kubeconfig: in the
+	// finalize step, or in the install command when every node joined in
+	// time (its "::mecd-finalized" line).
+	finalized := w.Step == mec.StepFinalize && outcome == mec.OutcomeSucceeded
+	for _, inv := range invs {
+		if _, values := node.ParseOutput(inv.stdout); w.Step == mec.StepInstall && outcome == mec.OutcomeSucceeded && inv.node.Index == 0 && values["finalized"] == "yes" {
+			finalized = true
+		}
+	}
 	_, err := s.Store.Update(ctx, w.ClusterID, func(r *mec.MEC) error {
 		var join *mec.Step // the install step's joins
 		for _, inv := range invs {
@@ -200,7 +210,7 @@ func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocat
 				r.Steps = append(r.Steps, *join)
 			}
 		}
-		if w.Step == mec.StepFinalize && outcome == mec.OutcomeSucceeded {
+		if finalized {
 			r.Endpoint = "https://" + r.EndpointHost() + ":16443"
 			r.KubeconfigParameter = mec.KubeconfigParam(r.ID)
 		}
@@ -215,5 +225,5 @@ func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocat
 		}
 		return nil
 	})
-	return err
+	return finalized, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -272,15 +273,17 @@ func (s *Steps) plan(ctx context.Context, m *mec.MEC, step string) (commandPlan,
 			"TOKEN_PARAM": mec.TokenParam(m.ID), "TOKEN_TTL": strconv.Itoa(int(JoinTokenTTL.Seconds())),
 		}}, nil
 	case mec.StepFinalize:
+		if m.KubeconfigParameter != "" {
+			// Node 0 finished the build in the install command.
+			return commandPlan{skip: "the install command finished the build"}, nil
+		}
 		// Every node joined: the token is spent, node 0 may store the kubeconfig.
 		if err := s.setNodePhase(ctx, m, nodePhase(m, nodepolicy.Joined)); err != nil {
 			return commandPlan{}, err
 		}
-		return commandPlan{script: node.Finalize, targets: []mec.Node{*n0}, vars: map[string]string{
-			"ADDONS": strings.Join(m.Spec.Addons, " "), "EXPECTED_NODES": strconv.Itoa(len(m.Nodes)),
-			"ENDPOINT_HOST": m.EndpointHost(), "KUBECONFIG_PARAM": mec.KubeconfigParam(m.ID), "VERIFY_ATTEMPTS": "90",
-			"RETRY_SECONDS": retrySeconds(s.Env.PollInterval),
-		}}, nil
+		vars := s.finalizeVars(m)
+		vars["RETRY_SECONDS"] = retrySeconds(s.Env.PollInterval)
+		return commandPlan{script: node.Finalize, targets: []mec.Node{*n0}, vars: vars}, nil
 	}
 	return commandPlan{}, stepErr(ErrStep, "unknown node step %q", step)
 }
@@ -291,20 +294,47 @@ func (s *Steps) planInstall(ctx context.Context, m *mec.MEC, n0 *mec.Node) (comm
 		"TOKEN_TTL": strconv.Itoa(int(JoinTokenTTL.Seconds())), "WORKERS": joinWorkers(m),
 		"READY_TIMEOUT": strconv.Itoa(int(s.Env.CommandTimeout.Seconds())),
 		"RETRY_SECONDS": retrySeconds(s.Env.PollInterval),
+		// Node 0 finishes the build in this command once every node
+		// joined, waiting for the joins at most JoinWaitPolls poll
+		// intervals; a later join leaves it to the finalize step.
+		"JOIN_WAIT_MS": strconv.FormatInt(max(JoinWaitPolls*s.Env.PollInterval, minJoinWait).Milliseconds(), 10),
 	}
+	maps.Copy(vars, s.finalizeVars(m))
+	stage := nodepolicy.Joined // one node: it stores the kubeconfig, no token
 	if len(m.Nodes) > 1 {
 		// Node 0 mints the token (microk8s add-node prints it, so it is on
 		// no command line) and stores it; only the joiners may read it, and
 		// they join as soon as it is there.
-		if err := s.setNodePhase(ctx, m, nodePhase(m, nodepolicy.Forming)); err != nil {
-			return commandPlan{}, err
-		}
+		stage = nodepolicy.Forming
 		vars["TOKEN_PARAM"] = mec.TokenParam(m.ID)
+	}
+	if err := s.setNodePhase(ctx, m, nodePhase(m, stage)); err != nil {
+		return commandPlan{}, err
 	}
 	// Node 0 first: the others wait on it (the command's fail-fast target).
 	targets := append([]mec.Node{*n0}, slices.DeleteFunc(slices.Clone(m.Nodes), func(nd mec.Node) bool { return nd.Index == 0 })...)
 	return commandPlan{script: node.Install, targets: targets, vars: vars}, nil
 }
+
+// finalizeVars are finalize_cluster's inputs (node scripts lib.sh), for
+// node 0's install command and the finalize step.
+func (s *Steps) finalizeVars(m *mec.MEC) map[string]string {
+	return map[string]string{
+		"ADDONS": strings.Join(m.Spec.Addons, " "), "EXPECTED_NODES": strconv.Itoa(len(m.Nodes)),
+		"ENDPOINT_HOST": m.EndpointHost(), "KUBECONFIG_PARAM": mec.KubeconfigParam(m.ID), "VERIFY_ATTEMPTS": "90",
+	}
+}
+
+// JoinWaitPolls bounds, in poll intervals (5 minutes on AWS), how long node
+// 0's install command waits for every node to join before it leaves the
+// rest of the build to the finalize step: a MicroK8s join takes a minute or
+// two, and a failed one is retried by the reset and join steps only once
+// this command ended. minJoinWait keeps the bound above the scripts' own
+// time on a local runtime whose waits are scaled down.
+const (
+	JoinWaitPolls = 30
+	minJoinWait   = 10 * time.Second
+)
 
 // joinWorkers lists the instances that join as workers.
 func joinWorkers(m *mec.MEC) string {

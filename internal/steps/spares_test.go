@@ -3,16 +3,14 @@ package steps
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"testing"
-	"time"
-
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
-
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/nodepolicy"
 	"github.com/mecd/mecd/internal/store"
+	"log/slog"
+	"testing"
+	"time"
 )
 
 // spareStore keeps spares as DynamoDB would, the claim conditional;
@@ -118,5 +116,30 @@ func TestClaimSpare(t *testing.T) {
 				t.Errorf("tags %v, want the MEC's", ia.tagged[want])
 			}
 		})
+	}
+}
+
+// The finalize step sends nothing, and opens no node right, when node 0
+// finished the build in the install command; after a retried join it sends
+// the finalize script with the kubeconfig writable once.
+func TestFinalizeSendsOnlyWhatTheInstallLeft(t *testing.T) {
+	for _, finished := range []bool{true, false} {
+		m := &mec.MEC{ID: "mec-1", Region: "us-east-1", Nodes: []mec.Node{{Index: 0, InstanceID: "i-0"}, {Index: 1, InstanceID: "i-1"}}}
+		if finished {
+			m.KubeconfigParameter = mec.KubeconfigParam(m.ID)
+		}
+		pol := &policyIAM{}
+		s := &Steps{IAM: pol, Log: slog.New(slog.DiscardHandler)}
+		p, err := s.plan(context.Background(), m, mec.StepFinalize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case finished && (p.skip == "" || len(p.targets) != 0 || len(pol.docs) != 0):
+			t.Errorf("finished by the install: plan %+v, policies %d; want nothing sent or opened", p, len(pol.docs))
+		case !finished && (p.script != "finalize" || len(p.targets) != 1 || len(pol.docs) != 1 ||
+			pol.docs[0] != nodepolicy.Inline(m.ID, m.Region, nodePhase(m, nodepolicy.Joined))):
+			t.Errorf("after a retried join: plan %+v, policies %q; want the finalize script on node 0, the kubeconfig writable", p, pol.docs)
+		}
 	}
 }

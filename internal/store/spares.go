@@ -2,13 +2,11 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
-
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"time"
 )
 
 // Spare is a node role and instance profile made ahead of any MEC, so that
@@ -45,15 +43,8 @@ func (s *Store) PutSpare(ctx context.Context, name string) error {
 
 // SpareReady records a spare's instance profile: from now on it may be taken.
 func (s *Store) SpareReady(ctx context.Context, name, profileArn string) error {
-	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(s.Table),
-		Key:                       key(kindSpare, name),
-		UpdateExpression:          aws.String("SET profileArn = :a"),
-		ConditionExpression:       aws.String("attribute_exists(#pk)"),
-		ExpressionAttributeNames:  map[string]string{"#pk": attrPK},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":a": str(profileArn)},
-	})
-	if err != nil {
+	if err := s.setIf(ctx, key(kindSpare, name), "SET profileArn = :a", "attribute_exists(#pk)", map[string]string{"#pk": attrPK},
+		map[string]types.AttributeValue{":a": str(profileArn)}); err != nil {
 		return fmt.Errorf("spare %s ready: %w", name, err)
 	}
 	return nil
@@ -86,21 +77,12 @@ func (s *Store) Spares(ctx context.Context) ([]Spare, error) {
 // ClaimSpare gives a ready, free spare to a MEC; false if another MEC took
 // it first (or it is gone, or not ready).
 func (s *Store) ClaimSpare(ctx context.Context, name, clusterID string) (bool, error) {
-	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(s.Table),
-		Key:                       key(kindSpare, name),
-		UpdateExpression:          aws.String("SET clusterId = :c"),
-		ConditionExpression:       aws.String("attribute_exists(profileArn) AND attribute_not_exists(clusterId)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":c": str(clusterID)},
-	})
-	var cf *types.ConditionalCheckFailedException
-	if errors.As(err, &cf) {
-		return false, nil
-	}
+	ok, err := applied(s.setIf(ctx, key(kindSpare, name), "SET clusterId = :c", "attribute_exists(profileArn) AND attribute_not_exists(clusterId)", nil,
+		map[string]types.AttributeValue{":c": str(clusterID)}))
 	if err != nil {
 		return false, fmt.Errorf("claim spare %s: %w", name, err)
 	}
-	return true, nil
+	return ok, nil
 }
 
 // DeleteSpare forgets a spare whose role is deleted.

@@ -107,40 +107,43 @@ func (s *Store) SetWaitStatus(ctx context.Context, cmdID, instanceID, status str
 
 // ClaimWait marks token resolved; false when another caller claimed it first.
 func (s *Store) ClaimWait(ctx context.Context, cmdID, token string) (bool, error) {
-	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:        aws.String(s.Table),
-		Key:              key(kindCmd, cmdID),
-		UpdateExpression: aws.String("SET resolvedToken = :tok"),
-		// A wait deleted meanwhile (its MEC cleaned up) is not made again.
-		ConditionExpression:       aws.String("attribute_exists(#t) AND (attribute_not_exists(resolvedToken) OR resolvedToken <> :tok)"),
-		ExpressionAttributeNames:  map[string]string{"#t": "token"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":tok": str(token)},
-	})
+	// A wait deleted meanwhile (its MEC cleaned up) is not made again.
+	ok, err := applied(s.setIf(ctx, key(kindCmd, cmdID), "SET resolvedToken = :tok",
+		"attribute_exists(#t) AND (attribute_not_exists(resolvedToken) OR resolvedToken <> :tok)", map[string]string{"#t": "token"},
+		map[string]types.AttributeValue{":tok": str(token)}))
 	if err != nil {
-		var cf *types.ConditionalCheckFailedException
-		if errors.As(err, &cf) {
-			return false, nil
-		}
 		return false, fmt.Errorf("claim command %s: %w", cmdID, err)
 	}
-	return true, nil
+	return ok, nil
+}
+
+// applied tells whether a conditional write was made: false, and no error,
+// when its condition did not hold.
+func applied(err error) (bool, error) {
+	var cf *types.ConditionalCheckFailedException
+	if errors.As(err, &cf) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // ReleaseWait undoes a claim of token whose resumption failed, so that the
 // next status event or poll resolves the wait again.
 func (s *Store) ReleaseWait(ctx context.Context, cmdID, token string) error {
-	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(s.Table),
-		Key:                       key(kindCmd, cmdID),
-		UpdateExpression:          aws.String("REMOVE resolvedToken"),
-		ConditionExpression:       aws.String("resolvedToken = :tok"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":tok": str(token)},
-	})
-	var cf *types.ConditionalCheckFailedException
-	if err != nil && !errors.As(err, &cf) {
+	if _, err := applied(s.setIf(ctx, key(kindCmd, cmdID), "REMOVE resolvedToken", "resolvedToken = :tok", nil,
+		map[string]types.AttributeValue{":tok": str(token)})); err != nil {
 		return fmt.Errorf("release command %s: %w", cmdID, err)
 	}
 	return nil
+}
+
+// setIf updates the item at k with update, if condition holds.
+func (s *Store) setIf(ctx context.Context, k map[string]types.AttributeValue, update, condition string, names map[string]string, values map[string]types.AttributeValue) error {
+	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.Table), Key: k, UpdateExpression: aws.String(update), ConditionExpression: aws.String(condition),
+		ExpressionAttributeNames: names, ExpressionAttributeValues: values,
+	})
+	return err
 }
 
 // DeleteWaits removes the waits of commands (a MEC's, once it is cleaned

@@ -52,8 +52,8 @@ func parseOptions() (options, error) {
 	fs.StringVar(&o.kumo, "kumo", "bin/kumo", "kumo binary (`make bench` builds it from the pinned module)")
 	fs.StringVar(&o.build, "build", "build", "where `make build` put <function>/bootstrap (linux/arm64)")
 	fs.StringVar(&o.out, "out", "BENCHMARKS.md", "report to write (the part between its generated markers is replaced)")
-	ratio := fs.String("scales", "0.02,0.05,0.1", "latency scales of the overhead-ratio runs (3-node MECs, typical and high)")
-	ratioNodes := fs.String("ratio-nodes", "1,3,5,10", "node counts of the overhead-ratio runs at the largest of -scales (3 nodes at the others)")
+	ratio := fs.String("scales", "0.02,0.1,0.25", "latency scales of the overhead-ratio runs (3-node MECs, typical and high)")
+	ratioNodes := fs.String("ratio-nodes", "1,3,5,10", "node counts of the overhead-ratio runs at the largest of -scales, once each (3 nodes -reps times at the others)")
 	fs.Float64Var(&o.costScale, "cost-scale", 0.02, "latency scale of the cost runs, API latency, cold starts and list latency")
 	nodes := fs.String("nodes", "1,3,5,10", "node counts of the cost runs")
 	fs.IntVar(&o.reps, "reps", 2, "repetitions of each overhead-ratio run")
@@ -63,7 +63,7 @@ func parseOptions() (options, error) {
 	fs.IntVar(&o.listRecords, "list-records", 10000, "records in the table for the list latency")
 	fs.IntVar(&o.processes, "processes", 4, "Lambda processes per function")
 	fs.IntVar(&o.scaleProcesses, "scale-processes", 16, "Lambda processes per function in the runtime of the scale runs (its local Lambda concurrency)")
-	fs.DurationVar(&o.budget, "budget", 25*time.Minute, "skip what would start after this much time")
+	fs.DurationVar(&o.budget, "budget", 40*time.Minute, "skip what would start after this much time")
 	only := fs.String("only", "ratio,cost,scale,lambda,list", "sections to run")
 	quick := fs.Bool("quick", false, "a small smoke run: one scale, few MECs, few records")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -174,25 +174,32 @@ func run(ctx context.Context) error {
 					if len(r.Leaks) > 0 {
 						res.note("run %s: leak audit after DELETED: %s", name, strings.Join(r.Leaks, "; "))
 					}
+					if r.Ready != nil && r.Ready.NodeRole == "" {
+						res.note("run %s (scale %g, %s, %d nodes) made a node role of its own (no spare was free): it waited for IAM to propagate it", name, sc, mode, n)
+					}
 				}
 				res.Runs = append(res.Runs, r)
 				return r
 			}
 			if o.sections["ratio"] && slices.Contains(o.ratioScales, sc) {
-				for rep := range o.reps {
-					for _, mode := range []latency.Mode{latency.Typical, latency.High} {
-						if !over("overhead run") {
-							one(mode, 3, rep)
-						}
-					}
+				if err := e.warmSpares(ctx, fmt.Sprintf("w%s-%d", tag, time.Now().Unix()%100000)); err != nil {
+					res.note("scale %g: %v (the first run makes its own node role)", sc, err)
 				}
 				if sc == slices.Max(o.ratioScales) {
 					// Every node count once, at the scale where the scripts'
 					// unscaled overhead weighs least.
 					for _, n := range o.ratioNodes {
 						for _, mode := range []latency.Mode{latency.Typical, latency.High} {
-							if n != 3 && !over("overhead run") {
+							if !over("overhead run") {
 								one(mode, n, 0)
+							}
+						}
+					}
+				} else {
+					for rep := range o.reps {
+						for _, mode := range []latency.Mode{latency.Typical, latency.High} {
+							if !over("overhead run") {
+								one(mode, 3, rep)
 							}
 						}
 					}

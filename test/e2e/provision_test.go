@@ -152,6 +152,16 @@ func TestProvisionThreeNodeMEC(t *testing.T) {
 				t.Errorf("step %s missing or not succeeded: %v", w, stepNames(m))
 			}
 		}
+		// Every node joined in time: node 0 finished the build in the
+		// install command, and the finalize step sent no command of its own.
+		if st := m.Step(mec.StepFinalize); st == nil || st.Detail != "the install command finished the build" {
+			t.Errorf("finalize step %+v: want it done by the install command", st)
+		}
+		for _, inv := range rt.Sim.SSMSim.Invocations() {
+			if strings.HasPrefix(inv.Comment, "mecd "+m.ID+" ") && inv.Comment != "mecd "+m.ID+" "+mec.StepInstall {
+				t.Errorf("command %q sent besides the install command", inv.Comment)
+			}
+		}
 		for i, nd := range m.Nodes {
 			if nd.Index != i || nd.Role != "control-plane" || nd.PrivateIP == "" {
 				t.Errorf("node %d: %+v", i, nd)

@@ -195,6 +195,10 @@ func mustDeny(d Deployed) []denial {
 			action: "ssm:PutParameter", resource: param(cluster, mec.KubeconfigLeaf), context: inst(worker)},
 		denial{what: "node 0 overwrites the kubeconfig", node: node(nodepolicy.Joined), cluster: cluster, instance: node0,
 			action: "ssm:PutParameter", resource: param(cluster, mec.KubeconfigLeaf), context: mergeCtx(inst(node0), "ssm:Overwrite", "true")},
+		denial{what: "a worker writes the kubeconfig while the MEC forms", node: node(nodepolicy.Forming), cluster: cluster, instance: worker,
+			action: "ssm:PutParameter", resource: param(cluster, mec.KubeconfigLeaf), context: inst(worker)},
+		denial{what: "node 0 overwrites the kubeconfig while the MEC forms", node: node(nodepolicy.Forming), cluster: cluster, instance: node0,
+			action: "ssm:PutParameter", resource: param(cluster, mec.KubeconfigLeaf), context: mergeCtx(inst(node0), "ssm:Overwrite", "true")},
 		denial{what: "another instance with the role reads the token while the MEC forms", node: node(nodepolicy.Forming), cluster: cluster, instance: intruder,
 			action: "ssm:GetParameter", resource: param(cluster, mec.TokenLeaf), context: inst(intruder)},
 	)

@@ -170,11 +170,15 @@ func (rt *Runtime) deploy(ctx context.Context) error {
 }
 
 // scaled is d on AWS scaled like the node latencies, at least floor.
+// DefaultSpareNodeRoles is the spare node roles launch-nodes keeps when
+// Options.SpareNodeRoles is 0: AWS's default (stack.DefaultSpareNodeRoles).
+const DefaultSpareNodeRoles = 2
+
 // spareNodeRoles is Options.SpareNodeRoles as SPARE_NODE_ROLES takes it.
 func (rt *Runtime) spareNodeRoles() int {
 	switch n := rt.opts.SpareNodeRoles; {
 	case n == 0:
-		return 2
+		return DefaultSpareNodeRoles
 	case n < 0:
 		return 0
 	default:

@@ -1,11 +1,15 @@
 # install.sh: waits for MicroK8s, which every node installs at first boot
 # (boot.sh, user data), and makes sure it runs. Node 0 then mints the join
 # token and stores it in Parameter Store; the other nodes wait for it and
-# join. One command for both: the joins start the moment node 0 is ready,
-# with no second Run Command to dispatch.
+# join. Once every node joined, node 0 finishes the build (finalize_cluster:
+# addons, the nodes Ready, the kubeconfig). One command for all of it: the
+# joins start the moment node 0 is ready, and the addons the moment the last
+# node joined, with no other Run Command to dispatch. A join that fails or
+# lags past JOIN_WAIT_MS leaves the finish to the finalize step.
 # Inputs: CHANNEL, NODE0 (instance id), LEADER_IP (node 0's private IP),
 # TOKEN_PARAM (empty for a single node), TOKEN_TTL (seconds), WORKERS
-# (instance ids joining as workers), READY_TIMEOUT, RETRY_SECONDS.
+# (instance ids joining as workers), READY_TIMEOUT, RETRY_SECONDS,
+# JOIN_WAIT_MS, and finalize_cluster's (node 0).
 aws_init
 start=$(now_ms)
 # The user data (boot.sh) installs MicroK8s at first boot: wait for it.
@@ -23,6 +27,7 @@ microk8s status --wait-ready --timeout "$READY_TIMEOUT" >/dev/null || die "micro
 step install "$start"
 
 if [ -z "$TOKEN_PARAM" ]; then
+  finalize_cluster
   exit 0
 fi
 start=$(now_ms)
@@ -30,6 +35,11 @@ if [ "$INSTANCE_ID" = "$NODE0" ]; then
   mint_token "$TOKEN_PARAM" "$TOKEN_TTL"
   echo "::mecd-check $(cert_check)"
   step joinToken "$start"
+  if await_members "$EXPECTED_NODES" "$JOIN_WAIT_MS"; then
+    finalize_cluster
+  else
+    log "not every node joined within ${JOIN_WAIT_MS} ms: the finalize step finishes the build"
+  fi
 else
   # Node 0 finishes its own install about when this one does. The wait
   # ends before the command's own time limit, so a token that never comes
