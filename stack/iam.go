@@ -217,6 +217,9 @@ func nodePhaseAccess(r refs) access {
 // (internal/steps deleteNodeRole).
 func nodeRoleCleanup(r refs) []access {
 	return []access{
+		{actions: []string{"iam:ListRoles", "iam:ListInstanceProfiles"}, resources: []string{anyResource},
+			why: "IAM's List actions take no resource (Service Authorization Reference); node roles are listed with PathPrefix " + mec.NodeRolePath +
+				" before a delete, since IAM refuses a call on a role that does not exist (it authorizes by the role's ARN, path included)"},
 		{actions: []string{"iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile"}, resources: []string{arnNodeProfiles}, why: whyNodeRoles},
 		{actions: []string{"iam:DeleteRolePolicy", "iam:DetachRolePolicy"}, resources: []string{arnNodeRoles},
 			conditions: boundTo(r), why: whyNodeRoles + "; only roles under the node boundary (iam:PermissionsBoundary)"},
@@ -363,8 +366,6 @@ func functionAccess(name string, r refs) ([]access, bool) {
 			// DeleteItem and the byKind index: spare node roles left half made.
 			dynamo(r, "GetItem", "DeleteItem"),
 			sparesIndex(r),
-			{actions: []string{"iam:ListRoles", "iam:ListInstanceProfiles"}, resources: []string{anyResource},
-				why: "IAM's List actions take no resource (Service Authorization Reference); the reaper lists with PathPrefix " + mec.NodeRolePath + " and deletes only node roles"},
 			// GetParametersByPath is authorised against the path asked for,
 			// not the parameters returned (Systems Manager User Guide, How
 			// Parameter Store authorizes parameter retrieval): the reaper lists /mecd/.

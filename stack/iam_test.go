@@ -433,7 +433,7 @@ func TestFunctionPermissions(t *testing.T) {
 			"ssm:GetParameter", "states:SendTaskFailure", "states:SendTaskSuccess"},
 		"cleanup": {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "ec2:DeleteSecurityGroup", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups",
 			"ec2:TerminateInstances", "iam:DeleteInstanceProfile", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:DetachRolePolicy",
-			"iam:RemoveRoleFromInstanceProfile", "ssm:DeleteParameters", "ssm:GetParametersByPath"},
+			"iam:ListInstanceProfiles", "iam:ListRoles", "iam:RemoveRoleFromInstanceProfile", "ssm:DeleteParameters", "ssm:GetParametersByPath"},
 		"record-status": {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "states:StopExecution"},
 		APIFunction: {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "lambda:InvokeFunction", "ssm:GetParameter",
 			"states:DescribeExecution", "states:StartExecution"},

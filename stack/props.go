@@ -189,6 +189,7 @@ const (
 	CtxOwnerOnly        = "mecd:ownerOnly"
 	CtxAdminRoleArns    = "mecd:adminRoleArns"
 	CtxEBSKeyArns       = "mecd:ebsKmsKeyArns"
+	CtxSpareNodeRoles   = "mecd:spareNodeRoles"
 )
 
 // AppConfig is what the app reads from its context.
@@ -296,6 +297,16 @@ func ConfigFromContext(get func(key string) any, root string) (AppConfig, error)
 	if s := str(CtxOwnerOnly); s != "" {
 		if p.OwnerOnly, err = strconv.ParseBool(s); err != nil {
 			return c, fmt.Errorf("%s=%q: want true or false", CtxOwnerOnly, s)
+		}
+	}
+	if s := str(CtxSpareNodeRoles); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return c, fmt.Errorf("%s=%q: want a number of spare node roles, 0 for none", CtxSpareNodeRoles, s)
+		}
+		p.SpareNodeRoles = n
+		if n == 0 {
+			p.SpareNodeRoles = -1 // none (0 in the props is the default)
 		}
 	}
 	p.AdminRoleArns = strs(CtxAdminRoleArns)

@@ -126,7 +126,7 @@ var Functions = []Function{
 		// instance EC2 listed only after the cleanup looked) is found by tag
 		// in every region and deleted once its MEC is DELETED or unknown.
 		Name: "reaper", Description: "Deletes the mecd-tagged resources of DELETED or unknown MECs after a grace period (EventBridge schedule)",
-		Env:      []string{EnvTableName, EnvAllowedRegions, EnvNodeCorePolicyArn, EnvPollInterval, EnvLogLevel},
+		Env:      []string{EnvTableName, EnvAllowedRegions, EnvNodeCorePolicyArn, EnvPollInterval, EnvSpareNodeRoles, EnvLogLevel},
 		MemoryMB: 256, TimeoutSeconds: 300,
 	},
 }

@@ -82,12 +82,7 @@ func (s *Steps) Cleanup(ctx context.Context, in CleanupInput) (CleanupResult, er
 		}
 		return CleanupResult{}, err
 	}
-	if m.Step(mec.StepNodeRole) != nil || m.NodeRole != "" {
-		// Else no role was ever begun (a failure before launch): IAM
-		// authorizes a call on a role by its ARN, path included, which it
-		// cannot know for a role that does not exist, and would refuse it.
-		err = s.deleteNodeRole(ctx, m)
-	}
+	err = s.deleteNodeRole(ctx, m)
 	if err == nil {
 		// A spare it took goes with it (never given back: its policy and
 		// tags were the MEC's).

@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -133,44 +134,55 @@ func (s *Steps) deleteNodeRole(ctx context.Context, m *mec.MEC) error {
 }
 
 // deleteRole removes node role roleName and its instance profile (of MEC
-// clusterID, "" for a spare no MEC took).
+// clusterID, "" for a spare no MEC took), whichever of them exists. IAM
+// authorizes a call on a role by its ARN, path included, which it cannot
+// know for a role that does not exist: a delete of one already gone is
+// refused (AccessDenied), not answered NoSuchEntity, since the stack allows
+// node roles by path. So only what a listing shows is deleted, and a
+// repeated cleanup calls IAM for nothing it deleted before.
 func (s *Steps) deleteRole(ctx context.Context, clusterID, roleName string) error {
+	roles, profiles, err := NodeRoleNames(ctx, s.IAM)
+	if err != nil {
+		return err
+	}
+	hasRole, hasProfile := slices.Contains(roles, roleName), slices.Contains(profiles, roleName)
 	name := aws.String(roleName)
 	steps := []struct {
 		what string
+		on   bool
 		call func() error
 	}{
-		{"remove role from instance profile", func() error {
+		{"remove role from instance profile", hasProfile && hasRole, func() error {
 			_, err := s.IAM.RemoveRoleFromInstanceProfile(ctx, &iam.RemoveRoleFromInstanceProfileInput{InstanceProfileName: name, RoleName: name})
 			return err
 		}},
-		{"delete instance profile", func() error {
+		{"delete instance profile", hasProfile, func() error {
 			_, err := s.IAM.DeleteInstanceProfile(ctx, &iam.DeleteInstanceProfileInput{InstanceProfileName: name})
 			return err
 		}},
-		{"delete role policy", func() error {
+		{"delete role policy", hasRole, func() error {
 			_, err := s.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{RoleName: name, PolicyName: aws.String(nodepolicy.InlineName)})
 			return err
 		}},
-		{"detach role policy", func() error {
-			if s.Env.NodeCorePolicyArn == "" {
-				return nil
-			}
+		{"detach role policy", hasRole && s.Env.NodeCorePolicyArn != "", func() error {
 			_, err := s.IAM.DetachRolePolicy(ctx, &iam.DetachRolePolicyInput{RoleName: name, PolicyArn: aws.String(s.Env.NodeCorePolicyArn)})
 			return err
 		}},
-		{"delete role", func() error {
+		{"delete role", hasRole, func() error {
 			_, err := s.IAM.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: name})
 			return err
 		}},
 	}
 	deleted := false
 	for _, st := range steps {
+		if !st.on {
+			continue
+		}
 		err := st.call()
 		switch {
 		case err == nil:
 			deleted = true
-		case apiCode(err) == "NoSuchEntity":
+		case apiCode(err) == "NoSuchEntity": // the inline policy, or the role not in the profile
 		case apiCode(err) == "DeleteConflict":
 			return stepErr("DependencyViolation", "node role %s: %s: still in use", *name, st.what)
 		default:

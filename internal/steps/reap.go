@@ -234,10 +234,15 @@ func (s *Steps) findNodeRoles(ctx context.Context, note func(id, name string)) e
 	return s.reapSpares(ctx, spares, note)
 }
 
+// reaperClaim takes a spare for the reaper to delete (no MEC has this id).
+const reaperClaim = "reaper"
+
 // reapSpares notes the spares a MEC took as that MEC's, and deletes the
-// ones left half made once spareGrace has passed since they were made: an
-// item still without its profile, or a role without an item (makeSpare
-// writes the item first). A free, ready spare is the pool's.
+// ones left half made once spareGrace has passed since they were made (an
+// item still without its profile, or a role without an item: makeSpare
+// writes the item first) and the free ones beyond SPARE_NODE_ROLES (all of
+// them once it is 0: how a stack is emptied before it is destroyed, as the
+// spares' boundary is the stack's).
 func (s *Steps) reapSpares(ctx context.Context, names []string, note func(id, name string)) error {
 	if s.Spares == nil {
 		return nil
@@ -248,9 +253,24 @@ func (s *Steps) reapSpares(ctx context.Context, names []string, note func(id, na
 	}
 	known := map[string]bool{}
 	var left []string
+	// The oldest free spares are kept: launches running at once may each
+	// have made one, and the pool shrinks back to SPARE_NODE_ROLES here.
+	slices.SortFunc(spares, func(a, b store.Spare) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	keep := s.Env.SpareNodeRoles
 	for _, sp := range spares {
 		known[sp.Name] = true
 		switch {
+		case sp.ClusterID == "" && sp.ProfileArn != "":
+			if keep--; keep >= 0 {
+				continue
+			}
+			// Taken first, so a launch cannot take it while it goes.
+			if ok, err := s.Spares.ClaimSpare(ctx, sp.Name, reaperClaim); err != nil || !ok {
+				continue
+			}
+			left = append(left, sp.Name)
+		case sp.ClusterID == reaperClaim:
+			left = append(left, sp.Name) // an earlier run stopped half way
 		case sp.ClusterID != "":
 			// Its role may be gone already (a cleanup that stopped before
 			// it forgot the item): deleting it again finds nothing.
@@ -266,15 +286,15 @@ func (s *Steps) reapSpares(ctx context.Context, names []string, note func(id, na
 	}
 	for _, name := range left {
 		if err := s.deleteRole(ctx, "", name); err != nil {
-			s.Log.ErrorContext(ctx, "reaping a half-made spare node role failed", "role", name, "error", err)
+			s.Log.ErrorContext(ctx, "reaping a spare node role failed", "role", name, "error", err)
 			continue
 		}
 		if known[name] {
 			if err := s.Spares.DeleteSpare(ctx, name); err != nil {
-				s.Log.ErrorContext(ctx, "forgetting a half-made spare node role failed", "role", name, "error", err)
+				s.Log.ErrorContext(ctx, "forgetting a spare node role failed", "role", name, "error", err)
 			}
 		}
-		s.Log.InfoContext(ctx, "half-made spare node role reaped", "role", name)
+		s.Log.InfoContext(ctx, "spare node role reaped", "role", name)
 	}
 	return nil
 }

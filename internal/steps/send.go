@@ -325,14 +325,14 @@ func (s *Steps) finalizeVars(m *mec.MEC) map[string]string {
 	}
 }
 
-// JoinWaitPolls bounds, in poll intervals (5 minutes on AWS), how long node
+// JoinWaitPolls bounds, in poll intervals (2 minutes on AWS), how long node
 // 0's install command waits for every node to join before it leaves the
 // rest of the build to the finalize step: a MicroK8s join takes a minute or
 // two, and a failed one is retried by the reset and join steps only once
 // this command ended. minJoinWait keeps the bound above the scripts' own
 // time on a local runtime whose waits are scaled down.
 const (
-	JoinWaitPolls = 30
+	JoinWaitPolls = 12
 	minJoinWait   = 10 * time.Second
 )
 

@@ -5,10 +5,15 @@ import (
 	"errors"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/aws/smithy-go"
+	"github.com/mecd/mecd/internal/config"
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/nodepolicy"
 	"github.com/mecd/mecd/internal/store"
 	"log/slog"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -59,14 +64,20 @@ func (p *tagIAM) TagRole(_ context.Context, in *iam.TagRoleInput, _ ...func(*iam
 	return &iam.TagRoleOutput{}, nil
 }
 
+// spareAt is spare name (under the spare prefix), made age before t0,
+// taken by cluster ("" free), with its profile when ready.
+func spareAt(t0 time.Time, name string, age time.Duration, cluster string, ready bool) store.Spare {
+	sp := store.Spare{Name: mec.SpareRolePrefix + name, ClusterID: cluster, CreatedAt: t0.Add(-age)}
+	if ready {
+		sp.ProfileArn = "arn:aws:iam::1:instance-profile/mecd/" + sp.Name
+	}
+	return sp
+}
+
 func TestClaimSpare(t *testing.T) {
 	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	spare := func(name string, age time.Duration, cluster string, ready bool) store.Spare {
-		sp := store.Spare{Name: mec.SpareRolePrefix + name, ClusterID: cluster, CreatedAt: t0.Add(-age)}
-		if ready {
-			sp.ProfileArn = "arn:aws:iam::1:instance-profile/mecd/" + sp.Name
-		}
-		return sp
+		return spareAt(t0, name, age, cluster, ready)
 	}
 	cases := []struct {
 		name       string
@@ -141,5 +152,95 @@ func TestFinalizeSendsOnlyWhatTheInstallLeft(t *testing.T) {
 			pol.docs[0] != nodepolicy.Inline(m.ID, m.Region, nodePhase(m, nodepolicy.Joined))):
 			t.Errorf("after a retried join: plan %+v, policies %q; want the finalize script on node 0, the kubeconfig writable", p, pol.docs)
 		}
+	}
+}
+
+// roleIAM holds node roles (each with its profile), lists them and
+// deletes them, as IAM does for calls on roles that exist.
+type roleIAM struct {
+	tagIAM
+	roles   map[string]bool
+	deleted []string
+}
+
+func (r *roleIAM) ListRoles(_ context.Context, _ *iam.ListRolesInput, _ ...func(*iam.Options)) (*iam.ListRolesOutput, error) {
+	out := &iam.ListRolesOutput{}
+	for name := range r.roles {
+		out.Roles = append(out.Roles, iamtypes.Role{RoleName: aws.String(name)})
+	}
+	return out, nil
+}
+func (r *roleIAM) ListInstanceProfiles(_ context.Context, _ *iam.ListInstanceProfilesInput, _ ...func(*iam.Options)) (*iam.ListInstanceProfilesOutput, error) {
+	out := &iam.ListInstanceProfilesOutput{}
+	for name := range r.roles {
+		out.InstanceProfiles = append(out.InstanceProfiles, iamtypes.InstanceProfile{InstanceProfileName: aws.String(name)})
+	}
+	return out, nil
+}
+func (r *roleIAM) RemoveRoleFromInstanceProfile(context.Context, *iam.RemoveRoleFromInstanceProfileInput, ...func(*iam.Options)) (*iam.RemoveRoleFromInstanceProfileOutput, error) {
+	return &iam.RemoveRoleFromInstanceProfileOutput{}, nil
+}
+func (r *roleIAM) DeleteInstanceProfile(context.Context, *iam.DeleteInstanceProfileInput, ...func(*iam.Options)) (*iam.DeleteInstanceProfileOutput, error) {
+	return &iam.DeleteInstanceProfileOutput{}, nil
+}
+func (r *roleIAM) DeleteRolePolicy(context.Context, *iam.DeleteRolePolicyInput, ...func(*iam.Options)) (*iam.DeleteRolePolicyOutput, error) {
+	return &iam.DeleteRolePolicyOutput{}, nil
+}
+func (r *roleIAM) DeleteRole(_ context.Context, in *iam.DeleteRoleInput, _ ...func(*iam.Options)) (*iam.DeleteRoleOutput, error) {
+	name := aws.ToString(in.RoleName)
+	if !r.roles[name] {
+		// IAM authorizes by the ARN, path included: unknown for a role that
+		// does not exist, so a path-scoped policy refuses the call.
+		return nil, &smithy.GenericAPIError{Code: "AccessDenied", Message: "not authorized on resource: role " + name}
+	}
+	delete(r.roles, name)
+	r.deleted = append(r.deleted, name)
+	return &iam.DeleteRoleOutput{}, nil
+}
+
+// The reaper shrinks the pool back to SPARE_NODE_ROLES (keeping the oldest,
+// and taking each spare before it deletes it, so no launch takes it
+// meanwhile), deletes spares left half made, notes the taken ones as their
+// MEC's, and calls IAM on no role that is gone.
+func TestReaperKeepsThePoolAtItsSize(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	sp := func(name string, age time.Duration, cluster string, ready bool) store.Spare {
+		return spareAt(t0, name, age, cluster, ready)
+	}
+	ss := &spareStore{stolen: map[string]bool{}, spares: []store.Spare{
+		sp("oldest", 3*time.Hour, "", true), sp("old", 2*time.Hour, "", true), sp("young", time.Hour, "", true), sp("youngest", time.Minute, "", true),
+		sp("half-made", time.Hour, "", false), sp("taken", time.Hour, "mec-1", true), sp("gone", time.Hour, "mec-2", true),
+	}}
+	ia := &roleIAM{tagIAM: tagIAM{tagged: map[string]map[string]string{}}, roles: map[string]bool{}}
+	for _, s := range ss.spares {
+		if !strings.HasSuffix(s.Name, "gone") && !strings.HasSuffix(s.Name, "half-made") {
+			ia.roles[s.Name] = true
+		}
+	}
+	ia.roles[mec.SpareRolePrefix+mec.NewID(t0.Add(-time.Hour))] = true // no item: left over
+	s := &Steps{Spares: ss, IAM: ia, Env: config.Env{SpareNodeRoles: 2}, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return t0 }}
+	noted := map[string][]string{}
+	roles, profiles, err := NodeRoleNames(context.Background(), ia)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.reapSpares(context.Background(), append(roles, profiles...), func(id, name string) { noted[id] = append(noted[id], name) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, keep := range []string{"oldest", "old", "taken"} {
+		if !ia.roles[mec.SpareRolePrefix+keep] {
+			t.Errorf("spare %s was deleted", keep)
+		}
+	}
+	if len(ia.deleted) != 3 {
+		t.Errorf("deleted %v, want the two youngest free spares and the one without an item", ia.deleted)
+	}
+	for _, name := range []string{"young", "youngest"} {
+		if !slices.Contains(ss.claims, mec.SpareRolePrefix+name) {
+			t.Errorf("spare %s deleted without taking it first (claims %v)", name, ss.claims)
+		}
+	}
+	if len(noted["mec-1"]) != 1 || len(noted["mec-2"]) != 1 {
+		t.Errorf("noted %v, want the taken spares as their MECs'", noted)
 	}
 }

@@ -234,10 +234,11 @@ func TestOrphansAreReaped(t *testing.T) {
 	if _, err := iam.NewFromConfig(rt.AWSConfig("")).GetRole(context.Background(), &iam.GetRoleInput{RoleName: aws.String(halfMade)}); err == nil {
 		t.Error("the half-made spare node role is still there")
 	}
-	for _, name := range pool {
-		if !slices.Contains(freeSpares(t, rt), name) {
-			t.Errorf("the reaper took the pool's spare %s", name)
-		}
+	// The pool's oldest spares stay, as many as SPARE_NODE_ROLES; launches
+	// at once may have made more, which go.
+	after := freeSpares(t, rt)
+	if len(after) != min(len(pool), localrt.DefaultSpareNodeRoles) {
+		t.Errorf("free spares %v after the reaper ran, from %v: want the pool kept at %d", after, pool, localrt.DefaultSpareNodeRoles)
 	}
 	time.Sleep(2 * grace) // the DELETED MEC's grace, and the young id's
 	reapUntilClean(t, rt, old, deleted.ID, young)

@@ -90,6 +90,23 @@ func (l *AuthLog) notePaths(c Call) {
 	}
 }
 
+// forget drops what notePaths kept of a role or profile IAM deleted: IAM
+// authorizes a later call that names it by the name alone, without a path
+// (no entity holds one), so a policy that allows node roles by path
+// refuses it, AccessDenied rather than NoSuchEntity (as a policy scoped by
+// tag does: keikoproj/iam-manager#31).
+func (l *AuthLog) forget(action, name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch action {
+	case "DeleteRole":
+		delete(l.rolePath, name)
+		delete(l.roleBoundary, name)
+	case "DeleteInstanceProfile":
+		delete(l.profilePath, name)
+	}
+}
+
 // record adds the authorizations call needs.
 func (l *AuthLog) record(fn string, c Call, tags tagSource) {
 	l.mu.Lock()

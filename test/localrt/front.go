@@ -232,6 +232,12 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		form, _ := url.ParseQuery(string(call.Body))
 		r.Header.Set(profileHeader, form.Get("InstanceProfileName"))
 	}
+	if call.Service == "iam" && (call.Action == "DeleteRole" || call.Action == "DeleteInstanceProfile") {
+		// Forgotten on success only (modifyResponse): what a later call
+		// names by a deleted role's name, IAM authorizes without its path.
+		form, _ := url.ParseQuery(string(call.Body))
+		r.Header.Set(goneHeader, call.Action+" "+form.Get("RoleName")+form.Get("InstanceProfileName"))
+	}
 	if call.Service == "lambda" && fromKumo(r) {
 		if err := rewriteProxyEvent(r, f.callerOf); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -398,6 +404,10 @@ const slotHeader = "X-Mecd-Sim-Slot"
 // request to its answer.
 const profileHeader = "X-Mecd-Sim-Profile"
 
+// goneHeader carries a DeleteRole or DeleteInstanceProfile call's action
+// and name from the request to its answer.
+const goneHeader = "X-Mecd-Sim-Gone"
+
 // fromKumo tells kumo's own calls (Step Functions, API Gateway and
 // EventBridge invoking Lambda) from the SDK's.
 func fromKumo(r *http.Request) bool {
@@ -427,6 +437,9 @@ func (f *Front) modifyResponse(resp *http.Response) error {
 	}
 	if name := req.Header.Get(profileHeader); name != "" && resp.StatusCode == http.StatusOK {
 		f.sim.ProfileCreated(name)
+	}
+	if action, name, ok := strings.Cut(req.Header.Get(goneHeader), " "); ok && resp.StatusCode == http.StatusOK {
+		f.Auth.forget(action, name)
 	}
 	// kumo's DynamoDB sends no X-Amz-Crc32; AWS always does and the SDK checks it.
 	if m := credScope.FindStringSubmatch(req.Header.Get("Authorization")); m != nil && m[3] == "dynamodb" &&

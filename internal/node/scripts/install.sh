@@ -11,7 +11,8 @@
 # (instance ids joining as workers), READY_TIMEOUT, RETRY_SECONDS,
 # JOIN_WAIT_MS, and finalize_cluster's (node 0).
 aws_init
-start=$(now_ms)
+began=$(now_ms)
+start=$began
 # The user data (boot.sh) installs MicroK8s at first boot: wait for it.
 if command -v cloud-init >/dev/null; then
   timeout "$READY_TIMEOUT" cloud-init status --wait >/dev/null || log "cloud-init did not finish cleanly: installing here"
@@ -35,10 +36,20 @@ if [ "$INSTANCE_ID" = "$NODE0" ]; then
   mint_token "$TOKEN_PARAM" "$TOKEN_TTL"
   echo "::mecd-check $(cert_check)"
   step joinToken "$start"
-  if await_members "$EXPECTED_NODES" "$JOIN_WAIT_MS"; then
-    finalize_cluster
-  else
+  # The finish runs only with half the command's time limit left, and a
+  # failure of it (a node that registered but whose join then failed leaves
+  # too few Ready) is not this node's: it leaves the finish to the finalize
+  # step, after the joins' outcome decided what comes first. A background
+  # job keeps `set -e` in force inside it (a condition would turn it off).
+  if ! await_members "$EXPECTED_NODES" "$JOIN_WAIT_MS"; then
     log "not every node joined within ${JOIN_WAIT_MS} ms: the finalize step finishes the build"
+  elif [ $(($(now_ms) - began)) -gt $((READY_TIMEOUT * 500)) ]; then
+    log "less than half the command's time is left: the finalize step finishes the build"
+  else
+    (finalize_cluster) &
+    if ! wait $!; then
+      log "finishing the build failed here: the finalize step tries again"
+    fi
   fi
 else
   # Node 0 finishes its own install about when this one does. The wait

@@ -353,8 +353,10 @@ finalize_cluster() {
   local start ready=0 nodes kc
   start=$(now_ms)
   if [ -n "$ADDONS" ]; then
+    # Its output to stderr: stdout keeps the markers, and SSM returns only
+    # the first 24,000 characters of each (GetCommandInvocation).
     # shellcheck disable=SC2086 # one word per addon
-    retry 8 microk8s enable $ADDONS || die "microk8s enable ${ADDONS} failed"
+    retry 8 microk8s enable $ADDONS >&2 || die "microk8s enable ${ADDONS} failed"
   fi
   step addons "$start"
 
