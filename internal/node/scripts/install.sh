@@ -27,8 +27,13 @@ fi
 microk8s status --wait-ready --timeout "$READY_TIMEOUT" >/dev/null || die "microk8s did not become ready"
 step install "$start"
 
+# The finish needs its inputs (finalize_cluster's): without them, as a
+# command that only installs, it is the finalize step's.
+finish=${KUBECONFIG_PARAM:-}
 if [ -z "$TOKEN_PARAM" ]; then
-  finalize_cluster
+  if [ -n "$finish" ]; then
+    finalize_cluster
+  fi
   exit 0
 fi
 start=$(now_ms)
@@ -41,7 +46,9 @@ if [ "$INSTANCE_ID" = "$NODE0" ]; then
   # too few Ready) is not this node's: it leaves the finish to the finalize
   # step, after the joins' outcome decided what comes first. A background
   # job keeps `set -e` in force inside it (a condition would turn it off).
-  if ! await_members "$EXPECTED_NODES" "$JOIN_WAIT_MS"; then
+  if [ -z "$finish" ]; then
+    :
+  elif ! await_members "$EXPECTED_NODES" "$JOIN_WAIT_MS"; then
     log "not every node joined within ${JOIN_WAIT_MS} ms: the finalize step finishes the build"
   elif [ $(($(now_ms) - began)) -gt $((READY_TIMEOUT * 500)) ]; then
     log "less than half the command's time is left: the finalize step finishes the build"
