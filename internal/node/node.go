@@ -58,10 +58,26 @@ func Render(name string, vars map[string]string) (string, error) {
 		}
 		fmt.Fprintf(&b, "%s='%s'\n", k, v)
 	}
+	if name == Boot {
+		// User data is at most 16 KB: the helpers go without their
+		// comment lines (bash, and the python and YAML inside, skip them).
+		lib = withoutCommentLines(lib)
+	}
 	b.Write(lib)
 	b.WriteString("\n")
 	b.Write(body)
 	return b.String(), nil
+}
+
+// withoutCommentLines drops the lines whose first non-blank is "#".
+func withoutCommentLines(src []byte) []byte {
+	var out []byte
+	for _, line := range strings.SplitAfter(string(src), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			out = append(out, line...)
+		}
+	}
+	return out
 }
 
 // Names lists the scripts (for tests such as shellcheck).

@@ -279,19 +279,26 @@ is_installed() {
   snap list microk8s >/dev/null 2>&1
 }
 
-# retry N CMD...: runs CMD until it succeeds, at most N times, waiting
-# RETRY_SECONDS, then twice that, and so on, in between. It returns CMD's
-# last exit status.
+# retry N CMD...: runs CMD until it succeeds, waiting a tenth of
+# RETRY_SECONDS (at least 50 ms) before the second try, then twice that, and
+# so on up to RETRY_SECONDS, for as long in all as RETRY_SECONDS × N(N-1)/2
+# (and at most 4N tries): a service that comes back (the API server after
+# dqlite re-formed) is seen soon after, not a whole interval late. It
+# returns CMD's last exit status.
 retry() {
-  local n=$1 i=1 rc=0
+  local n=$1 i=1 rc=0 w slept=0 budget
   shift
+  budget=$(awk -v s="$RETRY_SECONDS" -v n="$n" 'BEGIN { print s * n * (n - 1) / 2 }')
+  w=$(awk -v s="$RETRY_SECONDS" 'BEGIN { w = s / 10; print (w < 0.05 ? 0.05 : w) }')
   while :; do
     "$@" && return 0
     rc=$?
-    if [ "$i" -ge "$n" ]; then
+    if [ "$i" -ge $((4 * n)) ] || awk -v a="$slept" -v b="$budget" 'BEGIN { exit !(a >= b) }'; then
       return "$rc"
     fi
-    sleep "$(awk -v s="$RETRY_SECONDS" -v i="$i" 'BEGIN { print s * i }')"
+    sleep "$w"
+    slept=$(awk -v a="$slept" -v w="$w" 'BEGIN { print a + w }')
+    w=$(awk -v w="$w" -v s="$RETRY_SECONDS" 'BEGIN { w *= 2; print (w > s ? s : w) }')
     i=$((i + 1))
   done
 }
@@ -350,7 +357,7 @@ install_snap() {
 # is retried, never fatal at once. Inputs: ADDONS (space separated),
 # EXPECTED_NODES, ENDPOINT_HOST, KUBECONFIG_PARAM, VERIFY_ATTEMPTS.
 finalize_cluster() {
-  local start ready=0 nodes kc
+  local start ready=0 nodes kc every
   start=$(now_ms)
   if [ -n "$ADDONS" ]; then
     # Its output to stderr: stdout keeps the markers, and SSM returns only
@@ -362,14 +369,16 @@ finalize_cluster() {
 
   start=$(now_ms)
   ready=0
-  for _ in $(seq 1 "$VERIFY_ATTEMPTS"); do
-    if nodes=$(microk8s kubectl get nodes --no-headers); then
+  # VERIFY_ATTEMPTS poll intervals in all, looking every tenth of one.
+  every=$(awk -v s="$RETRY_SECONDS" 'BEGIN { e = s / 10; print (e < 0.05 ? 0.05 : e) }')
+  for _ in $(seq 1 $((VERIFY_ATTEMPTS * 10))); do
+    if nodes=$(microk8s kubectl get nodes --no-headers 2>/dev/null); then
       ready=$(printf '%s\n' "$nodes" | awk '$2 == "Ready" { n++ } END { print n + 0 }')
       if [ "$ready" -ge "$EXPECTED_NODES" ]; then
         break
       fi
     fi
-    sleep "$RETRY_SECONDS"
+    sleep "$every"
   done
   if [ "$ready" -lt "$EXPECTED_NODES" ]; then
     microk8s kubectl get nodes --no-headers >&2 || true
