@@ -168,3 +168,43 @@ func TestPropsEBSKeyArns(t *testing.T) {
 		t.Fatalf("an alias ARN: %v, want an error naming EBSKeyArns", err)
 	}
 }
+
+// mecd:spareNodeRoles reaches launch-nodes' SPARE_NODE_ROLES: 2 when unset,
+// 0 (none, and the reaper deletes the pool) when asked for, never negative.
+func TestSpareNodeRolesFromContext(t *testing.T) {
+	cases := []struct {
+		name    string
+		value   any // nil: unset
+		want    int
+		wantErr bool
+	}{
+		{name: "unset", want: DefaultSpareNodeRoles},
+		{name: "cdk.json number", value: float64(5), want: 5},
+		{name: "-c string", value: "3", want: 3},
+		{name: "none", value: "0", want: 0},
+		{name: "negative", value: "-1", wantErr: true},
+		{name: "not a number", value: "some", wantErr: true},
+		{name: "over IAM's sense", value: "51", wantErr: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := map[string]any{}
+			if tc.value != nil {
+				ctx[CtxSpareNodeRoles] = tc.value
+			}
+			c, err := ConfigFromContext(func(k string) any { return ctx[k] }, "/repo")
+			if err == nil {
+				c.Props, err = c.Props.withDefaults()
+			}
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("no error, spare node roles %d", c.Props.SpareNodeRoles)
+				}
+				return
+			}
+			if err != nil || c.Props.SpareNodeRoles != tc.want {
+				t.Fatalf("spare node roles %d (%v), want %d", c.Props.SpareNodeRoles, err, tc.want)
+			}
+		})
+	}
+}
