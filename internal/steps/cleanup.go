@@ -82,13 +82,9 @@ func (s *Steps) Cleanup(ctx context.Context, in CleanupInput) (CleanupResult, er
 		}
 		return CleanupResult{}, err
 	}
-	err = s.deleteNodeRole(ctx, m)
-	if err == nil {
-		// A spare it took goes with it (never given back: its policy and
-		// tags were the MEC's).
-		err = s.deleteClaimedSpares(ctx, m)
-	}
-	if err != nil {
+	// A spare it took goes with it (never given back: its policy and tags
+	// were the MEC's).
+	if err := s.deleteNodeRole(ctx, m); err != nil {
 		var e *Error
 		if errors.As(err, &e) && e.Name == "DependencyViolation" {
 			return s.notYet(waited, 1, e.Msg)

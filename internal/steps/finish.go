@@ -150,15 +150,21 @@ func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocat
 	// finalize step, or in the install command when every node joined in
 	// time (its "::mecd-finalized" line).
 	finalized := w.Step == mec.StepFinalize && outcome == mec.OutcomeSucceeded
-	for _, inv := range invs {
-		if _, values := node.ParseOutput(inv.stdout); w.Step == mec.StepInstall && outcome == mec.OutcomeSucceeded && inv.node.Index == 0 && values["finalized"] == "yes" {
+	type output struct {
+		markers []node.Marker
+		values  map[string]string
+	}
+	outputs := make([]output, len(invs))
+	for i, inv := range invs {
+		outputs[i].markers, outputs[i].values = node.ParseOutput(inv.stdout)
+		if w.Step == mec.StepInstall && outcome == mec.OutcomeSucceeded && inv.node.Index == 0 && outputs[i].values["finalized"] == "yes" {
 			finalized = true
 		}
 	}
 	_, err := s.Store.Update(ctx, w.ClusterID, func(r *mec.MEC) error {
 		var join *mec.Step // the install step's joins
-		for _, inv := range invs {
-			markers, values := node.ParseOutput(inv.stdout)
+		for i, inv := range invs {
+			markers, values := outputs[i].markers, outputs[i].values
 			for _, mk := range markers {
 				if mk.Step == w.Step {
 					continue

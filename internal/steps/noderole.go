@@ -127,10 +127,26 @@ func nodePhase(m *mec.MEC, stage nodepolicy.Stage) nodepolicy.Phase {
 	return p
 }
 
-// deleteNodeRole removes the MEC's node role and instance profile; absent
-// pieces are fine (a rollback before they existed, a repeated teardown).
+// deleteNodeRole removes the MEC's node role and instance profile, and any
+// spare it took that its record does not name; absent pieces are fine (a
+// rollback before they existed, a repeated teardown).
 func (s *Steps) deleteNodeRole(ctx context.Context, m *mec.MEC) error {
-	return s.deleteRole(ctx, m.ID, m.RoleName())
+	listed, err := s.listNodeRoles(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.deleteRole(ctx, m.ID, m.RoleName(), listed); err != nil {
+		return err
+	}
+	return s.deleteClaimedSpares(ctx, m, listed)
+}
+
+// nodeRoles is one listing of the node roles and instance profiles.
+type nodeRoles struct{ roles, profiles []string }
+
+func (s *Steps) listNodeRoles(ctx context.Context) (nodeRoles, error) {
+	roles, profiles, err := NodeRoleNames(ctx, s.IAM)
+	return nodeRoles{roles, profiles}, err
 }
 
 // deleteRole removes node role roleName and its instance profile (of MEC
@@ -138,14 +154,11 @@ func (s *Steps) deleteNodeRole(ctx context.Context, m *mec.MEC) error {
 // authorizes a call on a role by its ARN, path included, which it cannot
 // know for a role that does not exist: a delete of one already gone is
 // refused (AccessDenied), not answered NoSuchEntity, since the stack allows
-// node roles by path. So only what a listing shows is deleted, and a
-// repeated cleanup calls IAM for nothing it deleted before.
-func (s *Steps) deleteRole(ctx context.Context, clusterID, roleName string) error {
-	roles, profiles, err := NodeRoleNames(ctx, s.IAM)
-	if err != nil {
-		return err
-	}
-	hasRole, hasProfile := slices.Contains(roles, roleName), slices.Contains(profiles, roleName)
+// node roles by path. So only what listed shows is deleted (each name once
+// per listing), and a repeated cleanup calls IAM for nothing it deleted
+// before.
+func (s *Steps) deleteRole(ctx context.Context, clusterID, roleName string, listed nodeRoles) error {
+	hasRole, hasProfile := slices.Contains(listed.roles, roleName), slices.Contains(listed.profiles, roleName)
 	name := aws.String(roleName)
 	steps := []struct {
 		what string

@@ -68,7 +68,8 @@ func (s *Steps) Reap(ctx context.Context, _ json.RawMessage) (ReapResult, error)
 			return ReapResult{}, err
 		}
 	}
-	if err := s.findNodeRoles(ctx, noteRole); err != nil {
+	listed, err := s.findNodeRoles(ctx, noteRole)
+	if err != nil {
 		return ReapResult{}, err
 	}
 	res := ReapResult{Clusters: len(found)}
@@ -82,7 +83,7 @@ func (s *Steps) Reap(ctx context.Context, _ json.RawMessage) (ReapResult, error)
 			continue
 		}
 		res.Orphans = append(res.Orphans, id)
-		left, err := s.reapCluster(ctx, m, found[id])
+		left, err := s.reapCluster(ctx, m, found[id], listed)
 		if err != nil {
 			// One cluster's failure must not stop the others: the next run retries it.
 			s.Log.ErrorContext(ctx, "reaping an orphan failed", "clusterId", id, "error", err)
@@ -119,7 +120,7 @@ func (s *Steps) orphan(ctx context.Context, id string, grace time.Duration) (*me
 
 // reapCluster deletes what o says cluster m.ID owns and reports whether
 // something is left for the next run.
-func (s *Steps) reapCluster(ctx context.Context, m *mec.MEC, o *owned) (bool, error) {
+func (s *Steps) reapCluster(ctx context.Context, m *mec.MEC, o *owned, listed nodeRoles) (bool, error) {
 	alive := 0
 	for _, region := range slices.Sorted(maps.Keys(o.regions)) {
 		rm := *m
@@ -150,10 +151,11 @@ func (s *Steps) reapCluster(ctx context.Context, m *mec.MEC, o *owned) (bool, er
 	if alive > 0 {
 		return true, nil
 	}
-	// The roles found, by name: the record may name another (a spare it
-	// took after a crashed launch began its own), or none (unknown).
+	// The roles found, by name (every spare it took among them): the record
+	// may name another (a spare it took after a crashed launch began its
+	// own), or none (unknown).
 	for _, name := range slices.Sorted(maps.Keys(o.roles)) {
-		if err := s.deleteRole(ctx, m.ID, name); err != nil {
+		if err := s.deleteRole(ctx, m.ID, name, listed); err != nil {
 			if e := (*Error)(nil); errors.As(err, &e) && e.Name == "DependencyViolation" {
 				return true, nil
 			}
@@ -161,7 +163,7 @@ func (s *Steps) reapCluster(ctx context.Context, m *mec.MEC, o *owned) (bool, er
 		}
 	}
 	if len(o.roles) > 0 {
-		if err := s.deleteClaimedSpares(ctx, m); err != nil {
+		if err := s.forgetSpares(ctx, m.ID, func(string) error { return nil }); err != nil {
 			return true, err
 		}
 	}
@@ -215,14 +217,14 @@ func (s *Steps) findRegional(ctx context.Context, region string, note func(id, r
 }
 
 // findNodeRoles notes the clusters owning a node role or instance profile
-// (IAM is global), with its name.
-func (s *Steps) findNodeRoles(ctx context.Context, note func(id, name string)) error {
-	roles, profiles, err := NodeRoleNames(ctx, s.IAM)
+// (IAM is global), with its name, and returns the listing it read.
+func (s *Steps) findNodeRoles(ctx context.Context, note func(id, name string)) (nodeRoles, error) {
+	listed, err := s.listNodeRoles(ctx)
 	if err != nil {
-		return err
+		return listed, err
 	}
 	var spares []string
-	for _, name := range append(roles, profiles...) {
+	for _, name := range append(slices.Clone(listed.roles), listed.profiles...) {
 		if strings.HasPrefix(name, mec.SpareRolePrefix) {
 			spares = append(spares, name)
 			continue
@@ -231,7 +233,7 @@ func (s *Steps) findNodeRoles(ctx context.Context, note func(id, name string)) e
 			note(id, name)
 		}
 	}
-	return s.reapSpares(ctx, spares, note)
+	return listed, s.reapSpares(ctx, spares, listed, note)
 }
 
 // reaperClaim takes a spare for the reaper to delete (no MEC has this id).
@@ -243,7 +245,7 @@ const reaperClaim = "reaper"
 // writes the item first) and the free ones beyond SPARE_NODE_ROLES (all of
 // them once it is 0: how a stack is emptied before it is destroyed, as the
 // spares' boundary is the stack's).
-func (s *Steps) reapSpares(ctx context.Context, names []string, note func(id, name string)) error {
+func (s *Steps) reapSpares(ctx context.Context, names []string, listed nodeRoles, note func(id, name string)) error {
 	if s.Spares == nil {
 		return nil
 	}
@@ -285,7 +287,7 @@ func (s *Steps) reapSpares(ctx context.Context, names []string, note func(id, na
 		}
 	}
 	for _, name := range left {
-		if err := s.deleteRole(ctx, "", name); err != nil {
+		if err := s.deleteRole(ctx, "", name, listed); err != nil {
 			s.Log.ErrorContext(ctx, "reaping a spare node role failed", "role", name, "error", err)
 			continue
 		}

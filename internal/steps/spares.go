@@ -149,10 +149,21 @@ func (s *Steps) makeSpare(ctx context.Context) error {
 // left over: far longer than makeSpare takes.
 const spareGrace = 10 * time.Minute
 
-// deleteClaimedSpares deletes the spares MEC id took that its record does
+// deleteClaimedSpares deletes the spares MEC m took that its record does
 // not name (a launch that crashed between the claim and the record), and
 // forgets every spare it took.
-func (s *Steps) deleteClaimedSpares(ctx context.Context, m *mec.MEC) error {
+func (s *Steps) deleteClaimedSpares(ctx context.Context, m *mec.MEC, listed nodeRoles) error {
+	return s.forgetSpares(ctx, m.ID, func(name string) error {
+		if name == m.NodeRole {
+			return nil // deleted as the MEC's own
+		}
+		return s.deleteRole(ctx, m.ID, name, listed)
+	})
+}
+
+// forgetSpares deletes the items of the spares cluster id took, each after
+// del deleted its role.
+func (s *Steps) forgetSpares(ctx context.Context, id string, del func(name string) error) error {
 	if s.Spares == nil {
 		return nil
 	}
@@ -161,13 +172,11 @@ func (s *Steps) deleteClaimedSpares(ctx context.Context, m *mec.MEC) error {
 		return err
 	}
 	for _, sp := range spares {
-		if sp.ClusterID != m.ID {
+		if sp.ClusterID != id {
 			continue
 		}
-		if sp.Name != m.NodeRole {
-			if err := s.deleteRole(ctx, m.ID, sp.Name); err != nil {
-				return err
-			}
+		if err := del(sp.Name); err != nil {
+			return err
 		}
 		if err := s.Spares.DeleteSpare(ctx, sp.Name); err != nil {
 			return err

@@ -3,6 +3,12 @@ package steps
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
@@ -11,11 +17,6 @@ import (
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/nodepolicy"
 	"github.com/mecd/mecd/internal/store"
-	"log/slog"
-	"slices"
-	"strings"
-	"testing"
-	"time"
 )
 
 // spareStore keeps spares as DynamoDB would, the claim conditional;
@@ -224,7 +225,7 @@ func TestReaperKeepsThePoolAtItsSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.reapSpares(context.Background(), append(roles, profiles...), func(id, name string) { noted[id] = append(noted[id], name) }); err != nil {
+	if err := s.reapSpares(context.Background(), append(roles, profiles...), nodeRoles{roles, profiles}, func(id, name string) { noted[id] = append(noted[id], name) }); err != nil {
 		t.Fatal(err)
 	}
 	for _, keep := range []string{"oldest", "old", "taken"} {
