@@ -113,3 +113,35 @@ func ParseOutput(stdout string) (steps []Marker, values map[string]string) {
 	}
 	return steps, values
 }
+
+// beforeJoins are the addons node 0 may enable while the other nodes join:
+// each only applies cluster-wide manifests, or sets a kubelet argument that
+// every node already has from its launch configuration (boot.sh,
+// write_launch_config) or from MicroK8s' defaults, so a node that joins
+// while the addon is enabled misses nothing. Sources, canonical/
+// microk8s-core-addons addons/<name>/enable: dns sets --cluster-domain and
+// --cluster-dns (the launch configuration sets both, as MicroK8s' own
+// microk8s.default.yaml does, which ours displaces: snap/hooks/install uses
+// the first configuration found); metrics-server sets
+// --authentication-token-webhook=true (microk8s-resources/default-args/
+// kubelet has it); hostpath-storage, ingress and cert-manager only apply
+// manifests. A joining node takes node 0's kubelet arguments when its join
+// is served (microk8s-cluster-agent pkg/api/v2/join.go), and the nodes
+// joined before get an argument's change from refresh_opt_in_config
+// (distributed_op.py). The others change arguments a join does not copy
+// (rbac: kube-apiserver's; observability: the scheduler's, the controller
+// manager's, kube-proxy's) and wait for every node to have joined.
+var beforeJoins = map[string]bool{"dns": true, "metrics-server": true, "hostpath-storage": true, "ingress": true, "cert-manager": true}
+
+// SplitAddons splits addons, in order, into those node 0 enables while the
+// other nodes join and those it enables once they all joined.
+func SplitAddons(addons []string) (early, late []string) {
+	for _, a := range addons {
+		if beforeJoins[a] {
+			early = append(early, a)
+		} else {
+			late = append(late, a)
+		}
+	}
+	return early, late
+}

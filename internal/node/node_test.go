@@ -106,3 +106,23 @@ func TestBootScriptFitsUserData(t *testing.T) {
 		}
 	}
 }
+
+// Addons that change arguments a join does not copy wait for the joins;
+// the order within each part is the spec's.
+func TestSplitAddons(t *testing.T) {
+	tests := []struct {
+		in          []string
+		early, late string
+	}{
+		{nil, "", ""},
+		{[]string{"dns"}, "dns", ""},
+		{[]string{"cert-manager", "dns", "hostpath-storage", "ingress", "metrics-server"}, "cert-manager dns hostpath-storage ingress metrics-server", ""},
+		{[]string{"rbac", "dns", "observability", "ingress"}, "dns ingress", "rbac observability"},
+	}
+	for _, tc := range tests {
+		early, late := SplitAddons(tc.in)
+		if strings.Join(early, " ") != tc.early || strings.Join(late, " ") != tc.late {
+			t.Errorf("SplitAddons(%v) = %v, %v; want %q, %q", tc.in, early, late, tc.early, tc.late)
+		}
+	}
+}

@@ -307,6 +307,8 @@ func (s *Steps) planInstall(ctx context.Context, m *mec.MEC, n0 *mec.Node) (comm
 		// they join as soon as it is there.
 		stage = nodepolicy.Forming
 		vars["TOKEN_PARAM"] = mec.TokenParam(m.ID)
+		early, late := node.SplitAddons(m.Spec.Addons)
+		vars["EARLY_ADDONS"], vars["LATE_ADDONS"] = strings.Join(early, " "), strings.Join(late, " ")
 	}
 	if err := s.setNodePhase(ctx, m, nodePhase(m, stage)); err != nil {
 		return commandPlan{}, err

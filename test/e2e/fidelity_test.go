@@ -125,12 +125,16 @@ func TestProvisionWithForcedBehaviours(t *testing.T) {
 		spec      string
 		// minStep: a step that must have lasted at least the forced time.
 		minStep string
+		// addons fixes how long enabling the addons takes (0: the model's).
+		addons float64
 	}{
-		{"NewInstancesNotYetVisible", fidelity.InstanceVisibility, latency.Visibility, 90, `"nodeCount":2`, ""},
+		{"NewInstancesNotYetVisible", fidelity.InstanceVisibility, latency.Visibility, 90, `"nodeCount":2`, "", 0},
 		// A MEC's own new profile: none of the spares made ahead.
-		{"NodeProfileNotYetPropagated", fidelity.ProfilePropagation, latency.ProfilePropagation, 60, `"nodeCount":1`, mec.StepLaunch},
-		{"APIServerBlinkAfterJoins", fidelity.APIServerBlink, latency.APIServerBlink, 120, `"nodeCount":3,"addons":["dns","hostpath-storage"]`, ""},
-		{"NodeCredentialsExpireDuringALongInstall", fidelity.CredentialsNearExpiry, latency.SnapInstall, 900, `"nodeCount":2`, ""},
+		{"NodeProfileNotYetPropagated", fidelity.ProfilePropagation, latency.ProfilePropagation, 60, `"nodeCount":1`, mec.StepLaunch, 0},
+		// The addons take longer than a join: the restart comes while dns,
+		// enabled during the joins, is still being enabled.
+		{"APIServerBlinkAfterJoins", fidelity.APIServerBlink, latency.APIServerBlink, 120, `"nodeCount":3,"addons":["dns","hostpath-storage"]`, "", 200},
+		{"NodeCredentialsExpireDuringALongInstall", fidelity.CredentialsNearExpiry, latency.SnapInstall, 900, `"nodeCount":2`, "", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,6 +142,10 @@ func TestProvisionWithForcedBehaviours(t *testing.T) {
 				drainSpares(t, rt)
 			}
 			force(t, rt, tc.behaviour, tc.phase, tc.seconds)
+			if tc.addons > 0 {
+				rt.Sim.Latency.Fix(latency.Addons, tc.addons)
+				t.Cleanup(func() { rt.Sim.Latency.Unfix(latency.Addons) })
+			}
 			name := localrt.UniqueName("forced")
 			r := provision(t, rt, `{"name":"`+name+`",`+tc.spec+`}`)
 			m := findByName(t, rt, name)
@@ -147,6 +155,16 @@ func TestProvisionWithForcedBehaviours(t *testing.T) {
 			minWait := time.Duration(tc.seconds * rt.Sim.Latency.Scale() * float64(time.Second))
 			if st := m.Step(tc.minStep); tc.minStep != "" && (st == nil || time.Duration(st.Seconds*float64(time.Second)) < minWait) {
 				t.Fatalf("step %s %+v: it did not wait (%v)", tc.minStep, st, minWait)
+			}
+			if strings.Contains(tc.spec, `"dns"`) {
+				// dns is enabled while the nodes join, and the API server's
+				// restart after a join cuts it short: every node still has
+				// its kubelet arguments, from the launch configuration.
+				for _, n := range m.LiveNodes() {
+					if h, _ := rt.Sim.SSMSim.Host(n.InstanceID); h.KubeletArgs["--cluster-dns"] != "10.152.183.10" || h.KubeletArgs["--cluster-domain"] != "cluster.local" {
+						t.Errorf("node %d: kubelet arguments %v, no DNS", n.Index, h.KubeletArgs)
+					}
+				}
 			}
 		})
 	}

@@ -3,13 +3,15 @@
 # token and stores it in Parameter Store; the other nodes wait for it and
 # join. Once every node joined, node 0 finishes the build (finalize_cluster:
 # addons, the nodes Ready, the kubeconfig). One command for all of it: the
-# joins start the moment node 0 is ready, and the addons the moment the last
-# node joined, with no other Run Command to dispatch. A join that fails or
+# joins start the moment node 0 is ready, the addons a join cannot miss
+# (EARLY_ADDONS) at the same time, and the others (LATE_ADDONS) the moment
+# the last node joined, with no other Run Command to dispatch. A join that fails or
 # lags past JOIN_WAIT_MS leaves the finish to the finalize step.
 # Inputs: CHANNEL, NODE0 (instance id), LEADER_IP (node 0's private IP),
 # TOKEN_PARAM (empty for a single node), TOKEN_TTL (seconds), WORKERS
 # (instance ids joining as workers), READY_TIMEOUT, RETRY_SECONDS,
-# JOIN_WAIT_MS, and finalize_cluster's (node 0).
+# JOIN_WAIT_MS, EARLY_ADDONS and LATE_ADDONS (ADDONS split), and
+# finalize_cluster's (node 0).
 aws_init
 began=$(now_ms)
 start=$began
@@ -41,14 +43,35 @@ if [ "$INSTANCE_ID" = "$NODE0" ]; then
   mint_token "$TOKEN_PARAM" "$TOKEN_TTL"
   echo "::mecd-check $(cert_check)"
   step joinToken "$start"
+  # The addons a join cannot miss (EARLY_ADDONS; SplitAddons in
+  # internal/node) are enabled while the others join.
+  early=""
+  if [ -n "$finish" ] && [ -n "${EARLY_ADDONS:-}" ]; then
+    ADDONS_START=$(now_ms)
+    # shellcheck disable=SC2086 # one word per addon
+    (add_addons $EARLY_ADDONS) &
+    early=$!
+  fi
   # The finish runs only with half the command's time limit left, and a
   # failure of it (a node that registered but whose join then failed leaves
   # too few Ready) is not this node's: it leaves the finish to the finalize
   # step, after the joins' outcome decided what comes first. A background
   # job keeps `set -e` in force inside it (a condition would turn it off).
+  joined=0
+  if [ -n "$finish" ] && await_members "$EXPECTED_NODES" "$JOIN_WAIT_MS"; then
+    joined=1
+  fi
+  if [ -n "$early" ]; then
+    if wait "$early"; then
+      ADDONS=${LATE_ADDONS:-}
+    else
+      unset ADDONS_START
+      log "enabling ${EARLY_ADDONS} before the joins ended failed: they are enabled again after them"
+    fi
+  fi
   if [ -z "$finish" ]; then
     :
-  elif ! await_members "$EXPECTED_NODES" "$JOIN_WAIT_MS"; then
+  elif [ "$joined" -eq 0 ]; then
     log "not every node joined within ${JOIN_WAIT_MS} ms: the finalize step finishes the build"
   elif [ $(($(now_ms) - began)) -gt $((READY_TIMEOUT * 500)) ]; then
     log "less than half the command's time is left: the finalize step finishes the build"

@@ -313,6 +313,13 @@ write_launch_config() {
   {
     echo "---"
     echo "version: 0.1.0"
+    # MicroK8s' own default configuration (microk8s.default.yaml), which
+    # this one displaces, sets these: with them every node has the DNS
+    # addon's kubelet arguments from the start, a node that joins while node
+    # 0 enables dns included.
+    echo "extraKubeletArgs:"
+    echo "  --cluster-domain: cluster.local"
+    echo "  --cluster-dns: 10.152.183.10"
     echo "extraSANs:"
     for san in $public $LOCAL_IP; do
       echo "  - ${san}"
@@ -358,13 +365,10 @@ install_snap() {
 # EXPECTED_NODES, ENDPOINT_HOST, KUBECONFIG_PARAM, VERIFY_ATTEMPTS.
 finalize_cluster() {
   local start ready=0 nodes kc every
-  start=$(now_ms)
-  if [ -n "$ADDONS" ]; then
-    # Its output to stderr: stdout keeps the markers, and SSM returns only
-    # the first 24,000 characters of each (GetCommandInvocation).
-    # shellcheck disable=SC2086 # one word per addon
-    retry 8 microk8s enable $ADDONS >&2 || die "microk8s enable ${ADDONS} failed"
-  fi
+  # ADDONS_START: the install command enabled some addons already, from then.
+  start=${ADDONS_START:-$(now_ms)}
+  # shellcheck disable=SC2086 # one word per addon
+  add_addons $ADDONS
   step addons "$start"
 
   start=$(now_ms)
@@ -405,6 +409,14 @@ open(path, "w").write(text)
   rm -f "$kc"
   step kubeconfig "$start"
   echo "::mecd-finalized yes"
+}
+
+# add_addons ADDON... (node 0): enables the addons, retried (the API server
+# may refuse connections for a while after a join). Their output goes to
+# stderr: stdout keeps the markers, and SSM returns only the first 24,000
+# characters of each (GetCommandInvocation).
+add_addons() {
+  [ "$#" -eq 0 ] || retry 8 microk8s enable "$@" >&2 || die "microk8s enable $* failed"
 }
 
 # await_members N MS (node 0): waits up to MS milliseconds until N nodes are

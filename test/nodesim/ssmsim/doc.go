@@ -102,8 +102,10 @@
 //   - install microk8s --classic --channel=<track/risk>: needs --classic, a track
 //     latest or 1.20-1.36; takes latency.SnapInstall; then reads the launch
 //     configuration <root>/var/snap/microk8s/common/.microk8s.yaml if present
-//     (version 0.1.0: extraSANs, addons [{name, disable}], persistentClusterToken,
-//     join {url, worker}; invalid: the configure hook fails, exit 1), writes a
+//     (version 0.1.0: extraSANs, extraKubeletArgs, addons [{name, disable}],
+//     persistentClusterToken, join {url, worker}; invalid: the configure
+//     hook fails, exit 1; absent: MicroK8s' default configuration, dns and its
+//     kubelet arguments), writes a
 //     real self-signed server.crt (and server.key) in
 //     <root>/var/snap/microk8s/current/certs with SANs 127.0.0.1, 10.152.183.1,
 //     the private IP, the hostname ip-a-b-c-d, the kubernetes service names and
@@ -141,7 +143,14 @@
 //     neither; a standby is promoted when a voter goes.
 //   - leave, remove-node <ip|hostname> [--force] (on a control-plane node; an
 //     active member needs --force, a node that left or a partial join does not),
-//     enable/disable <addon>... (enable takes latency.Addons per call; core:
+//     enable/disable <addon>... (enable reads the enabled addons first, so it
+//     fails at once while the API server is down; skips those already
+//     enabled, taking no time if none is left; enables the others one by
+//     one, latency.Addons per call shared between them, each enabled as
+//     soon as it starts (its manifests applied) and failing at its end if
+//     the API server is down then, before the kubelet arguments it sets:
+//     dns --cluster-domain/--cluster-dns, metrics-server
+//     --authentication-token-webhook, on the node and every member; core:
 //     dns, hostpath-storage, ingress, metrics-server, cert-manager, observability,
 //     rbac, community, dashboard, metallb, registry, and the default ha-cluster,
 //     helm, helm3 — the addons of MicroK8s 1.35's real core and community

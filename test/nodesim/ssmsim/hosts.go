@@ -2,6 +2,7 @@ package ssmsim
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -32,8 +33,11 @@ type host struct {
 	installedAt           time.Time
 	launchRaw             []byte
 	launch                *LaunchConfig
-	certDER               []byte
-	certSANs              []string
+	// kubeletArgs: the kubelet arguments the simulator follows (those
+	// launch configurations and addons set), by flag.
+	kubeletArgs map[string]string
+	certDER     []byte
+	certSANs    []string
 
 	// cluster: every installed host belongs to a cluster (alone at first).
 	cluster *cluster
@@ -142,6 +146,9 @@ type HostState struct {
 	Members                  []Member // of this host's cluster, in join order
 	DqliteKnown              []string // addresses the cluster's dqlite knows, incl. partial joins
 	Addons                   []string // enabled by the user or the launch configuration, sorted
+	// KubeletArgs are the kubelet arguments launch configurations, joins
+	// and addons set on this node, by flag (a copy).
+	KubeletArgs map[string]string
 	// Tokens registered on this host (values for test assertions only; never logged).
 	Tokens []Token
 
@@ -182,9 +189,9 @@ func (s *Sim) Host(instanceID string) (HostState, bool) {
 	st := HostState{
 		InstanceID: h.id, PrivateIP: h.ip, Hostname: h.hostname, Dir: h.dir, RootDir: h.root,
 		Installed: h.installed, Installing: h.installing, Channel: h.channel,
-		LaunchConfigRaw: string(h.launchRaw),
-		CertSANs:        append([]string(nil), h.certSANs...),
-		PartialJoin:     h.partial != "", PartialReason: h.partial,
+		LaunchConfigRaw: string(h.launchRaw), KubeletArgs: maps.Clone(h.kubeletArgs),
+		CertSANs:    append([]string(nil), h.certSANs...),
+		PartialJoin: h.partial != "", PartialReason: h.partial,
 		LaunchJoin: h.launchJoin, LaunchJoinErr: h.launchJoinErr,
 	}
 	if h.launch != nil {

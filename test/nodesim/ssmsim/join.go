@@ -3,6 +3,7 @@ package ssmsim
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -122,6 +123,12 @@ func (s *Sim) join(ctx context.Context, j *host, args []string) joinOutcome {
 		return joinOutcome{result: failOut(1, contacting+"Failed to join cluster. Error code 500. failed to join dqlite: this node holds cluster data from an earlier join that did not complete; run 'microk8s leave' first\n")}
 	}
 	lc.dqlite[j.ip] = dqJoining
+	// The cluster agent answers the join with its own kubelet arguments,
+	// which the joining node takes as its own (microk8s-cluster-agent
+	// pkg/api/v2/join.go; join.py store_base_kubelet_args): an argument
+	// set on the cluster after this moment reaches j only if j is a member
+	// by then (refresh_opt_in_config).
+	j.kubeletArgs = maps.Clone(l.kubeletArgs)
 	s.mu.Unlock()
 
 	completed := s.sleep(ctx, latency.Join)

@@ -31,7 +31,7 @@ func TestSnapInstallLatencyScaled(t *testing.T) {
 
 	// Join and addons follow the same model.
 	lat.Fix(latency.Addons, 30)
-	if d := duration(e.mustSh(t, inst.ID, "microk8s enable dns").commandID) - overhead; d < 250*time.Millisecond || d > 600*time.Millisecond {
+	if d := duration(e.mustSh(t, inst.ID, "microk8s enable hostpath-storage").commandID) - overhead; d < 250*time.Millisecond || d > 600*time.Millisecond {
 		t.Fatalf("scaled 30 s enable took %v", d)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -216,7 +217,19 @@ func enableAddonLocked(c *cluster, arch, spec string) error {
 	return nil
 }
 
-// enable is `microk8s enable <addon>...`: one Addons latency per call.
+// enable is `microk8s enable <addon>...`, as unprotected_xable runs it
+// (canonical/microk8s scripts/wrappers/common/utils.py):
+//   - it reads which addons are enabled with kubectl first: with the API
+//     server down that raises (the traceback of microk8s issue #4478);
+//   - addons already enabled are skipped ("Addon core/dns is already
+//     enabled"), and if none is left the call takes no time;
+//   - the others run one after another, one latency.Addons per call shared
+//     between them. Each addon's script applies its manifests first (from
+//     then on the status sees it enabled) and ends with the node arguments
+//     it changes (kubeletArgsOf); with the API server down by then its later
+//     kubectl call fails (dns: `kubectl get svc` after `sleep 5`,
+//     canonical/microk8s-core-addons addons/dns/enable), the script exits 1
+//     before the arguments, and so does enable, leaving the rest undone.
 func (s *Sim) enable(ctx context.Context, h *host, args []string) result {
 	if len(args) == 0 {
 		return failOut(2, "Usage: microk8s enable [OPTIONS] ADDONS...\nError: Missing argument 'ADDONS...'.\n")
@@ -234,29 +247,78 @@ func (s *Sim) enable(ctx context.Context, h *host, args []string) result {
 			return fail(1, notFound(h.arch, spec))
 		}
 	}
-	s.mu.Unlock()
-	if !s.sleep(ctx, latency.Addons) {
-		return fail(1, "Enabling interrupted\n")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if apiDownLocked(h) {
-		// The addon's kubectl apply finds no API server: enable crashes with
-		// the traceback of microk8s issue #4478.
+		s.mu.Unlock()
 		return fail(1, "Traceback (most recent call last):\n  File \"/snap/microk8s/current/scripts/wrappers/enable.py\", line 44, in <module>\n"+
-			"subprocess.CalledProcessError: Command '('/snap/microk8s/current/microk8s-kubectl.wrapper', 'apply', '-f', '-')' returned non-zero exit status 1.\n")
+			"subprocess.CalledProcessError: Command '('/snap/microk8s/current/microk8s-kubectl.wrapper', 'get', 'all,ingress,ingressclass', '--all-namespaces')' returned non-zero exit status 1.\n")
 	}
 	var b strings.Builder
+	var todo []addonInfo
 	for _, spec := range args {
 		a, _ := findAddon(c, h.arch, spec)
-		if c.addons[a.name] || defaultAddons[a.name] {
+		if c.addons[a.name] || defaultAddons[a.name] || slices.ContainsFunc(todo, func(t addonInfo) bool { return t.name == a.name }) {
 			fmt.Fprintf(&b, "Addon %s/%s is already enabled\n", a.repo, a.name)
 			continue
 		}
-		c.addons[a.name] = true
-		fmt.Fprintf(&b, "Infer repository %s for addon %s\nEnabling %s\n%s is enabled\n", a.repo, a.name, a.name, a.name)
+		todo = append(todo, a)
+	}
+	s.mu.Unlock()
+	if len(todo) == 0 {
+		return success(b.String())
+	}
+	share := s.lat.Delay(latency.Addons) / time.Duration(len(todo))
+	for _, a := range todo {
+		s.mu.Lock()
+		c.addons[a.name] = true // its manifests applied
+		s.mu.Unlock()
+		fmt.Fprintf(&b, "Infer repository %s for addon %s\nEnabling %s\n", a.repo, a.name, a.name)
+		if !sleepFor(ctx, share) {
+			return fail(1, "Enabling interrupted\n")
+		}
+		s.mu.Lock()
+		if apiDownLocked(h) {
+			s.mu.Unlock()
+			return result{code: 1, stdout: b.String(), stderr: "The connection to the server 127.0.0.1:16443 was refused - did you specify the right host or port?\n"}
+		}
+		for k, v := range kubeletArgsOf[a.name] {
+			// refresh_opt_in_config: this node's args, then every node of
+			// the cluster through its cluster agent (distributed_op.py).
+			h.kubeletArgs[k] = v
+			for _, m := range c.members {
+				if mh := s.hosts[m.instanceID]; mh != nil && mh.cluster == c && !m.left {
+					mh.kubeletArgs[k] = v
+				}
+			}
+		}
+		s.mu.Unlock()
+		fmt.Fprintf(&b, "%s is enabled\n", a.name)
 	}
 	return success(b.String())
+}
+
+// kubeletArgsOf are the kubelet arguments an addon's enable script sets
+// (refresh_opt_in_config ... kubelet; canonical/microk8s-core-addons
+// addons/<name>/enable), with their default values.
+var kubeletArgsOf = map[string]map[string]string{
+	"dns":            {"--cluster-domain": "cluster.local", "--cluster-dns": "10.152.183.10"},
+	"metrics-server": {"--authentication-token-webhook": "true"},
+}
+
+// defaultKubeletArgs are the kubelet arguments of a fresh install that the
+// simulator follows (canonical/microk8s microk8s-resources/default-args/
+// kubelet), before any launch configuration.
+func defaultKubeletArgs() map[string]string {
+	return map[string]string{"--authentication-token-webhook": "true"}
+}
+
+// defaultLaunchConfig is MicroK8s' own launch configuration
+// (microk8s-resources/microk8s.default.yaml), used only when no other is
+// found: snap/hooks/install takes the first of /etc/microk8s.yaml,
+// $SNAP_USER_COMMON/.microk8s.yaml, $SNAP_COMMON/.microk8s.yaml and this one.
+func defaultLaunchConfig() *LaunchConfig {
+	domain, dns := "cluster.local", "10.152.183.10"
+	return &LaunchConfig{Version: "0.1.0", ExtraKubeletArgs: map[string]*string{"--cluster-domain": &domain, "--cluster-dns": &dns},
+		Addons: []LaunchAddon{{Name: "dns"}}}
 }
 
 func (s *Sim) disable(h *host, args []string) result {

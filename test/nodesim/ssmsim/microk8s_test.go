@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/mecd/mecd/internal/spec"
 	"github.com/mecd/mecd/test/nodesim/fault"
+	"github.com/mecd/mecd/test/nodesim/fidelity"
+	"github.com/mecd/mecd/test/nodesim/latency"
 )
 
 const testToken = "0123456789abcdef0123456789abcdef"
@@ -505,6 +508,105 @@ func TestAllowedAddonsAreInTheRealCatalogue(t *testing.T) {
 			if a, ok := findAddon(c, arch, name); !ok || a.repo != "core" {
 				t.Errorf("addon %s on %s: not in the core repository of 1.35", name, arch)
 			}
+		}
+	}
+}
+
+// installWith installs MicroK8s on each instance with launch configuration
+// lc ("" for none: MicroK8s' own default configuration applies).
+func (e *env) installWith(t *testing.T, lc string, insts ...Instance) {
+	t.Helper()
+	script := installScript
+	if lc != "" {
+		script = fmt.Sprintf("mkdir -p \"${MECD_HOST_ROOT:-}/var/snap/microk8s/common\"\ncat > \"${MECD_HOST_ROOT:-}/var/snap/microk8s/common/.microk8s.yaml\" <<'EOF'\n%sEOF\n%s", lc, installScript)
+	}
+	for _, i := range insts {
+		e.mustSh(t, i.ID, script)
+	}
+}
+
+// The kubelet arguments the DNS addon needs come from MicroK8s' default
+// launch configuration, or from one that sets them, or from enabling dns:
+// on the nodes that are members by then, and on a node that joins later
+// (it takes the cluster's arguments). A dns enable cut short misses them
+// (TestEnableCutShortByTheAPIServer).
+func TestKubeletArgumentsOfDNS(t *testing.T) {
+	const noArgs = "---\nversion: 0.1.0\nextraSANs:\n  - 10.0.0.1\n"
+	const withArgs = noArgs + "extraKubeletArgs:\n  --cluster-domain: cluster.local\n  --cluster-dns: 10.152.183.10\n"
+	tests := []struct {
+		name   string
+		lc     string
+		before string // on node 0 before node 1 joins
+		after  string // on node 0 after it joined
+		// wantDNS: --cluster-dns on node 0 and node 1; wantAddon: dns enabled.
+		wantDNS, wantAddon bool
+	}{
+		{"MicroK8sDefaultConfiguration", "", "", "", true, true},
+		{"ConfigurationWithoutThem", noArgs, "", "", false, false},
+		{"ConfigurationWithThem", withArgs, "", "", true, false},
+		{"EnabledBeforeTheJoin", noArgs, "microk8s enable dns", "", true, true},
+		{"EnabledAfterTheJoin", noArgs, "", "microk8s enable dns", true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, envOptions{})
+			nodes := e.addInstances(2)
+			e.installWith(t, tc.lc, nodes...)
+			if tc.before != "" {
+				e.mustSh(t, nodes[0].ID, tc.before)
+			}
+			e.mustSh(t, nodes[1].ID, "microk8s join "+e.joinURL(t, nodes[0], "600")+" >/dev/null")
+			if tc.after != "" {
+				e.mustSh(t, nodes[0].ID, tc.after)
+			}
+			for _, n := range nodes {
+				h := e.host(t, n.ID)
+				if got := h.KubeletArgs["--cluster-dns"] == "10.152.183.10"; got != tc.wantDNS {
+					t.Errorf("%s: --cluster-dns set %v, want %v (%v)", n.ID, got, tc.wantDNS, h.KubeletArgs)
+				}
+				if got := slices.Contains(h.Addons, "dns"); got != tc.wantAddon {
+					t.Errorf("%s: dns enabled %v, want %v", n.ID, got, tc.wantAddon)
+				}
+			}
+		})
+	}
+}
+
+// An enable the API server's restart cuts short (a voter joined meanwhile):
+// the addon's manifests were applied, so MicroK8s calls it enabled, but its
+// script stopped before the kubelet arguments; enabling it again is "already
+// enabled" at once, and changes no argument either.
+func TestEnableCutShortByTheAPIServer(t *testing.T) {
+	f := fidelity.New(1)
+	f.Force(fidelity.APIServerBlink, 1)
+	lat := latency.New(0.001, latency.Typical, 1)
+	lat.Fix(latency.Addons, 1500)         // 1.5 s
+	lat.Fix(latency.APIServerBlink, 2500) // 2.5 s
+	e := newEnv(t, envOptions{lat: lat, fidelity: f})
+	nodes := e.addInstances(2)
+	e.installWith(t, "---\nversion: 0.1.0\n", nodes...)
+	url := e.joinURL(t, nodes[0], "600")
+
+	enable := e.send(t, ids(nodes[:1]), "microk8s enable dns", nil)
+	time.Sleep(300 * time.Millisecond)
+	e.mustSh(t, nodes[1].ID, "microk8s join "+url+" >/dev/null") // the API server restarts for 2.5 s
+	r := e.wait(t, enable, nodes[0].ID)
+	if r.code != 1 || !strings.Contains(r.stderr, "connection to the server 127.0.0.1:16443 was refused") {
+		t.Fatalf("enable across the restart: %+v", r)
+	}
+	// While the API server is down, enable cannot even read the addons.
+	if r := e.sh(t, nodes[0].ID, "microk8s enable dns"); r.code != 1 || !strings.Contains(r.stderr, "Traceback") {
+		t.Fatalf("enable while the API server is down: %+v", r)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	start := time.Now()
+	r = e.mustSh(t, nodes[0].ID, "microk8s enable dns")
+	if !strings.Contains(r.stdout, "Addon core/dns is already enabled") || time.Since(start) > time.Second {
+		t.Fatalf("enable again (%v): %+v", time.Since(start), r)
+	}
+	for _, n := range nodes {
+		if h := e.host(t, n.ID); h.KubeletArgs["--cluster-dns"] != "" || !slices.Contains(h.Addons, "dns") {
+			t.Errorf("%s: addons %v, kubelet %v", n.ID, h.Addons, h.KubeletArgs)
 		}
 	}
 }

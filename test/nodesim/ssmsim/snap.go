@@ -33,6 +33,9 @@ type LaunchConfig struct {
 	Addons                 []LaunchAddon `yaml:"addons"`
 	PersistentClusterToken string        `yaml:"persistentClusterToken"`
 	Join                   *LaunchJoin   `yaml:"join"`
+	// ExtraKubeletArgs are set in the node's kubelet arguments; a null
+	// value removes one (microk8s-cluster-agent pkg/k8sinit/schema.go).
+	ExtraKubeletArgs map[string]*string `yaml:"extraKubeletArgs"`
 }
 
 // LaunchAddon is an addon entry of a launch configuration.
@@ -179,6 +182,18 @@ func (s *Sim) snapInstall(ctx context.Context, h *host, args []string) result {
 	if lc != nil {
 		extra = lc.ExtraSANs
 	}
+	applied := lc
+	if applied == nil {
+		applied = defaultLaunchConfig()
+	}
+	kubelet := defaultKubeletArgs()
+	for k, v := range applied.ExtraKubeletArgs {
+		if v == nil {
+			delete(kubelet, k)
+		} else {
+			kubelet[k] = *v
+		}
+	}
 	s.mu.Lock()
 	ip, hostname := h.ip, h.hostname
 	s.mu.Unlock()
@@ -193,17 +208,18 @@ func (s *Sim) snapInstall(ctx context.Context, h *host, args []string) result {
 	s.mu.Lock()
 	h.installing, h.installed, h.installedAt, h.channel = false, true, time.Now(), channel
 	h.launchRaw, h.launch = raw, lc
+	h.kubeletArgs = kubelet
 	h.certDER, h.certSANs = der, sans
 	h.partial = ""
 	s.newClusterLocked(h)
 	var addonErr error
-	if lc != nil {
-		if lc.PersistentClusterToken != "" {
-			if err := h.addPersistentToken(lc.PersistentClusterToken); err != nil {
-				addonErr = err
-			}
+	if lc != nil && lc.PersistentClusterToken != "" {
+		if err := h.addPersistentToken(lc.PersistentClusterToken); err != nil {
+			addonErr = err
 		}
-		for _, a := range lc.Addons {
+	}
+	{
+		for _, a := range applied.Addons {
 			if a.Disable {
 				delete(h.cluster.addons, a.Name)
 				continue
