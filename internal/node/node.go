@@ -4,6 +4,7 @@ import (
 	"embed"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -144,4 +145,19 @@ func SplitAddons(addons []string) (early, late []string) {
 		}
 	}
 	return early, late
+}
+
+// ServiceDNS is the DNS addon's service address in MicroK8s' default
+// service range (10.152.183.0/24), which mecd does not change.
+const ServiceDNS = "10.152.183.10"
+
+// ClusterDNS is the CLUSTER_DNS input of the scripts that install MicroK8s:
+// the kubelet's --cluster-dns when addons has dns (ServiceDNS), else "".
+// Without the addon nothing answers there, and the kubelet gives pods the
+// node's resolver instead.
+func ClusterDNS(addons []string) string {
+	if slices.Contains(addons, "dns") {
+		return ServiceDNS
+	}
+	return ""
 }

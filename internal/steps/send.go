@@ -290,7 +290,7 @@ func (s *Steps) plan(ctx context.Context, m *mec.MEC, step string) (commandPlan,
 
 func (s *Steps) planInstall(ctx context.Context, m *mec.MEC, n0 *mec.Node) (commandPlan, error) {
 	vars := map[string]string{
-		"CHANNEL": m.Spec.Microk8sChannel, "NODE0": n0.InstanceID, "LEADER_IP": n0.PrivateIP, "TOKEN_PARAM": "",
+		"CHANNEL": m.Spec.Microk8sChannel, "CLUSTER_DNS": node.ClusterDNS(m.Spec.Addons), "NODE0": n0.InstanceID, "LEADER_IP": n0.PrivateIP, "TOKEN_PARAM": "",
 		"TOKEN_TTL": strconv.Itoa(int(JoinTokenTTL.Seconds())), "WORKERS": joinWorkers(m),
 		"READY_TIMEOUT": strconv.Itoa(int(s.Env.CommandTimeout.Seconds())),
 		"RETRY_SECONDS": retrySeconds(s.Env.PollInterval),

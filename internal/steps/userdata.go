@@ -11,7 +11,8 @@ import (
 // node installs MicroK8s at first boot, while its SSM agent registers, so
 // the agent's long start and the install overlap.
 func (s *Steps) userData(m *mec.MEC) (string, error) {
-	boot, err := node.Render(node.Boot, map[string]string{"CHANNEL": m.Spec.Microk8sChannel, "RETRY_SECONDS": retrySeconds(s.Env.PollInterval)})
+	boot, err := node.Render(node.Boot, map[string]string{"CHANNEL": m.Spec.Microk8sChannel,
+		"CLUSTER_DNS": node.ClusterDNS(m.Spec.Addons), "RETRY_SECONDS": retrySeconds(s.Env.PollInterval)})
 	if err != nil {
 		return "", err
 	}

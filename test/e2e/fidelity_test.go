@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -232,6 +233,23 @@ func TestNodePolicyChangesTakeTimeToApply(t *testing.T) {
 	name := localrt.UniqueName("iamlag")
 	m := accepted(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":2,"haControlPlane":false,"addons":[]}`, name))
 	waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second) // a FAILED MEC fails the test with its cause
+}
+
+// Without the dns addon no kubelet is pointed at a cluster DNS service that
+// nothing answers: pods keep the node's resolver.
+func TestNoClusterDNSWithoutTheAddon(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := localrt.UniqueName("nodns")
+	m := accepted(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":2,"addons":["hostpath-storage"]}`, name))
+	ready := waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second)
+	for _, n := range ready.LiveNodes() {
+		h, _ := rt.Sim.SSMSim.Host(n.InstanceID)
+		if _, set := h.KubeletArgs["--cluster-dns"]; set || slices.Contains(h.Addons, "dns") || !slices.Contains(h.Addons, "hostpath-storage") {
+			t.Errorf("node %d: addons %v, kubelet arguments %v", n.Index, h.Addons, h.KubeletArgs)
+		}
+	}
+	deleteClean(t, rt, m.ID)
 }
 
 // ebsKmsKeyId encrypts the nodes' volumes with the spec's key; a key EC2

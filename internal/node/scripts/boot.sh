@@ -4,7 +4,8 @@
 # long). It holds no secret: anyone allowed ec2:DescribeInstanceAttribute
 # can read user data. The install step waits for it (cloud-init status
 # --wait) and reports its timings; it installs itself if this did not.
-# Inputs: CHANNEL, RETRY_SECONDS.
+# Inputs: CHANNEL, CLUSTER_DNS (the dns addon's address, or empty without
+# it), RETRY_SECONDS.
 aws_init
 start=$(now_ms)
 mkdir -p "$MECD_STATE"

@@ -7,7 +7,7 @@
 # (EARLY_ADDONS) at the same time, and the others (LATE_ADDONS) the moment
 # the last node joined, with no other Run Command to dispatch. A join that fails or
 # lags past JOIN_WAIT_MS leaves the finish to the finalize step.
-# Inputs: CHANNEL, NODE0 (instance id), LEADER_IP (node 0's private IP),
+# Inputs: CHANNEL, CLUSTER_DNS (as boot.sh's), NODE0 (instance id), LEADER_IP (node 0's private IP),
 # TOKEN_PARAM (empty for a single node), TOKEN_TTL (seconds), WORKERS
 # (instance ids joining as workers), READY_TIMEOUT, RETRY_SECONDS,
 # JOIN_WAIT_MS, EARLY_ADDONS and LATE_ADDONS (ADDONS split), and

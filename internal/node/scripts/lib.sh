@@ -313,13 +313,15 @@ write_launch_config() {
   {
     echo "---"
     echo "version: 0.1.0"
-    # MicroK8s' own default configuration (microk8s.default.yaml), which
-    # this one displaces, sets these: with them every node has the DNS
-    # addon's kubelet arguments from the start, a node that joins while node
-    # 0 enables dns included.
-    echo "extraKubeletArgs:"
-    echo "  --cluster-domain: cluster.local"
-    echo "  --cluster-dns: 10.152.183.10"
+    # With the dns addon, as MicroK8s' own default configuration
+    # (microk8s.default.yaml), which this one displaces, sets them: every
+    # node has the addon's kubelet arguments from the start, a node that
+    # joins while node 0 enables dns included.
+    if [ -n "${CLUSTER_DNS:-}" ]; then
+      echo "extraKubeletArgs:"
+      echo "  --cluster-domain: cluster.local"
+      echo "  --cluster-dns: ${CLUSTER_DNS}"
+    fi
     echo "extraSANs:"
     for san in $public $LOCAL_IP; do
       echo "  - ${san}"
