@@ -151,12 +151,18 @@ func SplitAddons(addons []string) (early, late []string) {
 // service range (10.152.183.0/24), which mecd does not change.
 const ServiceDNS = "10.152.183.10"
 
+// withDNS are the addons that enable dns: dns itself, and those whose
+// enable script enables it first (canonical/microk8s-core-addons
+// addons/cert-manager/enable: `$ENABLE dns`; addons/observability/enable:
+// microk8s-enable.wrapper core/dns).
+var withDNS = []string{"dns", "cert-manager", "observability"}
+
 // ClusterDNS is the CLUSTER_DNS input of the scripts that install MicroK8s:
-// the kubelet's --cluster-dns when addons has dns (ServiceDNS), else "".
-// Without the addon nothing answers there, and the kubelet gives pods the
-// node's resolver instead.
+// the kubelet's --cluster-dns when an addon enables dns (ServiceDNS), else
+// "". Without the addon nothing answers there, and the kubelet gives pods
+// the node's resolver instead.
 func ClusterDNS(addons []string) string {
-	if slices.Contains(addons, "dns") {
+	if slices.ContainsFunc(addons, func(a string) bool { return slices.Contains(withDNS, a) }) {
 		return ServiceDNS
 	}
 	return ""

@@ -126,3 +126,23 @@ func TestSplitAddons(t *testing.T) {
 		}
 	}
 }
+
+// Every addon that enables dns, itself or as its first step, gives the
+// kubelets the DNS service's address; the others leave the node's resolver.
+func TestClusterDNS(t *testing.T) {
+	tests := []struct {
+		addons []string
+		want   string
+	}{
+		{nil, ""},
+		{[]string{"hostpath-storage", "ingress", "rbac", "metrics-server"}, ""},
+		{[]string{"dns"}, ServiceDNS},
+		{[]string{"cert-manager"}, ServiceDNS},
+		{[]string{"ingress", "observability"}, ServiceDNS},
+	}
+	for _, tc := range tests {
+		if got := ClusterDNS(tc.addons); got != tc.want {
+			t.Errorf("ClusterDNS(%v) = %q, want %q", tc.addons, got, tc.want)
+		}
+	}
+}

@@ -146,7 +146,8 @@
 //     enable/disable <addon>... (enable reads the enabled addons first, so it
 //     fails at once while the API server is down; skips those already
 //     enabled, taking no time if none is left; enables the others one by
-//     one, latency.Addons per call shared between them, each enabled as
+//     one (cert-manager and observability enable dns first, as their
+//     scripts do), latency.Addons per call shared between them, each enabled as
 //     soon as it starts (its manifests applied) and failing at its end if
 //     the API server is down then, before the kubelet arguments it sets:
 //     dns --cluster-domain/--cluster-dns, metrics-server

@@ -254,11 +254,20 @@ func (s *Sim) enable(ctx context.Context, h *host, args []string) result {
 	}
 	var b strings.Builder
 	var todo []addonInfo
+	pending := func(a addonInfo) bool {
+		return !c.addons[a.name] && !defaultAddons[a.name] && !slices.ContainsFunc(todo, func(t addonInfo) bool { return t.name == a.name })
+	}
 	for _, spec := range args {
 		a, _ := findAddon(c, h.arch, spec)
-		if c.addons[a.name] || defaultAddons[a.name] || slices.ContainsFunc(todo, func(t addonInfo) bool { return t.name == a.name }) {
+		if !pending(a) {
 			fmt.Fprintf(&b, "Addon %s/%s is already enabled\n", a.repo, a.name)
 			continue
+		}
+		// The addons its script enables first, unless enabled already.
+		for _, name := range enablesFirst[a.name] {
+			if pre, found := findAddon(c, h.arch, name); found && pending(pre) {
+				todo = append(todo, pre)
+			}
 		}
 		todo = append(todo, a)
 	}
@@ -294,6 +303,15 @@ func (s *Sim) enable(ctx context.Context, h *host, args []string) result {
 		fmt.Fprintf(&b, "%s is enabled\n", a.name)
 	}
 	return success(b.String())
+}
+
+// enablesFirst are the addons an addon's enable script enables before its
+// own work (canonical/microk8s-core-addons addons/cert-manager/enable:
+// `$ENABLE dns`, `$ENABLE helm3`; addons/observability/enable: core/dns,
+// core/helm3, core/hostpath-storage).
+var enablesFirst = map[string][]string{
+	"cert-manager":  {"dns", "helm3"},
+	"observability": {"dns", "helm3", "hostpath-storage"},
 }
 
 // kubeletArgsOf are the kubelet arguments an addon's enable script sets

@@ -546,6 +546,8 @@ func TestKubeletArgumentsOfDNS(t *testing.T) {
 		{"ConfigurationWithThem", withArgs, "", "", true, false},
 		{"EnabledBeforeTheJoin", noArgs, "microk8s enable dns", "", true, true},
 		{"EnabledAfterTheJoin", noArgs, "", "microk8s enable dns", true, true},
+		// cert-manager's enable script enables dns first.
+		{"EnabledByCertManager", noArgs, "", "microk8s enable cert-manager", true, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
