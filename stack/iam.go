@@ -343,6 +343,10 @@ func functionAccess(name string, r refs) ([]access, bool) {
 			acc = append(acc, access{actions: []string{"states:StopExecution"}, resources: []string{executionsArn(name)},
 				why: "executions of the provision workflow only; each is named by its cluster id, known only at run time"})
 		}
+		if name, ok := r.stateMachines[ScaleMachine]; ok {
+			acc = append(acc, access{actions: []string{"states:StopExecution"}, resources: []string{executionsArn(name)},
+				why: "executions of the scale workflow only (a DELETE stops a running scale); each is named by its cluster id and operation, known only at run time"})
+		}
 		return acc, true
 	case APIFunction:
 		// Create (record, name claim and idempotency item in one
@@ -358,7 +362,7 @@ func functionAccess(name string, r refs) ([]access, bool) {
 			acc = append(acc, access{actions: []string{"lambda:InvokeFunction"},
 				resources: []string{"arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:" + name}})
 		}
-		return append(append(acc, startExecution(r, ProvisionMachine, TeardownMachine)...), describeTeardowns(r)...), true
+		return append(append(acc, startExecution(r, ProvisionMachine, TeardownMachine, ScaleMachine)...), describeTeardowns(r)...), true
 	case ReaperFunction:
 		// Finds mecd's resources by tag and path in every allowed region,
 		// reads their MEC, and deletes what cleanup deletes.

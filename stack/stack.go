@@ -25,6 +25,7 @@ const (
 	ProvisionMachine  = "provision"
 	TeardownMachine   = "teardown"
 	RollbackMachine   = "rollback"
+	ScaleMachine      = "scale"
 )
 
 // Validate checks props before anything is built: the app calls it to fail
@@ -121,6 +122,7 @@ func NewMecdStack(scope constructs.Construct, id string, props *MecdStackProps) 
 		ProvisionSMArn:    smArns[ProvisionMachine],
 		TeardownSMArn:     smArns[TeardownMachine],
 		RollbackSMArn:     smArns[RollbackMachine],
+		ScaleSMArn:        smArns[ScaleMachine],
 		NodeBoundaryArn:   *boundary.ManagedPolicyArn(),
 		NodeCorePolicyArn: *awscdk.Fn_Sub(jsii.String(arnCorePolicy), nil),
 		AllowedRegions:    strings.Join(regions, ","),

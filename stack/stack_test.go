@@ -65,9 +65,9 @@ func TestFunctionsAreArm64Al2023WithTheirEnvironmentAndLogGroup(t *testing.T) {
 				if got := flat(v); got != coreARN {
 					t.Errorf("%s: %s = %s, want %s", f.Name, k, got, coreARN)
 				}
-			case backend.EnvProvisionSMArn, backend.EnvTeardownSMArn, backend.EnvRollbackSMArn:
+			case backend.EnvProvisionSMArn, backend.EnvTeardownSMArn, backend.EnvRollbackSMArn, backend.EnvScaleSMArn:
 				machine := map[string]string{backend.EnvProvisionSMArn: ProvisionMachine, backend.EnvTeardownSMArn: TeardownMachine,
-					backend.EnvRollbackSMArn: RollbackMachine}[k]
+					backend.EnvRollbackSMArn: RollbackMachine, backend.EnvScaleSMArn: ScaleMachine}[k]
 				if got, want := flat(v), "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:stateMachine:"+testStack+"-"+machine; got != want {
 					t.Errorf("%s: %s = %s, want %s", f.Name, k, got, want)
 				}

@@ -78,6 +78,7 @@ const (
 	CodePayloadTooLarge      = "PayloadTooLarge"
 	CodeNameTaken            = "NameTaken"
 	CodeNotReady             = "NotReady"
+	CodeBusy                 = "OperationInProgress"
 	CodeIdempotencyKeyReused = "IdempotencyKeyReused"
 	CodeInternal             = "InternalError"
 	CodeUnavailable          = "ServiceUnavailable"
@@ -132,7 +133,7 @@ var routes = []route{
 		methods: map[string]op{http.MethodGet: (*Handler).list, http.MethodPost: (*Handler).create},
 		query:   map[string][]string{http.MethodGet: {"status", "region", "limit", "nextToken"}}},
 	{pattern: "/mecs/{id}",
-		methods: map[string]op{http.MethodGet: (*Handler).get, http.MethodDelete: (*Handler).delete}},
+		methods: map[string]op{http.MethodGet: (*Handler).get, http.MethodPatch: (*Handler).scale, http.MethodDelete: (*Handler).delete}},
 	{pattern: "/mecs/{id}/kubeconfig",
 		methods: map[string]op{http.MethodGet: (*Handler).kubeconfig}},
 }

@@ -83,15 +83,16 @@ func (c *regionSSM) GetParameter(ctx context.Context, in *ssm.GetParameterInput,
 }
 
 type env struct {
-	h       *Handler
-	st      *store.Store
-	ddb     *dynamodb.Client
-	sfn     *countingSFN
-	ssm     *regionSSM
-	logs    *bytes.Buffer
-	clock   *clock
-	provArn string
-	tearArn string
+	h        *Handler
+	st       *store.Store
+	ddb      *dynamodb.Client
+	sfn      *countingSFN
+	ssm      *regionSSM
+	logs     *bytes.Buffer
+	clock    *clock
+	provArn  string
+	tearArn  string
+	scaleArn string
 }
 
 // clock is a settable time for the handler and the store.
@@ -117,8 +118,8 @@ func newEnv(t testing.TB) *env {
 	}
 	// Stand-in workflows: a long Wait keeps executions RUNNING for the test.
 	def := `{"StartAt":"Work","States":{"Work":{"Type":"Wait","Seconds":120,"End":true}}}`
-	arns := make([]string, 2)
-	for i, name := range []string{"provision-", "teardown-"} {
+	arns := make([]string, 3)
+	for i, name := range []string{"provision-", "teardown-", "scale-"} {
 		out, err := sf.CreateStateMachine(ctx, &sfn.CreateStateMachineInput{Name: aws.String(name + uniq),
 			Definition: aws.String(def), RoleArn: aws.String("arn:aws:iam::123456789012:role/sfn")})
 		if err != nil {
@@ -129,13 +130,13 @@ func newEnv(t testing.TB) *env {
 	logs := &bytes.Buffer{} // slog's handler serializes its writes
 	clk := &clock{}
 	e := &env{ddb: ddb, sfn: &countingSFN{Client: sf}, ssm: &regionSSM{Client: sm}, logs: logs, clock: clk,
-		provArn: arns[0], tearArn: arns[1]}
+		provArn: arns[0], tearArn: arns[1], scaleArn: arns[2]}
 	e.st = &store.Store{DB: ddb, Table: table, Retention: time.Hour, Now: clk.now}
 	e.h = &Handler{
 		Store: e.st,
 		SFN:   e.sfn,
 		SSM:   e.ssm,
-		Env: config.Env{Region: "us-east-1", TableName: table, ProvisionSMArn: arns[0], TeardownSMArn: arns[1],
+		Env: config.Env{Region: "us-east-1", TableName: table, ProvisionSMArn: arns[0], TeardownSMArn: arns[1], ScaleSMArn: arns[2], CommandTimeout: 30 * time.Minute,
 			AllowedRegions: []string{"us-east-1", "eu-west-1"}},
 		Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now: clk.now,

@@ -140,7 +140,8 @@ func (h *Handler) kubeconfig(ctx context.Context, r *request) (events.APIGateway
 	if err != nil {
 		return events.APIGatewayProxyResponse{}, err
 	}
-	if m.Status != mec.Ready {
+	if m.Status != mec.Ready && m.Status != mec.Scaling {
+		// A scale keeps the endpoint and the credentials.
 		return events.APIGatewayProxyResponse{}, notReady(m)
 	}
 	name := m.KubeconfigParameter

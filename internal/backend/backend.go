@@ -14,6 +14,7 @@ const (
 	EnvProvisionSMArn = "PROVISION_STATE_MACHINE_ARN"
 	EnvTeardownSMArn  = "TEARDOWN_STATE_MACHINE_ARN"
 	EnvRollbackSMArn  = "ROLLBACK_STATE_MACHINE_ARN"
+	EnvScaleSMArn     = "SCALE_STATE_MACHINE_ARN"
 	// Each MEC's nodes get their own role, created under this permissions
 	// boundary with this managed policy (the SSM agent's) attached.
 	EnvNodeBoundaryArn   = "NODE_BOUNDARY_ARN"
@@ -104,15 +105,15 @@ var Functions = []Function{
 		MemoryMB: 256, TimeoutSeconds: 60, Placeholder: "CleanupFunctionArn",
 	},
 	{
-		Name: "record-status", Description: "Moves a MEC record to READY, FAILED, DELETING (stopping its provisioning) or DELETED",
-		Env:      []string{EnvTableName, EnvProvisionSMArn, EnvRecordRetention, EnvLogLevel},
+		Name: "record-status", Description: "Moves a MEC record to READY, FAILED, DELETING (stopping its provisioning or scale) or DELETED",
+		Env:      []string{EnvTableName, EnvProvisionSMArn, EnvScaleSMArn, EnvRecordRetention, EnvLogLevel},
 		MemoryMB: 256, TimeoutSeconds: 30, Placeholder: "RecordStatusFunctionArn",
 	},
 	{
 		// More memory buys CPU for the API's p99 (JSON, DynamoDB transactions).
 		Name: "api", Description: "The MEC resource API behind API Gateway (REST, IAM auth)",
-		Env: []string{EnvTableName, EnvProvisionSMArn, EnvTeardownSMArn, EnvAllowedRegions, EnvCheckSpecFunction,
-			EnvOwnerOnly, EnvAdminRoleArns, EnvLogLevel},
+		Env: []string{EnvTableName, EnvProvisionSMArn, EnvTeardownSMArn, EnvScaleSMArn, EnvAllowedRegions, EnvCheckSpecFunction,
+			EnvOwnerOnly, EnvAdminRoleArns, EnvCommandTimeout, EnvLogLevel},
 		MemoryMB: 512, TimeoutSeconds: 29,
 	},
 	{
@@ -142,6 +143,7 @@ var StateMachines = []StateMachine{
 	{Name: "provision", File: "statemachine/provision.asl.json"},
 	{Name: "teardown", File: "statemachine/teardown.asl.json"},
 	{Name: "rollback", File: "statemachine/rollback.asl.json"},
+	{Name: "scale", File: "statemachine/scale.asl.json"},
 }
 
 // Resources are the deployed identifiers the environment is built from.
@@ -150,6 +152,7 @@ type Resources struct {
 	ProvisionSMArn       string
 	TeardownSMArn        string
 	RollbackSMArn        string
+	ScaleSMArn           string
 	NodeBoundaryArn      string
 	NodeCorePolicyArn    string
 	AllowedRegions       string
@@ -175,6 +178,7 @@ func (f Function) EnvFrom(r Resources) map[string]string {
 		EnvProvisionSMArn:    r.ProvisionSMArn,
 		EnvTeardownSMArn:     r.TeardownSMArn,
 		EnvRollbackSMArn:     r.RollbackSMArn,
+		EnvScaleSMArn:        r.ScaleSMArn,
 		EnvNodeBoundaryArn:   r.NodeBoundaryArn,
 		EnvNodeCorePolicyArn: r.NodeCorePolicyArn,
 		EnvAllowedRegions:    r.AllowedRegions,

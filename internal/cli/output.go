@@ -223,8 +223,30 @@ func writeMEC(w io.Writer, m *mec.MEC, now time.Time) error {
 	if live := m.LiveNodes(); len(live) > 0 {
 		fmt.Fprintln(w, "Nodes:")
 		writeNodes(w, live)
+		if gone := len(m.Nodes) - len(live); gone > 0 {
+			// The history of a MEC that changed: which nodes left, and why.
+			fmt.Fprintln(w, "Former nodes:")
+			var former []mec.Node
+			for _, n := range m.Nodes {
+				if !n.Live() {
+					former = append(former, n)
+				}
+			}
+			writeNodes(w, former)
+		}
 	} else if len(m.Nodes) > 0 {
 		fmt.Fprintf(w, "Nodes:    none (%d terminated: %s)\n", len(m.Nodes), m.Nodes[0].Reason)
+	}
+	if len(m.Operations) > 0 {
+		fmt.Fprintln(w, "Operations:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, op := range m.Operations {
+			fmt.Fprintf(tw, "  %d\t%s %d -> %d\t%s\t%s\t%s\n", op.Number, op.Kind, op.From, op.To, op.Outcome,
+				op.StartedAt.Format(time.RFC3339), clip(op.Detail, 80))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 	if len(m.Steps) > 0 {
 		fmt.Fprintln(w, "Steps:")
@@ -254,7 +276,17 @@ func writeNodes(w io.Writer, nodes []mec.Node) {
 		if n.PublicIP != "" {
 			ip += " (public " + n.PublicIP + ")"
 		}
-		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\n", n.Index, n.InstanceID, n.Role, ip)
+		state := ""
+		switch {
+		case n.State != "":
+			state = n.State
+			if n.Reason != "" {
+				state += ": " + n.Reason
+			}
+		case n.Operation > 0:
+			state = fmt.Sprintf("added by operation %d", n.Operation)
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", n.Index, n.InstanceID, n.Role, ip, state)
 	}
 	_ = tw.Flush()
 }

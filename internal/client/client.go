@@ -22,6 +22,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/spec"
 )
 
 // SigningService is the SigV4 service name of API Gateway invocations.
@@ -340,6 +341,21 @@ func (c *Client) Get(ctx context.Context, id string) (*mec.MEC, error) {
 func (c *Client) Delete(ctx context.Context, id string) (*mec.MEC, error) {
 	var m mec.MEC
 	if _, err := c.Do(ctx, http.MethodDelete, "/mecs/"+url.PathEscape(id), "", nil, nil, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Scale asks for the MEC to have nodeCount nodes (PATCH /mecs/{id}); ha
+// nil leaves the HA rule to the API (HA from 3 nodes), false accepts a
+// control plane without a quorum to spare.
+func (c *Client) Scale(ctx context.Context, id string, nodeCount int, ha *bool) (*mec.MEC, error) {
+	body, err := json.Marshal(spec.Scale{NodeCount: nodeCount, HAControlPlane: ha})
+	if err != nil {
+		return nil, fmt.Errorf("scale body: %w", err)
+	}
+	var m mec.MEC
+	if _, err := c.Do(ctx, http.MethodPatch, "/mecs/"+url.PathEscape(id), "", body, http.Header{"Content-Type": {"application/json"}}, &m); err != nil {
 		return nil, err
 	}
 	return &m, nil

@@ -23,6 +23,7 @@ type Env struct {
 	ProvisionSMArn    string
 	TeardownSMArn     string
 	RollbackSMArn     string
+	ScaleSMArn        string
 	NodeBoundaryArn   string
 	NodeCorePolicyArn string
 	AllowedRegions    []string
@@ -48,6 +49,7 @@ func FromEnv() (Env, error) {
 		ProvisionSMArn:    os.Getenv(backend.EnvProvisionSMArn),
 		TeardownSMArn:     os.Getenv(backend.EnvTeardownSMArn),
 		RollbackSMArn:     os.Getenv(backend.EnvRollbackSMArn),
+		ScaleSMArn:        os.Getenv(backend.EnvScaleSMArn),
 		NodeBoundaryArn:   os.Getenv(backend.EnvNodeBoundaryArn),
 		NodeCorePolicyArn: os.Getenv(backend.EnvNodeCorePolicyArn),
 		CheckSpecFunction: os.Getenv(backend.EnvCheckSpecFunction),

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
@@ -134,4 +136,32 @@ func Teardown(ctx context.Context, c Starter, rec Recorder, stateMachineArn stri
 		return &cp, started, fmt.Errorf("record teardown %s: %w", arn, err)
 	}
 	return updated, started, nil
+}
+
+// StartScale starts the scale workflow of m's latest operation, which the
+// caller recorded, and returns the execution ARN. The name holds the
+// operation's number: a retried start finds the run going, and a later
+// operation can never share it. commandTimeout bounds each node command
+// (the callback tasks' timeout, with a minute to spare).
+func StartScale(ctx context.Context, c Starter, stateMachineArn string, m *mec.MEC, commandTimeout time.Duration) (string, error) {
+	op := m.Operation()
+	if op == nil {
+		return "", fmt.Errorf("start scale of %s: no operation recorded", m.ID)
+	}
+	name := mec.ScaleExecution(m.ID, op.Number)
+	in, err := json.Marshal(map[string]any{"clusterId": m.ID, "timeouts": map[string]int{"command": int(math.Ceil(commandTimeout.Seconds())) + 60}})
+	if err != nil {
+		return "", fmt.Errorf("scale input: %w", err)
+	}
+	out, err := c.StartExecution(ctx, &sfn.StartExecutionInput{
+		StateMachineArn: aws.String(stateMachineArn), Name: aws.String(name), Input: aws.String(string(in)),
+	})
+	if err == nil {
+		return aws.ToString(out.ExecutionArn), nil
+	}
+	var exists *sfntypes.ExecutionAlreadyExists
+	if errors.As(err, &exists) {
+		return mec.ExecutionArn(stateMachineArn, name), nil
+	}
+	return "", fmt.Errorf("start scale: %w", err)
 }

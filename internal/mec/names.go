@@ -120,6 +120,13 @@ func TeardownExecution(clusterID string, attempt int) string {
 // fixed, so two reconciler runs cannot start two.
 func RollbackExecution(clusterID string) string { return "rollback-" + clusterID }
 
+// ScaleExecution is the name of a MEC's operation number n: the record's
+// operation count makes it, so a repeated start finds the run going, and
+// two operations on one MEC can never share a run.
+func ScaleExecution(clusterID string, n int) string {
+	return "scale-" + clusterID + "-" + strconv.Itoa(n)
+}
+
 // ExecutionArn derives an execution's ARN from its state machine's and its
 // name ("" if stateMachineArn is not a state machine ARN).
 func ExecutionArn(stateMachineArn, name string) string {

@@ -26,6 +26,13 @@ const (
 	StepReset    = "reset"
 	StepRollback = "rollback"
 	StepTeardown = "teardown"
+
+	// The steps of a scale (an Operation): node 0 joins the new nodes
+	// (grow), drains and removes the leaving ones (shrink), then their
+	// instances end (release).
+	StepGrow    = "grow"
+	StepShrink  = "shrink"
+	StepRelease = "release"
 )
 
 // planned is one step of the provisioning plan.
@@ -56,7 +63,7 @@ var plan = []planned{
 }
 
 // notProgress are recorded steps that never count towards the plan.
-var notProgress = []string{StepStart, StepReset, StepRollback, StepTeardown}
+var notProgress = []string{StepStart, StepReset, StepRollback, StepTeardown, StepGrow, StepShrink, StepRelease}
 
 // Plan is every provisioning step, in order.
 func Plan() []string {

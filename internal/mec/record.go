@@ -36,18 +36,38 @@ type Node struct {
 	PrivateIP  string `json:"privateIp,omitempty"`
 	PublicIP   string `json:"publicIp,omitempty"`
 	Joined     bool   `json:"joined,omitempty"`
-	// State is "" while the node is part of the MEC, NodeTerminated after.
+	// State is "" while the node is part of the MEC, NodeLeaving once an
+	// operation chose to remove it (until its instance is gone), and
+	// NodeTerminated after.
 	State string `json:"state,omitempty"`
+	// Operation is the number of the operation that added the node (0: the
+	// provisioning).
+	Operation int `json:"operation,omitempty"`
+	// LaunchedAt and JoinedAt say when the node's instance was launched and
+	// when it joined the cluster.
+	LaunchedAt *time.Time `json:"launchedAt,omitempty"`
+	JoinedAt   *time.Time `json:"joinedAt,omitempty"`
 	// EndedAt and Reason say when and why a node left.
 	EndedAt *time.Time `json:"endedAt,omitempty"`
 	Reason  string     `json:"reason,omitempty"`
 }
 
-// NodeTerminated is the State of a node whose instance is gone.
-const NodeTerminated = "terminated"
+// Node states.
+const (
+	// NodeLeaving: an operation removes the node (drained, out of the
+	// cluster, its instance terminating).
+	NodeLeaving = "leaving"
+	// NodeTerminated: the node's instance is gone.
+	NodeTerminated = "terminated"
+)
 
-// Live reports whether the node is still part of its MEC.
+// Live reports whether the node is still part of its MEC (a leaving node
+// is, until its instance is gone).
 func (n Node) Live() bool { return n.State != NodeTerminated }
+
+// Member reports whether the node is, or is to be, part of the cluster: live
+// and not leaving.
+func (n Node) Member() bool { return n.State == "" }
 
 // LiveNodes are the nodes still part of the MEC.
 func (m *MEC) LiveNodes() []Node {
@@ -119,6 +139,10 @@ type MEC struct {
 	KubeconfigParameter string `json:"kubeconfigParameter,omitempty"`
 	JoinCheck           string `json:"joinCheck,omitempty"` // node 0's certificate hash prefix (public)
 	Steps               []Step `json:"steps,omitempty"`
+	// Operations are the changes asked of the MEC after its provisioning
+	// (a scale), oldest first; the last is the one running while the
+	// status is SCALING.
+	Operations []Operation `json:"operations,omitempty"`
 	// Lease is held by a step that may create resources (launch-nodes,
 	// node-command) while it runs: a cleanup waits for it, so nothing is
 	// made after the cleanup looked.
@@ -249,10 +273,10 @@ func (m *MEC) Node0() *Node {
 	return nil
 }
 
-// InstanceIDs lists the node instance ids in index order.
+// InstanceIDs lists the member nodes' instance ids in index order.
 func (m *MEC) InstanceIDs() []string {
 	out := make([]string, 0, len(m.Nodes))
-	for _, n := range m.Nodes {
+	for _, n := range m.MemberNodes() {
 		out = append(out, n.InstanceID)
 	}
 	return out
@@ -269,4 +293,76 @@ func (m *MEC) EndpointHost() string {
 		return n0.PublicIP
 	}
 	return n0.PrivateIP
+}
+
+// Operation kinds.
+const (
+	OperationScale = "scale"
+)
+
+// Operation is one change of a MEC after its provisioning: its history
+// entry while it runs and after.
+type Operation struct {
+	// Number counts the MEC's operations from 1; it names the execution.
+	Number int    `json:"number"`
+	Kind   string `json:"kind"`
+	// From and To are the node counts before and asked.
+	From int `json:"from"`
+	To   int `json:"to"`
+	// Owner is the principal that asked for it (as MEC.Owner).
+	Owner     string     `json:"owner,omitempty"`
+	StartedAt time.Time  `json:"startedAt"`
+	EndedAt   *time.Time `json:"endedAt,omitempty"`
+	// Outcome is OutcomeRunning, OutcomeSucceeded or OutcomeFailed.
+	Outcome      string `json:"outcome"`
+	Detail       string `json:"detail,omitempty"`
+	ExecutionArn string `json:"executionArn,omitempty"`
+	// Remove and Add are the plan: the nodes that leave, by index, and the
+	// roles of the nodes that join; HAControlPlane is the spec's after it.
+	Remove         []int       `json:"remove,omitempty"`
+	Add            []spec.Role `json:"add,omitempty"`
+	HAControlPlane *bool       `json:"haControlPlane,omitempty"`
+	// Undoing: the operation failed and its undo runs (the nodes it added
+	// that did not join leave; the nodes it chose to remove that are still
+	// in the cluster stay).
+	Undoing bool `json:"undoing,omitempty"`
+}
+
+// Operation returns the latest operation, or nil.
+func (m *MEC) Operation() *Operation {
+	if len(m.Operations) == 0 {
+		return nil
+	}
+	return &m.Operations[len(m.Operations)-1]
+}
+
+// EndOperation records the running operation's outcome (a no-op when none runs).
+func (m *MEC) EndOperation(outcome, detail string, now time.Time) {
+	op := m.Operation()
+	if op == nil || op.Outcome != OutcomeRunning {
+		return
+	}
+	end := now
+	op.Outcome, op.Detail, op.EndedAt = outcome, detail, &end
+}
+
+// MemberNodes are the nodes that are, or are to be, part of the cluster.
+func (m *MEC) MemberNodes() []Node {
+	var out []Node
+	for _, n := range m.Nodes {
+		if n.Member() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// NextNodeIndex is the index a new node gets: indices are never reused, so
+// a node's history stays its own.
+func (m *MEC) NextNodeIndex() int {
+	next := 0
+	for _, n := range m.Nodes {
+		next = max(next, n.Index+1)
+	}
+	return next
 }

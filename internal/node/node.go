@@ -20,6 +20,8 @@ const (
 	Join     = mec.StepJoin
 	Reset    = mec.StepReset
 	Finalize = mec.StepFinalize
+	// Shrink takes a scale's leaving nodes out of the cluster (on node 0).
+	Shrink = mec.StepShrink
 	// Boot is the user data: cloud-init runs it at first boot.
 	Boot = "boot"
 )
@@ -82,7 +84,7 @@ func withoutCommentLines(src []byte) []byte {
 }
 
 // Names lists the scripts (for tests such as shellcheck).
-func Names() []string { return []string{Boot, Install, Join, Reset, Finalize} }
+func Names() []string { return []string{Boot, Install, Join, Reset, Finalize, Shrink} }
 
 // Markers parses the progress markers a script prints: "::mecd-step NAME START_MS END_MS".
 type Marker struct {

@@ -148,7 +148,7 @@ func (s *Steps) checkOnce(ctx context.Context, ns *nodeStates) (CheckResult, tim
 	}
 	if waited > s.Env.NodeOnlineTimeout {
 		var missing []string
-		for _, n := range m.Nodes {
+		for _, n := range m.MemberNodes() {
 			if !online[n.InstanceID] {
 				missing = append(missing, fmt.Sprintf("%s (node %d, %s)", n.InstanceID, n.Index, orUnknown(states[n.InstanceID])))
 			}

@@ -18,7 +18,7 @@ import (
 
 // CleanupInput is the rollback/teardown task's input.
 type CleanupInput struct {
-	Purpose string `json:"purpose"` // "rollback" or "teardown"
+	Purpose string `json:"purpose"` // "rollback", "teardown", PurposeUndo or PurposeRelease
 	// TaskEnded: the provisioning's own Catch runs this rollback, so the
 	// task that failed (and any lease it left, crashed) has ended. A
 	// teardown or the reconciler's rollback runs beside a provisioning that
@@ -42,6 +42,12 @@ func (s *Steps) Cleanup(ctx context.Context, in CleanupInput) (CleanupResult, er
 	id := in.State.ClusterID
 	if id == "" {
 		return CleanupResult{Done: true}, nil // failed before a record existed: nothing was made
+	}
+	switch in.Purpose {
+	case PurposeUndo:
+		return s.undoScale(ctx, id)
+	case PurposeRelease:
+		return s.release(ctx, id)
 	}
 	m, err := s.Store.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {

@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -35,7 +36,7 @@ func (s *Steps) finishCommand(ctx context.Context, w *store.Wait) error {
 		return err
 	}
 	var secrets []string
-	if w.Step == mec.StepInstall || w.Step == mec.StepJoin {
+	if w.Step == mec.StepInstall || w.Step == mec.StepJoin || w.Step == mec.StepGrow {
 		// Defence in depth: scripts never print the token, but a cause must
 		// not carry it even if one did. The parameter holds "token/check".
 		if p, err := s.AWS.SSM(w.Region).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(mec.TokenParam(w.ClusterID)), WithDecryption: aws.Bool(true)}); err == nil {
@@ -84,7 +85,7 @@ func (s *Steps) finishCommand(ctx context.Context, w *store.Wait) error {
 		_, err = s.SFN.SendTaskFailure(ctx, &sfn.SendTaskFailureInput{TaskToken: aws.String(w.Token),
 			Error: aws.String(name), Cause: aws.String(tail(detail, 4000))})
 	} else {
-		if w.Step == mec.StepJoin || w.Step == mec.StepInstall {
+		if w.Step == mec.StepJoin || w.Step == mec.StepInstall || w.Step == mec.StepGrow {
 			// Every node joined: the token has done its work.
 			if _, derr := s.AWS.SSM(w.Region).DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(mec.TokenParam(w.ClusterID))}); derr != nil && apiCode(derr) != "ParameterNotFound" {
 				return fmt.Errorf("delete join token: %w", derr)
@@ -157,7 +158,7 @@ func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocat
 	outputs := make([]output, len(invs))
 	for i, inv := range invs {
 		outputs[i].markers, outputs[i].values = node.ParseOutput(inv.stdout)
-		if w.Step == mec.StepInstall && outcome == mec.OutcomeSucceeded && inv.node.Index == 0 && outputs[i].values["finalized"] == "yes" {
+		if (w.Step == mec.StepInstall || w.Step == mec.StepGrow) && outcome == mec.OutcomeSucceeded && inv.node.Index == 0 && outputs[i].values["finalized"] == "yes" {
 			finalized = true
 		}
 	}
@@ -165,6 +166,21 @@ func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocat
 		var join *mec.Step // the install step's joins
 		for i, inv := range invs {
 			markers, values := outputs[i].markers, outputs[i].values
+			if w.Step == mec.StepGrow || w.Step == mec.StepShrink {
+				// A scale's step is its own record: its nodes' markers
+				// are not the provisioning's steps.
+				markers = nil
+			}
+			if w.Step == mec.StepShrink && values["removed"] != "" {
+				// The nodes shrink.sh took out of the cluster, even when
+				// it failed part way.
+				out := strings.Split(values["removed"], ",")
+				for j := range r.Nodes {
+					if n := &r.Nodes[j]; n.State == mec.NodeLeaving && slices.Contains(out, n.PrivateIP) {
+						n.Joined = false
+					}
+				}
+			}
 			for _, mk := range markers {
 				if mk.Step == w.Step {
 					continue
@@ -189,7 +205,7 @@ func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocat
 				r.JoinCheck = values["check"]
 			}
 		}
-		if w.Step == mec.StepJoin || w.Step == mec.StepInstall {
+		if w.Step == mec.StepJoin || w.Step == mec.StepInstall || w.Step == mec.StepGrow {
 			joined := map[string]bool{}
 			joiners := 0
 			for _, inv := range invs {
@@ -199,8 +215,9 @@ func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocat
 				}
 			}
 			for i := range r.Nodes {
-				if joined[r.Nodes[i].InstanceID] {
-					r.Nodes[i].Joined = true
+				if n := &r.Nodes[i]; joined[n.InstanceID] && !n.Joined {
+					at := now
+					n.Joined, n.JoinedAt = true, &at
 				}
 			}
 			if w.Step == mec.StepInstall && joiners > 0 && (outcome == mec.OutcomeSucceeded || joinsOnly) {

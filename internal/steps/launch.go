@@ -37,6 +37,9 @@ func (s *Steps) LaunchNodes(ctx context.Context, st State) (LaunchResult, error)
 			return LaunchResult{}, err
 		}
 	}
+	if m.Status == mec.Scaling {
+		return s.launchAdded(ctx, m)
+	}
 	if len(m.Nodes) > 0 {
 		return LaunchResult{Launched: true}, nil
 	}
@@ -153,7 +156,7 @@ func (s *Steps) live(ctx context.Context, id string) (*mec.MEC, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.Status != mec.Creating {
+	if !m.Status.Building() {
 		return nil, stepErr(ErrCancelled, "MEC %s is %s: provisioning stopped", id, m.Status)
 	}
 	return m, nil
@@ -171,7 +174,7 @@ func (s *Steps) lease(ctx context.Context, id, step string) (*mec.MEC, func(), e
 		until = d.UTC().Add(5 * time.Second) // clock skew
 	}
 	m, err := s.Store.Update(ctx, id, func(r *mec.MEC) error {
-		if r.Status != mec.Creating {
+		if !r.Status.Building() {
 			return stepErr(ErrCancelled, "MEC %s is %s: provisioning stopped", id, r.Status)
 		}
 		r.Lease = &mec.Lease{Step: step, Until: until}
@@ -295,46 +298,17 @@ func (s *Steps) launch(ctx context.Context, m *mec.MEC) error {
 	if m, err = s.Store.Update(ctx, m.ID, func(r *mec.MEC) error { r.StartStep(mec.StepLaunch, s.now()); return nil }); err != nil {
 		return err
 	}
-	n := int32(m.Spec.NodeCount)
-	tags := ec2Tags(m)
-	boot, err := s.userData(m)
+	m.InstanceProfileArn = profile
+	in, err := s.runInput(m, m.Spec.NodeCount, m.ID)
 	if err != nil {
 		return err
-	}
-	in := &ec2.RunInstancesInput{
-		ClientToken:        aws.String(m.ID),
-		ImageId:            aws.String(m.Resolved.AmiID),
-		InstanceType:       types.InstanceType(m.Spec.InstanceType),
-		MinCount:           aws.Int32(n),
-		MaxCount:           aws.Int32(n),
-		SubnetId:           aws.String(m.Resolved.SubnetID),
-		SecurityGroupIds:   []string{m.SecurityGroupID},
-		IamInstanceProfile: &types.IamInstanceProfileSpecification{Arn: aws.String(profile)},
-		UserData:           aws.String(boot),
-		MetadataOptions: &types.InstanceMetadataOptionsRequest{
-			HttpTokens:              types.HttpTokensStateRequired,
-			HttpEndpoint:            types.InstanceMetadataEndpointStateEnabled,
-			HttpPutResponseHopLimit: aws.Int32(1), // pods cannot reach the node's credentials
-		},
-		BlockDeviceMappings: []types.BlockDeviceMapping{{
-			DeviceName: aws.String(rootDevice(m.Resolved)),
-			Ebs: &types.EbsBlockDevice{
-				VolumeSize: aws.Int32(int32(m.Spec.RootVolumeGiB)), VolumeType: types.VolumeTypeGp3,
-				Encrypted: aws.Bool(true), DeleteOnTermination: aws.Bool(true),
-				// EC2 creates a grant on it for the volume, as the launching role.
-				KmsKeyId: nonEmpty(m.Spec.EBSKmsKeyID),
-			},
-		}},
-		TagSpecifications: []types.TagSpecification{
-			{ResourceType: types.ResourceTypeInstance, Tags: tags},
-			{ResourceType: types.ResourceTypeVolume, Tags: tags},
-		},
 	}
 	out, err := s.runInstances(ctx, m.Region, in)
 	if err != nil {
 		return err
 	}
 	roles := m.Spec.Roles()
+	launched := s.now()
 	nodes := make([]mec.Node, 0, len(out.Instances))
 	for _, inst := range out.Instances {
 		idx := int(aws.ToInt32(inst.AmiLaunchIndex))
@@ -343,7 +317,7 @@ func (s *Steps) launch(ctx context.Context, m *mec.MEC) error {
 			role = string(roles[idx])
 		}
 		nodes = append(nodes, mec.Node{Index: idx, InstanceID: aws.ToString(inst.InstanceId), Role: role,
-			PrivateIP: aws.ToString(inst.PrivateIpAddress), PublicIP: aws.ToString(inst.PublicIpAddress)})
+			PrivateIP: aws.ToString(inst.PrivateIpAddress), PublicIP: aws.ToString(inst.PublicIpAddress), LaunchedAt: &launched})
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Index < nodes[j].Index })
 	ids := make([]string, 0, len(nodes))
@@ -383,4 +357,45 @@ func rootDevice(r *mec.Resolved) string {
 		return r.RootDevice
 	}
 	return resolve.DefaultRootDevice
+}
+
+// runInput is the RunInstances request for count of m's nodes: the
+// client token makes a retried call the same launch.
+func (s *Steps) runInput(m *mec.MEC, count int, token string) (*ec2.RunInstancesInput, error) {
+	n := int32(count)
+	tags := ec2Tags(m)
+	boot, err := s.userData(m)
+	if err != nil {
+		return nil, err
+	}
+	in := &ec2.RunInstancesInput{
+		ClientToken:        aws.String(token),
+		ImageId:            aws.String(m.Resolved.AmiID),
+		InstanceType:       types.InstanceType(m.Spec.InstanceType),
+		MinCount:           aws.Int32(n),
+		MaxCount:           aws.Int32(n),
+		SubnetId:           aws.String(m.Resolved.SubnetID),
+		SecurityGroupIds:   []string{m.SecurityGroupID},
+		IamInstanceProfile: &types.IamInstanceProfileSpecification{Arn: aws.String(m.InstanceProfileArn)},
+		UserData:           aws.String(boot),
+		MetadataOptions: &types.InstanceMetadataOptionsRequest{
+			HttpTokens:              types.HttpTokensStateRequired,
+			HttpEndpoint:            types.InstanceMetadataEndpointStateEnabled,
+			HttpPutResponseHopLimit: aws.Int32(1), // pods cannot reach the node's credentials
+		},
+		BlockDeviceMappings: []types.BlockDeviceMapping{{
+			DeviceName: aws.String(rootDevice(m.Resolved)),
+			Ebs: &types.EbsBlockDevice{
+				VolumeSize: aws.Int32(int32(m.Spec.RootVolumeGiB)), VolumeType: types.VolumeTypeGp3,
+				Encrypted: aws.Bool(true), DeleteOnTermination: aws.Bool(true),
+				// EC2 creates a grant on it for the volume, as the launching role.
+				KmsKeyId: nonEmpty(m.Spec.EBSKmsKeyID),
+			},
+		}},
+		TagSpecifications: []types.TagSpecification{
+			{ResourceType: types.ResourceTypeInstance, Tags: tags},
+			{ResourceType: types.ResourceTypeVolume, Tags: tags},
+		},
+	}
+	return in, nil
 }

@@ -272,6 +272,10 @@ func (s *Steps) plan(ctx context.Context, m *mec.MEC, step string) (commandPlan,
 			"NODE0": n0.InstanceID, "FAILED_IPS": strings.Join(failedIPs, " "),
 			"TOKEN_PARAM": mec.TokenParam(m.ID), "TOKEN_TTL": strconv.Itoa(int(JoinTokenTTL.Seconds())),
 		}}, nil
+	case mec.StepGrow:
+		return s.planGrow(ctx, m, n0)
+	case mec.StepShrink:
+		return s.planShrink(ctx, m, n0)
 	case mec.StepFinalize:
 		if m.KubeconfigParameter != "" {
 			// Node 0 finished the build in the install command.

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/nodepolicy"
 	"github.com/mecd/mecd/internal/store"
 )
 
@@ -62,10 +65,15 @@ func (s *Steps) RecordStatus(ctx context.Context, in StatusInput) (Summary, erro
 	}
 	now := s.now()
 	var stopArn string
+	var scaled *mec.Operation
 	m, err := s.Store.Update(ctx, id, func(r *mec.MEC) error {
-		stopArn = ""
+		stopArn, scaled = "", nil
 		switch in.Status {
 		case mec.Ready:
+			if r.Status == mec.Scaling {
+				scaled = s.endScale(r, in.State.Error, now)
+				return nil
+			}
 			if r.Status != mec.Creating {
 				return stepErr(ErrCancelled, "MEC %s is %s, not CREATING", id, r.Status)
 			}
@@ -117,6 +125,13 @@ func (s *Steps) RecordStatus(ctx context.Context, in StatusInput) (Summary, erro
 			if r.ReadyAt == nil && r.FailedStep == "" && (r.Status == mec.Creating || r.Status == mec.Deleting) {
 				stopArn = r.ExecutionArn
 			}
+			// So is a scale that never ended: its steps stop at their next
+			// look too, but a node command in flight would wait out its
+			// time limit.
+			if op := r.Operation(); op != nil && op.Outcome == mec.OutcomeRunning {
+				stopArn = op.ExecutionArn
+				r.EndOperation(mec.OutcomeFailed, "stopped: the MEC was deleted", now)
+			}
 			r.Status = mec.Deleting
 			r.FailedStep, r.FailureCause = "", ""
 			r.StartStep(mec.StepTeardown, now)
@@ -143,11 +158,21 @@ func (s *Steps) RecordStatus(ctx context.Context, in StatusInput) (Summary, erro
 		}
 		return Summary{}, err
 	}
+	if scaled != nil && scaled.Outcome == mec.OutcomeFailed {
+		// The scale stopped before its grow step sealed the node role: no
+		// node keeps a way to the token; the token itself goes.
+		if err := s.setNodePhase(ctx, m, nodepolicy.Phase{Stage: nodepolicy.Sealed}); err != nil {
+			return Summary{}, err
+		}
+		if _, err := s.AWS.SSM(m.Region).DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(mec.TokenParam(m.ID))}); err != nil && apiCode(err) != "ParameterNotFound" {
+			return Summary{}, fmt.Errorf("delete join token: %w", err)
+		}
+	}
 	if stopArn != "" {
 		// The provisioning must not race the teardown; its own steps also
 		// stop at the next check, for executions whose ARN is unknown.
 		_, err := s.SFN.StopExecution(ctx, &sfn.StopExecutionInput{ExecutionArn: aws.String(stopArn),
-			Error: aws.String("Deleted"), Cause: aws.String("the MEC was deleted while it was being provisioned")})
+			Error: aws.String("Deleted"), Cause: aws.String("the MEC was deleted while it was being provisioned or scaled")})
 		if err != nil && apiCode(err) != "ExecutionDoesNotExist" {
 			return Summary{}, fmt.Errorf("stop provisioning %s: %w", stopArn, err)
 		}
@@ -183,4 +208,37 @@ func causeText(e *ErrorInfo) string {
 		return e.Error + ": " + cause
 	}
 	return cause
+}
+
+// endScale ends r's running scale and makes it READY again: the spec says
+// what runs (the member nodes; HA with 3 control-plane nodes or more),
+// whether the scale succeeded or its undo left part of it. Steps still
+// running end failed. It returns the ended operation.
+func (s *Steps) endScale(r *mec.MEC, failure *ErrorInfo, now time.Time) *mec.Operation {
+	op := r.Operation()
+	if op == nil {
+		r.Status = mec.Ready
+		return nil
+	}
+	members, cps := r.MemberNodes(), 0
+	for _, n := range members {
+		if n.Role == "control-plane" {
+			cps++
+		}
+	}
+	ha := cps >= 3
+	r.Spec.NodeCount, r.Spec.HAControlPlane = len(members), &ha
+	r.Status = mec.Ready
+	if failure == nil {
+		r.EndOperation(mec.OutcomeSucceeded, fmt.Sprintf("%d -> %d nodes", op.From, len(members)), now)
+		return op
+	}
+	for i := range r.Steps {
+		if st := &r.Steps[i]; st.Outcome == mec.OutcomeRunning {
+			end := now
+			st.Outcome, st.EndedAt, st.Seconds = mec.OutcomeFailed, &end, end.Sub(st.StartedAt).Seconds()
+		}
+	}
+	r.EndOperation(mec.OutcomeFailed, tail(fmt.Sprintf("%s; the MEC has %d nodes", causeText(failure), len(members)), 2000), now)
+	return op
 }

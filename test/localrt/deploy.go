@@ -116,6 +116,7 @@ func (rt *Runtime) deploy(ctx context.Context) error {
 		ProvisionSMArn:    d.StateMachineArns["provision"],
 		TeardownSMArn:     d.StateMachineArns["teardown"],
 		RollbackSMArn:     d.StateMachineArns["rollback"],
+		ScaleSMArn:        d.StateMachineArns["scale"],
 		NodeBoundaryArn:   d.NodeBoundaryArn,
 		NodeCorePolicyArn: d.NodeCorePolicyArn,
 		AllowedRegions:    strings.Join(regions, ","),

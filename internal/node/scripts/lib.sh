@@ -438,3 +438,10 @@ await_members() {
     sleep "$every"
   done
 }
+
+# node_name IP prints the name of the Kubernetes node whose internal address
+# is IP ("" when none is): the INTERNAL-IP column of `kubectl get nodes -o
+# wide`, as MicroK8s' remove_node.py matches a node by its InternalIP.
+node_name() {
+  retry 3 microk8s kubectl get nodes -o wide --no-headers | awk -v ip="$1" '$6 == ip { print $1; exit }'
+}

@@ -50,6 +50,7 @@ type member struct {
 	checkVerified            bool
 	skipVerify               bool
 	left                     bool
+	cordoned                 bool // unschedulable (kubectl cordon, drain)
 	joinedAt                 time.Time
 }
 
@@ -156,9 +157,15 @@ func (s *Sim) leave(h *host) result {
 }
 
 // removeNode is `microk8s remove-node <ip|hostname> [--force]` on control-plane
-// node r. A node that left, or that only a partial join put in dqlite, is
-// removed; an active member only with --force (it is then marked partial and
-// must leave before joining again).
+// node r, as MicroK8s scripts/wrappers/remove_node.py does it: an address is
+// resolved to the Kubernetes node with that InternalIP; a node that is not a
+// Kubernetes node fails ("does not exist in Kubernetes", exit 1), and with
+// --force its address is first removed from dqlite (a join that failed part
+// way); a node registered with dqlite (a control-plane member that did not
+// leave) needs --force, which removes it from dqlite; then the Kubernetes
+// node is deleted. A worker does not run dqlite and goes without --force.
+// A node forced out while it still runs believes it is a member; it must
+// leave before it joins again.
 func (s *Sim) removeNode(r *host, args []string) result {
 	target, force := "", false
 	for _, a := range args {
@@ -183,35 +190,40 @@ func (s *Sim) removeNode(r *host, args []string) result {
 	if target == r.ip || target == r.hostname {
 		return failOut(1, "Removal failed. Node "+target+" is the local node. Use 'microk8s leave' to remove it from the cluster.\n")
 	}
-	// Resolve a hostname to an address through the simulated hosts.
-	ip := target
-	for _, h := range s.hosts {
-		if h.hostname == target {
-			ip = h.ip
+	var m *member
+	for _, cand := range c.members {
+		if cand.ip == target || cand.hostname == target {
+			m = cand
+			break
 		}
 	}
-	for _, m := range c.members {
-		if m.ip != ip && m.hostname != target {
-			continue
+	if m == nil {
+		out := fmt.Sprintf("Node %s does not exist in Kubernetes.\n", target)
+		if force {
+			out += fmt.Sprintf("Attempting to remove %s from dqlite.\n", target)
+			if _, known := c.dqlite[target]; known {
+				out += "Removing node entry found in dqlite.\n"
+				delete(c.dqlite, target)
+			}
 		}
-		if !m.left && !force {
-			return failOut(1, fmt.Sprintf("Removal failed. Node %s is in state Ready. Run 'microk8s leave' on it first or use --force.\n", m.hostname))
+		return failOut(1, out)
+	}
+	if _, inDqlite := c.dqlite[m.ip]; inDqlite {
+		if !force {
+			return failOut(1, fmt.Sprintf("Removal failed. Node %s is registered with dqlite. Please, run first 'microk8s leave' on the departing node. \n"+
+				"If the node is not available anymore and will never attempt to join the cluster in the future use the '--force' flag \n"+
+				"to unregister the node while removing it.\n", m.hostname))
 		}
-		c.removeMember(m.instanceID)
 		delete(c.dqlite, m.ip)
-		c.recomputeRoles()
-		if th := s.hosts[m.instanceID]; th != nil && th.cluster == c && !m.left {
-			// Forced out while it still believes it is a member.
-			th.partial = "removed from cluster " + c.id + " with --force"
-			s.newClusterLocked(th)
-		}
-		return success("")
 	}
-	if state, known := c.dqlite[ip]; known && state != dqMember {
-		delete(c.dqlite, ip)
-		return success("")
+	c.removeMember(m.instanceID)
+	c.recomputeRoles()
+	if th := s.hosts[m.instanceID]; th != nil && th.cluster == c && !m.left {
+		// Out while it still believes it is a member.
+		th.partial = "removed from cluster " + c.id
+		s.newClusterLocked(th)
 	}
-	return failOut(1, fmt.Sprintf("Error from server (NotFound): nodes %q not found\nNode %s does not exist in Kubernetes.\n", target, target))
+	return success("")
 }
 
 // addNode is `microk8s add-node [--token T] [--token-ttl S] [--format F]`.

@@ -51,6 +51,9 @@ func (s *Sim) kubectl(ctx context.Context, h *host, args []string) result {
 	if len(args) > 0 && args[0] == "wait" {
 		return s.kubectlWait(ctx, h, args[1:])
 	}
+	if len(args) > 0 && (args[0] == "cordon" || args[0] == "drain") {
+		return s.kubectlCordon(h, args[0], args[1:])
+	}
 	output, noHeaders := "", false
 	var pos []string
 	for i := 0; i < len(args); i++ {
@@ -74,7 +77,7 @@ func (s *Sim) kubectl(ctx context.Context, h *host, args []string) result {
 		}
 	}
 	if len(pos) < 2 || pos[0] != "get" || !isNodeResource(pos[1]) {
-		return fail(1, "error: the node simulator's kubectl supports only 'get nodes' and 'wait --for=condition=Ready node'\n")
+		return fail(1, "error: the node simulator's kubectl supports only 'get nodes', 'wait --for=condition=Ready node', 'cordon' and 'drain'\n")
 	}
 	s.mu.Lock()
 	nodes := s.nodesLocked(h)
@@ -282,4 +285,51 @@ func containsNode(nodes []nodeView, name string) bool {
 		}
 	}
 	return false
+}
+
+// kubectlCordon is `kubectl cordon NODE` and `kubectl drain NODE [flags]`
+// (kubectl reference: a drain cordons the node, then evicts its pods,
+// waiting up to --timeout; "already cordoned" when it was). The simulator
+// runs no pods, so a drain has nothing to evict: it ends at once. Flags a
+// drain of a MicroK8s node needs are accepted; others are refused as
+// kubectl refuses an unknown flag.
+func (s *Sim) kubectlCordon(h *host, verb string, args []string) result {
+	name := ""
+	for _, a := range args {
+		switch {
+		case a == "--ignore-daemonsets" || a == "--delete-emptydir-data" || a == "--force" || strings.HasPrefix(a, "--timeout=") || strings.HasPrefix(a, "--grace-period="):
+			if verb == "cordon" {
+				return fail(1, fmt.Sprintf("error: unknown flag: %s\nSee 'kubectl cordon --help' for usage.\n", a))
+			}
+		case strings.HasPrefix(a, "-"):
+			return fail(1, fmt.Sprintf("error: unknown flag: %s\nSee 'kubectl %s --help' for usage.\n", a, verb))
+		case name == "":
+			name = a
+		default:
+			return fail(1, fmt.Sprintf("error: unexpected argument %q\n", a))
+		}
+	}
+	if name == "" {
+		return fail(1, "error: USAGE: "+verb+" NODE [flags]\nSee 'kubectl "+verb+" -h' for help and examples\n")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var m *member
+	for _, cand := range h.cluster.members {
+		if cand.hostname == name {
+			m = cand
+		}
+	}
+	if m == nil {
+		return fail(1, fmt.Sprintf("Error from server (NotFound): nodes %q not found\n", name))
+	}
+	out := "node/" + name + " cordoned\n"
+	if m.cordoned {
+		out = "node/" + name + " already cordoned\n"
+	}
+	m.cordoned = true
+	if verb == "drain" {
+		out += "node/" + name + " drained\n"
+	}
+	return success(out)
 }

@@ -356,7 +356,9 @@ func TestJoinFaultNeedsReset(t *testing.T) {
 	}{
 		{"", joiner, "already known to dqlite"},
 		{"microk8s leave", joiner, "already known to dqlite"}, // leave alone is not enough
-		{"microk8s remove-node " + joiner.PrivateIP, leader, ""},
+		// Not a Kubernetes node: remove_node.py clears its dqlite entry
+		// with --force only, and exits 1 regardless.
+		{"microk8s remove-node " + joiner.PrivateIP + " --force || true", leader, ""},
 	}
 	for i, st := range steps {
 		if st.reset != "" {
@@ -383,7 +385,12 @@ func TestJoinFaultNeedsReset(t *testing.T) {
 	e.install(t, other)
 	e.faults.FailCommand(fault.Command{Host: fault.Host{Index: other.LaunchIndex}, Prefix: "microk8s join", Times: 1})
 	e.sh(t, other.ID, "microk8s join "+url)
-	e.mustSh(t, leader.ID, "microk8s remove-node "+hostnameFor(other.PrivateIP, "")+" --force")
+	// Not a Kubernetes node: only its address finds the dqlite entry
+	// (remove_node.py), and the tool exits 1 after removing it.
+	e.sh(t, leader.ID, "microk8s remove-node "+other.PrivateIP+" --force")
+	if contains(e.host(t, leader.ID).DqliteKnown, other.PrivateIP) {
+		t.Fatal("remove-node --force by address left the partial join's dqlite entry")
+	}
 	if r := e.sh(t, other.ID, "microk8s join "+url); r.code != 1 || !strings.Contains(r.stdout, "microk8s leave") {
 		t.Fatalf("retry without leave: %+v", r)
 	}
@@ -399,7 +406,7 @@ func TestLeaveAndRemoveNode(t *testing.T) {
 	e.mustSh(t, nodes[1].ID, "microk8s join "+url)
 	e.mustSh(t, nodes[2].ID, "microk8s join "+url)
 
-	if r := e.sh(t, nodes[0].ID, "microk8s remove-node "+nodes[2].PrivateIP); r.code != 1 || !strings.Contains(r.stdout, "Run 'microk8s leave'") {
+	if r := e.sh(t, nodes[0].ID, "microk8s remove-node "+nodes[2].PrivateIP); r.code != 1 || !strings.Contains(r.stdout, "run first 'microk8s leave' on the departing node") {
 		t.Fatalf("remove a Ready node: %+v", r)
 	}
 	e.mustSh(t, nodes[2].ID, "microk8s leave")
@@ -415,7 +422,7 @@ func TestLeaveAndRemoveNode(t *testing.T) {
 		t.Fatalf("the node that left is alone: %+v", h)
 	}
 	e.mustSh(t, nodes[2].ID, "microk8s join "+url) // and may join again
-	if r := e.sh(t, nodes[0].ID, "microk8s remove-node 172.31.250.250"); r.code != 1 || !strings.Contains(r.stdout, "not found") {
+	if r := e.sh(t, nodes[0].ID, "microk8s remove-node 172.31.250.250"); r.code != 1 || !strings.Contains(r.stdout, "does not exist in Kubernetes") {
 		t.Fatalf("remove unknown: %+v", r)
 	}
 }
@@ -610,5 +617,49 @@ func TestEnableCutShortByTheAPIServer(t *testing.T) {
 		if h := e.host(t, n.ID); h.KubeletArgs["--cluster-dns"] != "" || !slices.Contains(h.Addons, "dns") {
 			t.Errorf("%s: addons %v, kubelet %v", n.ID, h.Addons, h.KubeletArgs)
 		}
+	}
+}
+
+// TestScaleDownCommands: what a scale down runs on node 0 (shrink.sh), as
+// MicroK8s answers it: a running worker is drained and removed without
+// --force (it runs no dqlite); a running control-plane voter is refused
+// without --force (remove_node.py) and removed from dqlite with it.
+func TestScaleDownCommands(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	nodes := e.addInstances(4)
+	e.install(t, nodes...)
+	url := e.joinURL(t, nodes[0], "600")
+	e.mustSh(t, nodes[1].ID, "microk8s join "+url)
+	e.mustSh(t, nodes[2].ID, "microk8s join "+url)
+	e.mustSh(t, nodes[3].ID, "microk8s join "+url+" --worker")
+	worker, voter := hostnameFor(nodes[3].PrivateIP, ""), hostnameFor(nodes[2].PrivateIP, "")
+
+	r := e.mustSh(t, nodes[0].ID, "microk8s kubectl drain "+worker+" --ignore-daemonsets --delete-emptydir-data --force --timeout=120s")
+	if !strings.Contains(r.stdout, "node/"+worker+" drained") {
+		t.Fatalf("drain: %+v", r)
+	}
+	if r := e.sh(t, nodes[0].ID, "microk8s kubectl cordon no-such-node"); r.code != 1 || !strings.Contains(r.stderr+r.stdout, "not found") {
+		t.Fatalf("cordon of an unknown node: %+v", r)
+	}
+	e.mustSh(t, nodes[0].ID, "microk8s remove-node "+nodes[3].PrivateIP)
+	if r := e.sh(t, nodes[0].ID, "microk8s remove-node "+nodes[2].PrivateIP); r.code != 1 || !strings.Contains(r.stdout, "registered with dqlite") {
+		t.Fatalf("remove a voter without --force: %+v", r)
+	}
+	e.mustSh(t, nodes[0].ID, "microk8s remove-node "+voter+" --force")
+	h := e.host(t, nodes[0].ID)
+	if len(h.Members) != 2 || contains(h.DqliteKnown, nodes[2].PrivateIP) {
+		t.Fatalf("after the removals: %+v", h)
+	}
+	voters := 0
+	for _, m := range h.Members {
+		if m.DqliteRole == "voter" {
+			voters++
+		}
+	}
+	if voters != 2 {
+		t.Fatalf("%d voters after a voter left a 3-voter cluster, want 2: %+v", voters, h.Members)
+	}
+	if !e.host(t, nodes[2].ID).PartialJoin {
+		t.Fatal("a voter forced out while running should need `microk8s leave` before it joins again")
 	}
 }

@@ -1,0 +1,141 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/test/localrt"
+)
+
+// members counts what node 0's MicroK8s sees: Kubernetes nodes by role and
+// dqlite voters.
+func members(t *testing.T, rt *localrt.Runtime, m *mec.MEC) (cp, workers, voters int) {
+	t.Helper()
+	h, ok := rt.Sim.SSMSim.Host(m.Node0().InstanceID)
+	if !ok {
+		t.Fatal("node 0 is not simulated")
+	}
+	for _, mem := range h.Members {
+		if mem.Left {
+			continue
+		}
+		if mem.Role == "worker" {
+			workers++
+		} else {
+			cp++
+		}
+		if mem.Voter {
+			voters++
+		}
+	}
+	return cp, workers, voters
+}
+
+// scaleTo PATCHes the node count and, when the API accepts, follows the
+// scale to READY.
+func scaleTo(t *testing.T, rt *localrt.Runtime, id, body string) (int, *mec.MEC, []byte) {
+	t.Helper()
+	code, _, b := call(t, rt, "PATCH", "/mecs/"+id, body, map[string]string{"Content-Type": "application/json"})
+	if code != http.StatusAccepted {
+		return code, nil, b
+	}
+	if m := decodeMEC(t, b); m.Status != mec.Scaling {
+		t.Fatalf("PATCH %s answered %s", body, m.Status)
+	}
+	return code, waitStatus(t, rt, id, mec.Ready, 2*time.Minute), b
+}
+
+// TestScaleUpAndDown: 3 -> 5 -> 2 (refused) -> 3 -> 1 (haControlPlane
+// false), every step READY with 3 voters whenever there are 3 nodes or
+// more, the kubeconfig the same throughout, and nothing left after the
+// teardown.
+func TestScaleUpAndDown(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	m := accepted(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":3}`, localrt.UniqueName("scale")))
+	m = waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second)
+	_, _, kube := call(t, rt, "GET", "/mecs/"+m.ID+"/kubeconfig", "", nil)
+
+	steps := []struct {
+		body          string
+		code          int
+		cp, w, voters int
+		refusedField  string
+		wantHA        bool
+	}{
+		{`{"nodeCount":5}`, http.StatusAccepted, 3, 2, 3, "", true},
+		{`{"nodeCount":2}`, http.StatusBadRequest, 3, 2, 3, "nodeCount", true},
+		{`{"nodeCount":3}`, http.StatusAccepted, 3, 0, 3, "", true},
+		{`{"nodeCount":1,"haControlPlane":false}`, http.StatusAccepted, 1, 0, 1, "", false},
+	}
+	for i, st := range steps {
+		code, got, b := scaleTo(t, rt, m.ID, st.body)
+		if code != st.code {
+			t.Fatalf("step %d %s: %d %s", i, st.body, code, b)
+		}
+		if st.refusedField != "" {
+			if !strings.Contains(string(b), `"`+st.refusedField+`"`) || !strings.Contains(string(b), "haControlPlane") {
+				t.Fatalf("step %d: the refusal does not name %s and the fix: %s", i, st.refusedField, b)
+			}
+			continue
+		}
+		op := got.Operation()
+		if op == nil || op.Outcome != mec.OutcomeSucceeded {
+			t.Fatalf("step %d %s: operation %+v", i, st.body, op)
+		}
+		cp, w, voters := members(t, rt, got)
+		if cp != st.cp || w != st.w || voters != st.voters || len(got.MemberNodes()) != cp+w || got.Spec.NodeCount != cp+w ||
+			*got.Spec.HAControlPlane != st.wantHA {
+			t.Fatalf("step %d %s: MicroK8s has %d control plane, %d workers, %d voters; the record %d nodes (spec %d, HA %v)",
+				i, st.body, cp, w, voters, len(got.MemberNodes()), got.Spec.NodeCount, *got.Spec.HAControlPlane)
+		}
+		for _, n := range got.Nodes {
+			if !n.Live() && (n.EndedAt == nil || n.Reason == "") {
+				t.Fatalf("step %d: node %d left without when and why: %+v", i, n.Index, n)
+			}
+		}
+		if _, _, k := call(t, rt, "GET", "/mecs/"+m.ID+"/kubeconfig", "", nil); string(k) != string(kube) {
+			t.Fatalf("step %d: the kubeconfig changed", i)
+		}
+		m = got
+	}
+	// Every node ever launched is on the record: 3 + 2 added, 4 gone.
+	if len(m.Nodes) != 5 || len(m.LiveNodes()) != 1 || len(m.Operations) != 3 {
+		t.Fatalf("history: %d nodes (%d live), %d operations", len(m.Nodes), len(m.LiveNodes()), len(m.Operations))
+	}
+	deleteClean(t, rt, m.ID)
+}
+
+// TestDeleteWinsOverAScale: a DELETE while a scale runs stops it and tears
+// everything down, the nodes the scale launched included.
+func TestDeleteWinsOverAScale(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	m := accepted(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":1}`, localrt.UniqueName("scaledel")))
+	waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second)
+	code, _, b := call(t, rt, "PATCH", "/mecs/"+m.ID, `{"nodeCount":3}`, nil)
+	if code != http.StatusAccepted {
+		t.Fatalf("PATCH: %d %s", code, b)
+	}
+	if code, _, b := call(t, rt, "PATCH", "/mecs/"+m.ID, `{"nodeCount":4}`, nil); code != http.StatusConflict || !strings.Contains(string(b), "SCALING") {
+		t.Fatalf("a second operation while scaling: %d %s", code, b)
+	}
+	// Let it launch the new nodes first.
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		_, _, b := call(t, rt, "GET", "/mecs/"+m.ID, "", nil)
+		if len(decodeMEC(t, b).Nodes) == 3 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	deleteClean(t, rt, m.ID)
+	_, _, b = call(t, rt, "GET", "/mecs/"+m.ID, "", nil)
+	if op := decodeMEC(t, b).Operation(); op == nil || op.Outcome != mec.OutcomeFailed {
+		t.Fatalf("the stopped scale: %+v", op)
+	}
+}
