@@ -325,6 +325,8 @@ func functionAccess(name string, r refs) ([]access, bool) {
 			{actions: []string{"ssm:SendCommand"}, resources: []string{arnInstance}, regional: true,
 				conditions: tagged("ssm:resourceTag/" + managedTag), why: whyAnyRegion + "; only instances tagged by mecd"},
 			describe("ssm:ListCommandInvocations", "ssm:GetCommandInvocation"),
+			{actions: []string{"ssm:DeleteParameter"}, resources: []string{arnKubeconfig}, regional: true,
+				why: whyAnyRegion + "; a repair of the endpoint's node deletes the kubeconfig that points at it before the new node 0 stores it again"},
 		}, commandEnd(r)...), true
 	case "command-events":
 		return append([]access{
@@ -380,16 +382,18 @@ func functionAccess(name string, r refs) ([]access, bool) {
 		// MECs past their expiry (byExpiry index), then their teardown,
 		// whose execution ARN goes into the record; stuck MECs (byStatus
 		// index): a failed teardown restarted, a dead provisioning (described
-		// by its execution) rolled back.
+		// by its execution) rolled back; READY and DEGRADED MECs' nodes as
+		// EC2 and SSM see them, and a repair (the scale workflow) for lost ones.
 		acc := []access{
 			dynamo(r, "GetItem", "PutItem"),
 			{actions: []string{"dynamodb:Query"}, resources: r.indexes},
+			describe("ec2:DescribeInstances", "ssm:DescribeInstanceInformation"),
 		}
 		if name, ok := r.stateMachines[ProvisionMachine]; ok {
 			acc = append(acc, access{actions: []string{"states:DescribeExecution"}, resources: []string{executionsArn(name)},
 				why: "executions of the provision workflow only; each is named by its cluster id, known only at run time"})
 		}
-		return append(append(acc, startExecution(r, TeardownMachine, RollbackMachine)...), describeTeardowns(r)...), true
+		return append(append(acc, startExecution(r, TeardownMachine, RollbackMachine, ScaleMachine)...), describeTeardowns(r)...), true
 	}
 	return nil, false
 }

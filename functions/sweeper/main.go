@@ -32,6 +32,13 @@ func run(ctx context.Context) error {
 		SFN:         sfn.NewFromConfig(cfg),
 		TeardownArn: env.TeardownSMArn,
 		RollbackArn: env.RollbackSMArn,
+		ScaleArn:    env.ScaleSMArn,
+		Fleet:       sweep.NewAWSFleet(cfg),
+		// The agent reports its health every 5 minutes (amazon-ssm-agent's
+		// health ping): ConnectionLost since longer than one of those, and
+		// not a restart or a snap refresh of the agent, is a lost node.
+		LostAfter:      30 * env.PollInterval,
+		CommandTimeout: env.CommandTimeout,
 		// Longer than a node command and its retry, and the wait for nodes.
 		StaleAfter: 2*env.CommandTimeout + env.NodeOnlineTimeout,
 		Grace:      6 * env.PollInterval,

@@ -140,8 +140,9 @@ func (h *Handler) kubeconfig(ctx context.Context, r *request) (events.APIGateway
 	if err != nil {
 		return events.APIGatewayProxyResponse{}, err
 	}
-	if m.Status != mec.Ready && m.Status != mec.Scaling {
-		// A scale keeps the endpoint and the credentials.
+	if m.Status != mec.Ready && m.Status != mec.Scaling && m.Status != mec.Repairing && m.Status != mec.Degraded {
+		// A scale keeps the endpoint and the credentials; a degraded MEC
+		// still serves (a repair that moves the endpoint stores it again).
 		return events.APIGatewayProxyResponse{}, notReady(m)
 	}
 	name := m.KubeconfigParameter

@@ -116,6 +116,10 @@ func busy(m *mec.MEC) *Error {
 		if op := m.Operation(); op != nil {
 			msg = fmt.Sprintf("MEC %s is SCALING from %d to %d nodes (operation %d): wait until it is READY, or DELETE it", m.ID, op.From, op.To, op.Number)
 		}
+	case mec.Repairing:
+		msg = fmt.Sprintf("MEC %s is REPAIRING (replacing lost nodes): scale it once it is READY", m.ID)
+	case mec.Degraded:
+		msg = fmt.Sprintf("MEC %s is DEGRADED (%s): it is scaled once it is READY again", m.ID, m.DegradedCause)
 	case mec.Deleting, mec.Deleted:
 		msg = fmt.Sprintf("MEC %s is %s and cannot be scaled", m.ID, m.Status)
 	case mec.Failed:

@@ -117,8 +117,8 @@ var Functions = []Function{
 		MemoryMB: 512, TimeoutSeconds: 29,
 	},
 	{
-		Name: "sweeper", Description: "Tears down expired MECs and reconciles stuck ones: restarts failed teardowns, rolls back dead provisionings (EventBridge schedule)",
-		Env: []string{EnvTableName, EnvProvisionSMArn, EnvTeardownSMArn, EnvRollbackSMArn, EnvSweepBatch,
+		Name: "sweeper", Description: "Tears down expired MECs, reconciles stuck ones (restarts failed teardowns, rolls back dead provisionings) and repairs MECs with lost nodes (EventBridge schedule)",
+		Env: []string{EnvTableName, EnvProvisionSMArn, EnvTeardownSMArn, EnvRollbackSMArn, EnvScaleSMArn, EnvSweepBatch,
 			EnvNodeOnlineTimeout, EnvCommandTimeout, EnvPollInterval, EnvLogLevel},
 		MemoryMB: 256, TimeoutSeconds: 120,
 	},

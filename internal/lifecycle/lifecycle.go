@@ -138,8 +138,8 @@ func Teardown(ctx context.Context, c Starter, rec Recorder, stateMachineArn stri
 	return updated, started, nil
 }
 
-// StartScale starts the scale workflow of m's latest operation, which the
-// caller recorded, and returns the execution ARN. The name holds the
+// StartScale starts the scale workflow of m's latest operation (a scale or
+// a repair), which the caller recorded, and returns the execution ARN. The name holds the
 // operation's number: a retried start finds the run going, and a later
 // operation can never share it. commandTimeout bounds each node command
 // (the callback tasks' timeout, with a minute to spare).
@@ -149,7 +149,8 @@ func StartScale(ctx context.Context, c Starter, stateMachineArn string, m *mec.M
 		return "", fmt.Errorf("start scale of %s: no operation recorded", m.ID)
 	}
 	name := mec.ScaleExecution(m.ID, op.Number)
-	in, err := json.Marshal(map[string]any{"clusterId": m.ID, "timeouts": map[string]int{"command": int(math.Ceil(commandTimeout.Seconds())) + 60}})
+	in, err := json.Marshal(map[string]any{"clusterId": m.ID, "kind": op.Kind,
+		"timeouts": map[string]int{"command": int(math.Ceil(commandTimeout.Seconds())) + 60}})
 	if err != nil {
 		return "", fmt.Errorf("scale input: %w", err)
 	}

@@ -36,6 +36,9 @@ type Node struct {
 	PrivateIP  string `json:"privateIp,omitempty"`
 	PublicIP   string `json:"publicIp,omitempty"`
 	Joined     bool   `json:"joined,omitempty"`
+	// Removed: an operation took the node out of the cluster (remove-node);
+	// its instance ends next.
+	Removed bool `json:"removed,omitempty"`
 	// State is "" while the node is part of the MEC, NodeLeaving once an
 	// operation chose to remove it (until its instance is gone), and
 	// NodeTerminated after.
@@ -68,6 +71,9 @@ func (n Node) Live() bool { return n.State != NodeTerminated }
 // Member reports whether the node is, or is to be, part of the cluster: live
 // and not leaving.
 func (n Node) Member() bool { return n.State == "" }
+
+// IsNode0 reports whether n holds m's endpoint.
+func (m *MEC) IsNode0(n Node) bool { return n.Index == m.EndpointNode }
 
 // LiveNodes are the nodes still part of the MEC.
 func (m *MEC) LiveNodes() []Node {
@@ -133,9 +139,16 @@ type MEC struct {
 	InstanceProfileArn string    `json:"instanceProfileArn,omitempty"`
 	// NodeRole names the nodes' role and instance profile when the MEC took
 	// a spare made ahead of it (SpareRoleName); "" is NodeRoleName(ID).
-	NodeRole            string `json:"nodeRole,omitempty"`
-	Nodes               []Node `json:"nodes,omitempty"`
-	Endpoint            string `json:"endpoint,omitempty"`
+	NodeRole string `json:"nodeRole,omitempty"`
+	Nodes    []Node `json:"nodes,omitempty"`
+	// EndpointNode is the index of the node the endpoint and the kubeconfig
+	// point at ("node 0"): 0 until a repair replaced that node, when the
+	// oldest healthy control-plane node takes it over.
+	EndpointNode int    `json:"endpointNode,omitempty"`
+	Endpoint     string `json:"endpoint,omitempty"`
+	// DegradedCause says why a MEC is DEGRADED: which nodes are lost, and
+	// why a repair did not or could not mend it.
+	DegradedCause       string `json:"degradedCause,omitempty"`
 	KubeconfigParameter string `json:"kubeconfigParameter,omitempty"`
 	JoinCheck           string `json:"joinCheck,omitempty"` // node 0's certificate hash prefix (public)
 	Steps               []Step `json:"steps,omitempty"`
@@ -263,10 +276,12 @@ func (m *MEC) RunningStep() string {
 	return ""
 }
 
-// Node0 is the first control-plane node, or nil before launch.
+// Node0 is the control-plane node that holds the endpoint and mints join
+// tokens: the first node, until a repair replaced it (EndpointNode); nil
+// before launch.
 func (m *MEC) Node0() *Node {
 	for i := range m.Nodes {
-		if m.Nodes[i].Index == 0 {
+		if m.Nodes[i].Index == m.EndpointNode {
 			return &m.Nodes[i]
 		}
 	}
@@ -298,6 +313,9 @@ func (m *MEC) EndpointHost() string {
 // Operation kinds.
 const (
 	OperationScale = "scale"
+	// OperationRepair replaces lost nodes: they are removed from the
+	// cluster and as many new nodes of their roles join.
+	OperationRepair = "repair"
 )
 
 // Operation is one change of a MEC after its provisioning: its history
@@ -326,6 +344,9 @@ type Operation struct {
 	// that did not join leave; the nodes it chose to remove that are still
 	// in the cluster stay).
 	Undoing bool `json:"undoing,omitempty"`
+	// EndpointMoved: a repair of the endpoint's node moved the endpoint to
+	// another control-plane node; the kubeconfig is stored again.
+	EndpointMoved bool `json:"endpointMoved,omitempty"`
 }
 
 // Operation returns the latest operation, or nil.

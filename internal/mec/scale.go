@@ -62,7 +62,7 @@ func PlanScale(m *MEC, sc spec.Scale) (ScalePlan, map[string]string) {
 		if total <= sc.NodeCount {
 			break
 		}
-		if n.Index == 0 {
+		if m.IsNode0(n) {
 			continue
 		}
 		p.Remove = append(p.Remove, n.Index)

@@ -9,14 +9,19 @@ const (
 	Ready    Status = "READY"
 	// Scaling: a change of the node count runs (PATCH /mecs/{id}); the MEC
 	// serves meanwhile.
-	Scaling  Status = "SCALING"
-	Failed   Status = "FAILED"
-	Deleting Status = "DELETING"
-	Deleted  Status = "DELETED"
+	Scaling Status = "SCALING"
+	// Degraded: nodes are lost (their instance stopped or terminated, their
+	// agent offline); the cause says which, and why no repair runs.
+	Degraded Status = "DEGRADED"
+	// Repairing: lost nodes are being replaced.
+	Repairing Status = "REPAIRING"
+	Failed    Status = "FAILED"
+	Deleting  Status = "DELETING"
+	Deleted   Status = "DELETED"
 )
 
 // Statuses lists every status a MEC record can have, in lifecycle order.
-var Statuses = []Status{Creating, Ready, Scaling, Failed, Deleting, Deleted}
+var Statuses = []Status{Creating, Ready, Scaling, Degraded, Repairing, Failed, Deleting, Deleted}
 
 // Valid reports whether s is one of Statuses.
 func (s Status) Valid() bool {
@@ -33,13 +38,18 @@ func (s Status) Live() bool { return s != Deleted }
 
 // Transient reports whether s is a status a MEC must leave on its own
 // (an operation is running); the others wait for a user or the clock.
-func (s Status) Transient() bool { return s == Creating || s == Scaling || s == Deleting }
+func (s Status) Transient() bool {
+	return s == Creating || s == Scaling || s == Repairing || s == Deleting
+}
 
 // Building reports whether the steps that launch nodes and send node
-// commands may run in s: a provisioning (CREATING) or a change of a READY
-// MEC (SCALING). Any other status, DELETING above all, stops them at their
+// commands may run in s: a provisioning (CREATING) or an operation on a
+// MEC (SCALING, REPAIRING). Any other status, DELETING above all, stops them at their
 // next look: a DELETE wins over a running operation.
-func (s Status) Building() bool { return s == Creating || s == Scaling }
+func (s Status) Building() bool { return s == Creating || s == Scaling || s == Repairing }
+
+// Changing reports whether an operation (a scale or a repair) runs in s.
+func (s Status) Changing() bool { return s == Scaling || s == Repairing }
 
 // StatusNames is Statuses as strings, for messages.
 func StatusNames() []string {

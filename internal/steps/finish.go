@@ -19,7 +19,9 @@ import (
 )
 
 type invocation struct {
-	node           mec.Node
+	node mec.Node
+	// node0: the node holds the endpoint (mints tokens, finishes builds).
+	node0          bool
 	status         string
 	code           int32
 	stdout, stderr string
@@ -60,7 +62,7 @@ func (s *Steps) finishCommand(ctx context.Context, w *store.Wait) error {
 			failed[inv.node.InstanceID] = true
 			failures = append(failures, fmt.Sprintf("%s failed on %s (node %d): %s, exit %d: %s", w.Step, inv.node.InstanceID, inv.node.Index,
 				inv.status, inv.code, redact(tail(inv.stderr, 1200), secrets...)))
-			joinsOnly = joinsOnly && inv.node.Index != 0 && inv.code == joinFailedExit
+			joinsOnly = joinsOnly && !inv.node0 && inv.code == joinFailedExit
 		}
 	}
 	outcome, detail := mec.OutcomeSucceeded, fmt.Sprintf("command %s on %d nodes", w.CommandID, len(invs))
@@ -119,7 +121,7 @@ func (s *Steps) invocations(ctx context.Context, m *mec.MEC, w *store.Wait) ([]i
 		if err != nil {
 			return nil, fmt.Errorf("get command invocation %s on %s: %w", w.CommandID, id, err)
 		}
-		invs = append(invs, invocation{node: byID[id], status: string(inv.Status), code: inv.ResponseCode,
+		invs = append(invs, invocation{node: byID[id], node0: m.IsNode0(byID[id]), status: string(inv.Status), code: inv.ResponseCode,
 			stdout: aws.ToString(inv.StandardOutputContent), stderr: aws.ToString(inv.StandardErrorContent)})
 	}
 	sort.Slice(invs, func(i, j int) bool { return invs[i].node.Index < invs[j].node.Index })
@@ -158,7 +160,7 @@ func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocat
 	outputs := make([]output, len(invs))
 	for i, inv := range invs {
 		outputs[i].markers, outputs[i].values = node.ParseOutput(inv.stdout)
-		if (w.Step == mec.StepInstall || w.Step == mec.StepGrow) && outcome == mec.OutcomeSucceeded && inv.node.Index == 0 && outputs[i].values["finalized"] == "yes" {
+		if (w.Step == mec.StepInstall || w.Step == mec.StepGrow) && outcome == mec.OutcomeSucceeded && inv.node0 && outputs[i].values["finalized"] == "yes" {
 			finalized = true
 		}
 	}
@@ -177,7 +179,7 @@ func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocat
 				out := strings.Split(values["removed"], ",")
 				for j := range r.Nodes {
 					if n := &r.Nodes[j]; n.State == mec.NodeLeaving && slices.Contains(out, n.PrivateIP) {
-						n.Joined = false
+						n.Joined, n.Removed = false, true
 					}
 				}
 			}
@@ -201,7 +203,7 @@ func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocat
 				r.Steps = append(r.Steps, mec.Step{Name: mk.Step, Outcome: mec.OutcomeSucceeded, StartedAt: start, EndedAt: &end,
 					Seconds: end.Sub(start).Seconds(), Attempt: 1, Detail: "on " + inv.node.InstanceID})
 			}
-			if inv.node.Index == 0 && values["check"] != "" {
+			if inv.node0 && values["check"] != "" {
 				r.JoinCheck = values["check"]
 			}
 		}
@@ -209,7 +211,7 @@ func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocat
 			joined := map[string]bool{}
 			joiners := 0
 			for _, inv := range invs {
-				if inv.node.Index > 0 {
+				if !inv.node0 {
 					joiners++
 					joined[inv.node.InstanceID] = inv.status == "Success"
 				}

@@ -37,7 +37,7 @@ func (s *Steps) LaunchNodes(ctx context.Context, st State) (LaunchResult, error)
 			return LaunchResult{}, err
 		}
 	}
-	if m.Status == mec.Scaling {
+	if m.Status.Changing() {
 		return s.launchAdded(ctx, m)
 	}
 	if len(m.Nodes) > 0 {

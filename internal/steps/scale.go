@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/node"
@@ -28,7 +29,7 @@ const DrainTimeout = 120
 // step.
 func running(m *mec.MEC) (*mec.Operation, error) {
 	op := m.Operation()
-	if m.Status != mec.Scaling || op == nil || op.Outcome != mec.OutcomeRunning {
+	if !m.Status.Changing() || op == nil || op.Outcome != mec.OutcomeRunning {
 		return nil, stepErr(ErrCancelled, "MEC %s is %s with no operation running: the scale stopped", m.ID, m.Status)
 	}
 	return op, nil
@@ -39,7 +40,7 @@ func running(m *mec.MEC) (*mec.Operation, error) {
 func added(m *mec.MEC, op *mec.Operation) []mec.Node {
 	var out []mec.Node
 	for _, n := range m.MemberNodes() {
-		if n.Operation == op.Number && !n.Joined && n.Index != 0 {
+		if n.Operation == op.Number && !n.Joined && !m.IsNode0(n) {
 			out = append(out, n)
 		}
 	}
@@ -95,7 +96,7 @@ func (s *Steps) launchAdded(ctx context.Context, m *mec.MEC) (LaunchResult, erro
 	if _, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
 		status = r.Status
 		r.Nodes = append(r.Nodes, nodes...)
-		if r.Status == mec.Scaling {
+		if r.Status.Changing() {
 			r.EndStep(mec.StepLaunch, mec.OutcomeSucceeded, strings.Join(ids, " "), s.now())
 			r.StartStep(mec.StepNodesOnline, s.now())
 		}
@@ -104,7 +105,7 @@ func (s *Steps) launchAdded(ctx context.Context, m *mec.MEC) (LaunchResult, erro
 		return LaunchResult{}, err
 	}
 	s.Log.InfoContext(ctx, "nodes added", "clusterId", m.ID, "operation", op.Number, "instances", strings.Join(ids, ","))
-	if status != mec.Scaling {
+	if !status.Changing() {
 		// A DELETE came during RunInstances: the teardown finds them by id
 		// on the record; ending them here is sooner.
 		if _, err := s.AWS.EC2(m.Region).TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids}); err != nil {
@@ -129,9 +130,9 @@ func (s *Steps) planGrow(ctx context.Context, m *mec.MEC, n0 *mec.Node) (command
 	if len(joiners) == 0 {
 		return commandPlan{skip: "no node to add"}, nil
 	}
-	var workers, ids []string
+	var workers, ids, ips []string
 	for _, n := range joiners {
-		ids = append(ids, n.InstanceID)
+		ids, ips = append(ids, n.InstanceID), append(ips, n.PrivateIP)
 		if n.Role == string(spec.RoleWorker) {
 			workers = append(workers, n.InstanceID)
 		}
@@ -140,11 +141,27 @@ func (s *Steps) planGrow(ctx context.Context, m *mec.MEC, n0 *mec.Node) (command
 		"CHANNEL": m.Spec.Microk8sChannel, "CLUSTER_DNS": node.ClusterDNS(m.Spec.Addons), "NODE0": n0.InstanceID, "LEADER_IP": n0.PrivateIP,
 		"TOKEN_PARAM": mec.TokenParam(m.ID), "TOKEN_TTL": strconv.Itoa(int(JoinTokenTTL.Seconds())), "WORKERS": strings.Join(workers, " "),
 		"READY_TIMEOUT": strconv.Itoa(int(s.Env.CommandTimeout.Seconds())), "RETRY_SECONDS": retrySeconds(s.Env.PollInterval),
-		"JOIN_WAIT_MS":  strconv.FormatInt(max(JoinWaitPolls*s.Env.PollInterval, minJoinWait).Milliseconds(), 10),
-		"EARLY_ADDONS":  "", "LATE_ADDONS": "",
+		"JOIN_WAIT_MS": strconv.FormatInt(max(JoinWaitPolls*s.Env.PollInterval, minJoinWait).Milliseconds(), 10),
+		"EARLY_ADDONS": "", "LATE_ADDONS": "",
+	}
+	if op.EndpointMoved && m.KubeconfigParameter != "" {
+		// The endpoint's node is lost: the kubeconfig pointed at it. Node
+		// 0 now is another control-plane node, which stores the kubeconfig
+		// again (same certificates, its address); it may write it once, so
+		// the old one goes first.
+		if _, err := s.AWS.SSM(m.Region).DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(mec.KubeconfigParam(m.ID))}); err != nil && apiCode(err) != "ParameterNotFound" {
+			return commandPlan{}, fmt.Errorf("delete the kubeconfig of a lost endpoint: %w", err)
+		}
+		if m, err = s.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
+			r.Endpoint, r.KubeconfigParameter = "", ""
+			return nil
+		}); err != nil {
+			return commandPlan{}, err
+		}
 	}
 	maps.Copy(vars, s.finalizeVars(m))
 	vars["EXPECTED_NODES"] = strconv.Itoa(len(m.MemberNodes()))
+	vars["EXPECT_IPS"] = strings.Join(ips, " ")
 	// Only the new nodes may read the token.
 	if err := s.setNodePhase(ctx, m, nodepolicy.Phase{Stage: nodepolicy.Forming, Node0: n0.InstanceID, Joiners: ids}); err != nil {
 		return commandPlan{}, err
@@ -163,15 +180,25 @@ func (s *Steps) planShrink(ctx context.Context, m *mec.MEC, n0 *mec.Node) (comma
 	if err != nil {
 		return commandPlan{}, err
 	}
+	if op.Undoing {
+		// The operation failed, perhaps before its grow step sealed the
+		// node role: no node keeps a way to the token, and the token goes.
+		if err := s.setNodePhase(ctx, m, nodepolicy.Phase{Stage: nodepolicy.Sealed}); err != nil {
+			return commandPlan{}, err
+		}
+		if _, err := s.AWS.SSM(m.Region).DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(mec.TokenParam(m.ID))}); err != nil && apiCode(err) != "ParameterNotFound" {
+			return commandPlan{}, fmt.Errorf("delete join token: %w", err)
+		}
+	}
 	var ips []string
 	if _, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
 		ips = ips[:0]
 		for i := range r.Nodes {
 			n := &r.Nodes[i]
-			if !op.Undoing && slices.Contains(op.Remove, n.Index) && n.Member() && n.Index != 0 {
+			if !op.Undoing && slices.Contains(op.Remove, n.Index) && n.Member() && !r.IsNode0(*n) {
 				n.State, n.Reason = mec.NodeLeaving, fmt.Sprintf("scaled from %d to %d nodes (operation %d)", op.From, op.To, op.Number)
 			}
-			if n.State == mec.NodeLeaving && (n.Joined || n.Operation == op.Number) {
+			if n.State == mec.NodeLeaving && !n.Removed {
 				ips = append(ips, n.PrivateIP)
 			}
 		}
@@ -182,8 +209,14 @@ func (s *Steps) planShrink(ctx context.Context, m *mec.MEC, n0 *mec.Node) (comma
 	if len(ips) == 0 {
 		return commandPlan{skip: "no node to remove"}, nil
 	}
+	// A lost node runs no pods to move: deleting its Node object lets
+	// Kubernetes delete them (a drain would wait on a kubelet that is gone).
+	drain := "yes"
+	if op.Kind == mec.OperationRepair {
+		drain = "no"
+	}
 	return commandPlan{script: node.Shrink, targets: []mec.Node{*n0}, vars: map[string]string{
-		"LEAVING": strings.Join(ips, " "), "DRAIN_TIMEOUT": strconv.Itoa(DrainTimeout), "RETRY_SECONDS": retrySeconds(s.Env.PollInterval),
+		"LEAVING": strings.Join(ips, " "), "DRAIN": drain, "DRAIN_TIMEOUT": strconv.Itoa(DrainTimeout), "RETRY_SECONDS": retrySeconds(s.Env.PollInterval),
 	}}, nil
 }
 
@@ -208,9 +241,11 @@ func (s *Steps) undoScale(ctx context.Context, id string) (CleanupResult, error)
 		for i := range r.Nodes {
 			n := &r.Nodes[i]
 			switch {
-			case n.Member() && n.Operation == op.Number && !n.Joined && n.Index != 0:
+			case n.Member() && n.Operation == op.Number && !n.Joined && !r.IsNode0(*n):
 				n.State, n.Reason = mec.NodeLeaving, fmt.Sprintf("rolled back: it had not joined when operation %d failed", op.Number)
-			case n.State == mec.NodeLeaving && n.Joined && n.Operation != op.Number:
+			case op.Kind == mec.OperationScale && n.State == mec.NodeLeaving && !n.Removed && n.Operation != op.Number:
+				// Chosen to leave, still in the cluster: it stays. (A
+				// repair's lost nodes stay leaving: they are lost.)
 				n.State, n.Reason = "", ""
 			}
 		}
@@ -229,7 +264,7 @@ func (s *Steps) release(ctx context.Context, id string) (CleanupResult, error) {
 	if err != nil {
 		return CleanupResult{}, err
 	}
-	if m.Status != mec.Scaling {
+	if !m.Status.Changing() {
 		return CleanupResult{Done: true}, nil
 	}
 	var leaving []string

@@ -10,10 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/mecd/mecd/internal/mec"
-	"github.com/mecd/mecd/internal/nodepolicy"
 	"github.com/mecd/mecd/internal/store"
 )
 
@@ -65,13 +63,12 @@ func (s *Steps) RecordStatus(ctx context.Context, in StatusInput) (Summary, erro
 	}
 	now := s.now()
 	var stopArn string
-	var scaled *mec.Operation
 	m, err := s.Store.Update(ctx, id, func(r *mec.MEC) error {
-		stopArn, scaled = "", nil
+		stopArn = ""
 		switch in.Status {
 		case mec.Ready:
-			if r.Status == mec.Scaling {
-				scaled = s.endScale(r, in.State.Error, now)
+			if r.Status.Changing() {
+				s.endScale(r, in.State.Error, now)
 				return nil
 			}
 			if r.Status != mec.Creating {
@@ -158,16 +155,6 @@ func (s *Steps) RecordStatus(ctx context.Context, in StatusInput) (Summary, erro
 		}
 		return Summary{}, err
 	}
-	if scaled != nil && scaled.Outcome == mec.OutcomeFailed {
-		// The scale stopped before its grow step sealed the node role: no
-		// node keeps a way to the token; the token itself goes.
-		if err := s.setNodePhase(ctx, m, nodepolicy.Phase{Stage: nodepolicy.Sealed}); err != nil {
-			return Summary{}, err
-		}
-		if _, err := s.AWS.SSM(m.Region).DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(mec.TokenParam(m.ID))}); err != nil && apiCode(err) != "ParameterNotFound" {
-			return Summary{}, fmt.Errorf("delete join token: %w", err)
-		}
-	}
 	if stopArn != "" {
 		// The provisioning must not race the teardown; its own steps also
 		// stop at the next check, for executions whose ARN is unknown.
@@ -227,11 +214,28 @@ func (s *Steps) endScale(r *mec.MEC, failure *ErrorInfo, now time.Time) *mec.Ope
 		}
 	}
 	ha := cps >= 3
-	r.Spec.NodeCount, r.Spec.HAControlPlane = len(members), &ha
+	if op.Kind == mec.OperationScale || failure == nil {
+		// A failed repair keeps the count asked for: the next repairs add
+		// what is missing.
+		r.Spec.NodeCount, r.Spec.HAControlPlane = len(members), &ha
+	}
 	r.Status = mec.Ready
 	if failure == nil {
-		r.EndOperation(mec.OutcomeSucceeded, fmt.Sprintf("%d -> %d nodes", op.From, len(members)), now)
+		detail := fmt.Sprintf("%d -> %d nodes", op.From, len(members))
+		if op.Kind == mec.OperationRepair {
+			detail = fmt.Sprintf("replaced %d lost nodes (%s)", len(op.Remove), strings.TrimPrefix(op.Detail, "lost "))
+			if op.EndpointMoved {
+				detail += fmt.Sprintf("; the endpoint moved to node %d: fetch the kubeconfig again", r.EndpointNode)
+			}
+		}
+		r.DegradedCause = ""
+		r.EndOperation(mec.OutcomeSucceeded, detail, now)
 		return op
+	}
+	if op.Kind == mec.OperationRepair {
+		// The lost nodes are out; what replaces them did not join.
+		r.Status = mec.Degraded
+		r.DegradedCause = tail(fmt.Sprintf("repair %d failed: %s", op.Number, causeText(failure)), 2000)
 	}
 	for i := range r.Steps {
 		if st := &r.Steps[i]; st.Outcome == mec.OutcomeRunning {

@@ -25,6 +25,15 @@ type Sweeper struct {
 	SFN         lifecycle.Starter
 	TeardownArn string
 	RollbackArn string
+	// ScaleArn runs repairs (the scale workflow); with Fleet nil or it
+	// empty, no MEC is healed.
+	ScaleArn string
+	Fleet    Fleet
+	// LostAfter: an SSM agent ConnectionLost for longer is taken for a lost
+	// node (an agent restart or a short network cut is not).
+	LostAfter time.Duration
+	// CommandTimeout bounds each node command of a repair.
+	CommandTimeout time.Duration
 	// StaleAfter: a CREATING MEC of unknown execution that nothing updated
 	// for this long is taken for dead (longer than any quiet spell of a
 	// healthy provisioning: a node command and its retry).
@@ -47,6 +56,9 @@ type Report struct {
 	// Reconciliation.
 	TeardownsRestarted []string `json:"teardownsRestarted,omitempty"`
 	RolledBack         []string `json:"rolledBack,omitempty"`
+	// Healing.
+	Repairs  []string `json:"repairs,omitempty"`
+	Degraded []string `json:"degraded,omitempty"`
 }
 
 // Statuses whose MECs expire.
@@ -81,9 +93,13 @@ func (s *Sweeper) Run(ctx context.Context, ev events.CloudWatchEvent) (Report, e
 	if err := s.reconcile(ctx, now, &rep); err != nil {
 		return rep, err
 	}
+	if err := s.heal(ctx, now, &rep); err != nil {
+		return rep, err
+	}
 	s.Log.InfoContext(ctx, "sweep done", "event", ev.ID, "expired", rep.Expired, "started", len(rep.Started),
 		"alreadyRunning", len(rep.Running), "deferred", rep.Deferred,
-		"teardownsRestarted", len(rep.TeardownsRestarted), "rolledBack", len(rep.RolledBack))
+		"teardownsRestarted", len(rep.TeardownsRestarted), "rolledBack", len(rep.RolledBack),
+		"repairs", len(rep.Repairs), "degraded", len(rep.Degraded))
 	return rep, nil
 }
 

@@ -66,9 +66,14 @@ func New(cfg Config) (*Sim, error) {
 		return nil, fmt.Errorf("node simulator: %w", err)
 	}
 	// Cloud-init runs the user data at first boot, once the instance runs.
+	// A host's processes end when its instance stops or terminates.
 	e.OnStateChange(func(in ec2sim.Instance) {
-		if in.State == ec2sim.StateRunning {
+		switch in.State {
+		case ec2sim.StateRunning:
 			s.Boot(in.ID)
+		case ec2sim.StatePending:
+		default: // shutting-down, terminated
+			s.Down(in.ID)
 		}
 	})
 	return &Sim{Latency: lat, Faults: faults, Fidelity: fid, EC2Sim: e, SSMSim: s}, nil

@@ -1,7 +1,7 @@
 # finalize.sh: on node 0, finishes the build when the install command did
 # not (a join failed and was retried after a reset, or lagged): see
 # finalize_cluster in lib.sh.
-# Inputs: ADDONS (space separated), EXPECTED_NODES, ENDPOINT_HOST,
+# Inputs: ADDONS (space separated), EXPECTED_NODES, EXPECT_IPS (optional), ENDPOINT_HOST,
 # KUBECONFIG_PARAM, VERIFY_ATTEMPTS, RETRY_SECONDS.
 aws_init
 finalize_cluster

@@ -377,15 +377,27 @@ finalize_cluster() {
   ready=0
   # VERIFY_ATTEMPTS poll intervals in all, looking every tenth of one.
   every=$(awk -v s="$RETRY_SECONDS" 'BEGIN { e = s / 10; print (e < 0.05 ? 0.05 : e) }')
+  # EXPECT_IPS (a scale's or a repair's new nodes) must be Ready
+  # themselves: a count alone is met by a node that is about to leave (its
+  # agent lost, its kubelet still up) before a new one joined.
+  missing=""
   for _ in $(seq 1 $((VERIFY_ATTEMPTS * 10))); do
-    if nodes=$(microk8s kubectl get nodes --no-headers 2>/dev/null); then
+    if nodes=$(microk8s kubectl get nodes -o wide --no-headers 2>/dev/null); then
       ready=$(printf '%s\n' "$nodes" | awk '$2 == "Ready" { n++ } END { print n + 0 }')
-      if [ "$ready" -ge "$EXPECTED_NODES" ]; then
+      missing=""
+      for ip in ${EXPECT_IPS:-}; do
+        printf '%s\n' "$nodes" | awk -v ip="$ip" '$6 == ip && $2 == "Ready" { f = 1 } END { exit !f }' || missing="${missing} ${ip}"
+      done
+      if [ "$ready" -ge "$EXPECTED_NODES" ] && [ -z "$missing" ]; then
         break
       fi
     fi
     sleep "$every"
   done
+  if [ -n "$missing" ]; then
+    microk8s kubectl get nodes --no-headers >&2 || true
+    die "the new nodes${missing} are not Ready"
+  fi
   if [ "$ready" -lt "$EXPECTED_NODES" ]; then
     microk8s kubectl get nodes --no-headers >&2 || true
     die "only ${ready} of ${EXPECTED_NODES} nodes are Ready"

@@ -8,19 +8,26 @@
 # voter by a configuration change its leader commits with a quorum of the
 # voters left. After each removal the node's address is added to the
 # "::mecd-removed" line, so a failure part way says which nodes are out.
-# Inputs: LEAVING (space separated private IPs), DRAIN_TIMEOUT (seconds),
-# RETRY_SECONDS.
+# A lost node (a repair: DRAIN "no") is not drained: its kubelet is gone, a
+# drain would wait for pods that never end, and deleting its Node object
+# lets Kubernetes delete them.
+# Inputs: LEAVING (space separated private IPs), DRAIN ("yes" or "no"),
+# DRAIN_TIMEOUT (seconds), RETRY_SECONDS.
 start=$(now_ms)
 removed=""
 for ip in $LEAVING; do
   name=$(node_name "$ip")
-  if [ -n "$name" ]; then
+  if [ -n "$name" ] && [ "$DRAIN" = yes ]; then
     retry 3 microk8s kubectl cordon "$name" >/dev/null
     if ! microk8s kubectl drain "$name" --ignore-daemonsets --delete-emptydir-data --force \
       --timeout="${DRAIN_TIMEOUT}s" >/dev/null 2>&1; then
       log "draining ${name} did not finish within ${DRAIN_TIMEOUT}s: removing it anyway"
     fi
-    retry 3 microk8s remove-node "$ip" --force >/dev/null || die "removing node ${ip} (${name}) failed"
+  fi
+  if [ -n "$name" ]; then
+    if ! out=$(retry 3 microk8s remove-node "$ip" --force 2>&1); then
+      die "removing node ${ip} (${name}) failed: $(printf '%s' "$out" | tail -c 400)"
+    fi
   else
     # Not a Kubernetes node (a join that failed part way): --force still
     # clears a dqlite entry of the address, and exits 1 (remove_node.py).

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"time"
 )
 
 // AnyIndex selects every host of a cluster.
@@ -64,6 +65,7 @@ type Caller struct {
 type Injector struct {
 	mu          sync.Mutex
 	neverOnline []Host
+	agentDown   map[string]time.Time // instance id -> when its agent stopped
 	commands    []*Command
 	apis        []*API
 	rng         *rand.Rand
@@ -91,6 +93,26 @@ func (f *Injector) IsNeverOnline(tags map[string]string, index int) bool {
 		}
 	}
 	return false
+}
+
+// StopAgent makes the SSM agent of a running instance stop, as a crashed
+// or killed amazon-ssm-agent does: the instance and its MicroK8s keep
+// running, SSM reports the agent ConnectionLost and delivers no command.
+func (f *Injector) StopAgent(instanceID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.agentDown == nil {
+		f.agentDown = map[string]time.Time{}
+	}
+	f.agentDown[instanceID] = time.Now()
+}
+
+// AgentStopped reports whether and when StopAgent stopped the instance's agent.
+func (f *Injector) AgentStopped(instanceID string) (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	at, ok := f.agentDown[instanceID]
+	return at, ok
 }
 
 // FailCommand registers a command failure.

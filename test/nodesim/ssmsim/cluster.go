@@ -35,9 +35,61 @@ type cluster struct {
 	apiDownUntil time.Time
 }
 
-// apiDownLocked reports whether h's API server refuses connections now.
-func apiDownLocked(h *host) bool {
-	return h.cluster != nil && time.Now().Before(h.cluster.apiDownUntil)
+// apiDownLocked reports whether h's API server refuses connections now:
+// after a join re-formed dqlite (for a while), or while its dqlite has no
+// quorum. MicroK8s' datastore is k8s-dqlite, a Raft cluster of the voters:
+// a write commits only with a majority of the voters (go-dqlite; Raft), so
+// with 2 of 3 voters down the API server cannot serve.
+func (s *Sim) apiDownLocked(h *host) bool {
+	if h.cluster == nil {
+		return false
+	}
+	return time.Now().Before(h.cluster.apiDownUntil) || !s.quorumLocked(h.cluster)
+}
+
+// quorumLocked reports whether a majority of c's dqlite voters run.
+func (s *Sim) quorumLocked(c *cluster) bool {
+	voters, up := 0, 0
+	for _, m := range c.members {
+		if m.dqliteRole != "voter" {
+			continue
+		}
+		voters++
+		if th := s.hosts[m.instanceID]; th == nil || th.downAt.IsZero() {
+			up++
+		}
+	}
+	return voters == 0 || 2*up > voters
+}
+
+// nodeMonitorGracePeriod: the node controller marks a node NotReady once its
+// kubelet has not posted its status for this long (kube-controller-manager
+// reference, --node-monitor-grace-period, 40 s), scaled with the latency
+// model.
+const nodeMonitorGracePeriod = 40 * time.Second
+
+// memberDownLocked reports whether m's host is down long enough for its
+// Kubernetes node to show NotReady.
+func (s *Sim) memberDownLocked(m *member) bool {
+	th := s.hosts[m.instanceID]
+	if th == nil || th.downAt.IsZero() {
+		return false
+	}
+	grace := nodeMonitorGracePeriod
+	if s.lat != nil {
+		grace = time.Duration(float64(grace) * s.lat.Scale())
+	}
+	return time.Since(th.downAt) >= grace
+}
+
+// Down is a host's instance stopping or terminating: its processes end.
+// Called on the instance's state change (EC2 stopping, shutting-down).
+func (s *Sim) Down(instanceID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h := s.hosts[instanceID]; h != nil && h.downAt.IsZero() {
+		h.downAt = time.Now()
+	}
 }
 
 // apiRefused is kubectl's answer while the API server is down.

@@ -25,6 +25,9 @@ type host struct {
 
 	// cloud-init's run of the user data at first boot (nil: not booted here)
 	ci *cloudInit
+	// downAt: the instance stopped or terminated then (zero: it runs). Its
+	// kubelet and its dqlite end with it.
+	downAt time.Time
 
 	// snap
 	refreshHeldAt         time.Time // `snap refresh --hold`: no auto-refresh starts after it

@@ -31,6 +31,9 @@ func (s *Sim) agentStatus(inst Instance) string {
 	}
 	switch inst.State {
 	case "running":
+		if _, stopped := s.faults.AgentStopped(inst.ID); stopped {
+			return pingConnectionLost
+		}
 		return pingOnline
 	case "pending":
 		return ""
@@ -164,8 +167,12 @@ func (s *Sim) describeInstanceInformation(r *http.Request) (any, error) {
 			ResourceType: "EC2Instance", IPAddress: inst.PrivateIP, ComputerName: hostnameFor(inst.PrivateIP, id),
 			IamRole: roleName(inst.IamInstanceProfileArn), SourceId: id, SourceType: "AWS::EC2::Instance",
 		}
-		if ping == pingOnline {
+		switch ping {
+		case pingOnline:
 			info.LastPingDateTime = epoch(time.Now())
+		case pingConnectionLost:
+			// The last ping before the agent stopped or its host went down.
+			info.LastPingDateTime = epoch(s.lastPing(id))
 		}
 		if !matchInfo(info, inst, filters) {
 			continue
@@ -256,4 +263,18 @@ func roleName(profileArn string) string {
 	}
 	i := strings.LastIndex(profileArn, "/")
 	return profileArn[i+1:]
+}
+
+// lastPing is when a ConnectionLost agent last reported: when it was
+// stopped, or when its host went down.
+func (s *Sim) lastPing(id string) time.Time {
+	if at, ok := s.faults.AgentStopped(id); ok {
+		return at
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h := s.hosts[id]; h != nil && !h.downAt.IsZero() {
+		return h.downAt
+	}
+	return time.Now()
 }

@@ -21,7 +21,7 @@ type nodeView struct {
 func (s *Sim) nodesLocked(h *host) []nodeView {
 	var out []nodeView
 	for _, m := range h.cluster.members {
-		v := nodeView{name: m.hostname, ip: m.ip, role: m.role, ready: !m.left, created: m.joinedAt, version: kubeVersion(h.channel), arch: "arm64"}
+		v := nodeView{name: m.hostname, ip: m.ip, role: m.role, ready: !m.left && !s.memberDownLocked(m), created: m.joinedAt, version: kubeVersion(h.channel), arch: "arm64"}
 		if mh := s.hosts[m.instanceID]; mh != nil {
 			if mh.channel != "" {
 				v.version = kubeVersion(mh.channel)
@@ -40,7 +40,7 @@ func (s *Sim) nodesLocked(h *host) []nodeView {
 func (s *Sim) kubectl(ctx context.Context, h *host, args []string) result {
 	s.mu.Lock()
 	worker := roleLocked(h) == roleWorker && inMultiNodeLocked(h)
-	down := apiDownLocked(h)
+	down := s.apiDownLocked(h)
 	s.mu.Unlock()
 	if worker {
 		return failOut(1, fmt.Sprintf(workerMessage, "kubectl"))

@@ -247,7 +247,7 @@ func (s *Sim) enable(ctx context.Context, h *host, args []string) result {
 			return fail(1, notFound(h.arch, spec))
 		}
 	}
-	if apiDownLocked(h) {
+	if s.apiDownLocked(h) {
 		s.mu.Unlock()
 		return fail(1, "Traceback (most recent call last):\n  File \"/snap/microk8s/current/scripts/wrappers/enable.py\", line 44, in <module>\n"+
 			"subprocess.CalledProcessError: Command '('/snap/microk8s/current/microk8s-kubectl.wrapper', 'get', 'all,ingress,ingressclass', '--all-namespaces')' returned non-zero exit status 1.\n")
@@ -285,7 +285,7 @@ func (s *Sim) enable(ctx context.Context, h *host, args []string) result {
 			return fail(1, "Enabling interrupted\n")
 		}
 		s.mu.Lock()
-		if apiDownLocked(h) {
+		if s.apiDownLocked(h) {
 			s.mu.Unlock()
 			return result{code: 1, stdout: b.String(), stderr: "The connection to the server 127.0.0.1:16443 was refused - did you specify the right host or port?\n"}
 		}
