@@ -393,6 +393,10 @@ func functionAccess(name string, r refs) ([]access, bool) {
 			acc = append(acc, access{actions: []string{"states:DescribeExecution"}, resources: []string{executionsArn(name)},
 				why: "executions of the provision workflow only; each is named by its cluster id, known only at run time"})
 		}
+		if name, ok := r.stateMachines[ScaleMachine]; ok {
+			acc = append(acc, access{actions: []string{"states:DescribeExecution"}, resources: []string{executionsArn(name)},
+				why: "executions of the scale workflow only (an operation that ended without recording its outcome is undone); each is named by its cluster id and operation, known only at run time"})
+		}
 		return append(append(acc, startExecution(r, TeardownMachine, RollbackMachine, ScaleMachine)...), describeTeardowns(r)...), true
 	}
 	return nil, false

@@ -166,3 +166,31 @@ func StartScale(ctx context.Context, c Starter, stateMachineArn string, m *mec.M
 	}
 	return "", fmt.Errorf("start scale: %w", err)
 }
+
+// StartUndo starts the undo of m's latest operation, whose execution ended
+// without recording its outcome (timed out, aborted): the scale workflow
+// from its undo, as scale-<id>-<n>-undo, so two sweeps cannot start two.
+// started is false when it already ran.
+func StartUndo(ctx context.Context, c Starter, stateMachineArn string, m *mec.MEC, why string) (arn string, started bool, err error) {
+	op := m.Operation()
+	if op == nil {
+		return "", false, fmt.Errorf("undo of %s: no operation recorded", m.ID)
+	}
+	name := mec.ScaleExecution(m.ID, op.Number) + "-undo"
+	in, err := json.Marshal(map[string]any{"clusterId": m.ID, "kind": op.Kind, "undo": true,
+		"error": map[string]string{"Error": "OperationLost", "Cause": why}, "timeouts": map[string]int{"command": 3600}})
+	if err != nil {
+		return "", false, fmt.Errorf("undo input: %w", err)
+	}
+	out, err := c.StartExecution(ctx, &sfn.StartExecutionInput{
+		StateMachineArn: aws.String(stateMachineArn), Name: aws.String(name), Input: aws.String(string(in)),
+	})
+	if err == nil {
+		return aws.ToString(out.ExecutionArn), true, nil
+	}
+	var exists *sfntypes.ExecutionAlreadyExists
+	if errors.As(err, &exists) {
+		return mec.ExecutionArn(stateMachineArn, name), false, nil
+	}
+	return "", false, fmt.Errorf("start undo: %w", err)
+}

@@ -22,11 +22,18 @@ import (
 //   - a CREATING MEC whose provisioning is no longer running (timed out after
 //     its 2 h, aborted, lost) is rolled back and recorded FAILED; one whose
 //     execution is unknown (a console run) is taken for dead once nothing
-//     updated it for StaleAfter.
+//     updated it for StaleAfter;
+//   - a SCALING or REPAIRING MEC whose operation's execution is no longer
+//     running (timed out, aborted) gets the operation's undo, which ends it
+//     READY (a repair: DEGRADED) with the operation failed.
 
-// reconcile looks at every CREATING and DELETING MEC, at most Batch of each.
+// reconcile looks at every CREATING, DELETING, SCALING and REPAIRING MEC,
+// at most Batch of each.
 func (s *Sweeper) reconcile(ctx context.Context, now time.Time, rep *Report) error {
-	for _, st := range []mec.Status{mec.Deleting, mec.Creating} {
+	for _, st := range []mec.Status{mec.Deleting, mec.Creating, mec.Scaling, mec.Repairing} {
+		if st.Changing() && s.ScaleArn == "" {
+			continue
+		}
 		ms, _, err := s.Store.List(ctx, store.ListQuery{Status: st, Limit: min(max(s.Batch, 1), store.MaxListLimit)})
 		if err != nil {
 			return fmt.Errorf("list %s MECs: %w", st, err)
@@ -36,9 +43,12 @@ func (s *Sweeper) reconcile(ctx context.Context, now time.Time, rep *Report) err
 				continue
 			}
 			var err error
-			if st == mec.Deleting {
+			switch {
+			case st == mec.Deleting:
 				err = s.restartTeardown(ctx, m, rep)
-			} else {
+			case st.Changing():
+				err = s.undoIfDead(ctx, m, now, rep)
+			default:
 				err = s.rollBackIfDead(ctx, m, now, rep)
 			}
 			if err != nil {
@@ -116,4 +126,33 @@ func orGone(status string) string {
 		return "(it no longer exists)"
 	}
 	return status
+}
+
+func (s *Sweeper) undoIfDead(ctx context.Context, m *mec.MEC, now time.Time, rep *Report) error {
+	op := m.Operation()
+	if op == nil {
+		return nil
+	}
+	why := ""
+	if op.ExecutionArn != "" {
+		run, status, err := s.running(ctx, op.ExecutionArn)
+		if err != nil || run {
+			return err
+		}
+		why = fmt.Sprintf("the %s execution ended %s without recording its outcome", op.Kind, orGone(status))
+	} else {
+		if now.Sub(m.UpdatedAt) < s.StaleAfter {
+			return nil
+		}
+		why = fmt.Sprintf("nothing updated the MEC for %v and no %s execution is known", now.Sub(m.UpdatedAt).Round(time.Second), op.Kind)
+	}
+	arn, started, err := lifecycle.StartUndo(ctx, s.SFN, s.ScaleArn, m, why)
+	if err != nil {
+		return err
+	}
+	if started {
+		rep.Undone = append(rep.Undone, m.ID)
+		s.Log.InfoContext(ctx, "undoing a dead operation", "clusterId", m.ID, "operation", op.Number, "why", why, "execution", arn)
+	}
+	return nil
 }

@@ -56,6 +56,7 @@ type Report struct {
 	// Reconciliation.
 	TeardownsRestarted []string `json:"teardownsRestarted,omitempty"`
 	RolledBack         []string `json:"rolledBack,omitempty"`
+	Undone             []string `json:"undone,omitempty"`
 	// Healing.
 	Repairs  []string `json:"repairs,omitempty"`
 	Degraded []string `json:"degraded,omitempty"`

@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/test/localrt"
@@ -138,4 +142,46 @@ func TestDeleteWinsOverAScale(t *testing.T) {
 	if op := decodeMEC(t, b).Operation(); op == nil || op.Outcome != mec.OutcomeFailed {
 		t.Fatalf("the stopped scale: %+v", op)
 	}
+}
+
+// TestAbortedScaleIsUndone: a scale whose execution ends without recording
+// its outcome (aborted in the console) does not leave the MEC SCALING: the
+// sweep schedule undoes it, and what it launched is gone.
+func TestAbortedScaleIsUndone(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	m := accepted(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":1}`, localrt.UniqueName("scaleabort")))
+	waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second)
+	code, _, b := call(t, rt, "PATCH", "/mecs/"+m.ID, `{"nodeCount":2}`, nil)
+	if code != http.StatusAccepted {
+		t.Fatalf("PATCH: %d %s", code, b)
+	}
+	// Abort it once its node is launched, as a person would in the console.
+	var op *mec.Operation
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		_, _, b := call(t, rt, "GET", "/mecs/"+m.ID, "", nil)
+		got := decodeMEC(t, b)
+		if op = got.Operation(); len(got.Nodes) == 2 && op.ExecutionArn != "" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := rt.Clients("").SFN.StopExecution(context.Background(), &sfn.StopExecutionInput{ExecutionArn: aws.String(op.ExecutionArn)}); err != nil {
+		t.Fatal(err)
+	}
+	got := sweepUntil(t, rt, m.ID, mec.Ready)
+	if o := got.Operation(); o.Outcome != mec.OutcomeFailed || !strings.Contains(o.Detail, "without recording") || len(got.MemberNodes()) != 1 {
+		t.Fatalf("after the undo: %s, operation %+v, %d member nodes", got.Status, o, len(got.MemberNodes()))
+	}
+	cp, w, voters := members(t, rt, got)
+	if cp != 1 || w != 0 || voters != 1 {
+		t.Fatalf("MicroK8s after the undo: %d control plane, %d workers, %d voters", cp, w, voters)
+	}
+	for _, n := range got.Nodes {
+		if n.Operation == 1 && n.State != mec.NodeTerminated {
+			t.Fatalf("the aborted scale's node: %+v", n)
+		}
+	}
+	deleteClean(t, rt, m.ID)
 }
