@@ -174,7 +174,7 @@ var apiRoutes = []struct {
 	query   []string
 }{
 	{"/mecs", []string{http.MethodGet, http.MethodPost}, []string{"status", "region", "limit", "nextToken"}},
-	{"/mecs/{id}", []string{http.MethodGet, http.MethodDelete}, nil},
+	{"/mecs/{id}", []string{http.MethodGet, http.MethodPatch, http.MethodDelete}, nil},
 	{"/mecs/{id}/kubeconfig", []string{http.MethodGet}, nil},
 }
 
@@ -212,7 +212,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 		q[k] = vs
 	}
 	var body []byte
-	if r.Method == http.MethodPost {
+	if r.Method == http.MethodPost || r.Method == http.MethodPatch {
 		b, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 		if err != nil || len(b) > MaxBodyBytes {
 			writeError(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", "the body is over 64 KiB")

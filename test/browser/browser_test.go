@@ -88,7 +88,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Status != mec.Deleted || m.Spec.NodeCount != 1 || m.Spec.Tags["team"] != "edge" || len(m.Spec.Addons) != 2 {
+	// Made with 1 node, scaled to 2 with the card's control.
+	if m.Status != mec.Deleted || m.Spec.NodeCount != 2 || len(m.Operations) != 1 || m.Spec.Tags["team"] != "edge" || len(m.Spec.Addons) != 2 {
 		t.Errorf("the MEC the form made: %s nodes %d tags %v addons %v", m.Status, m.Spec.NodeCount, m.Spec.Tags, m.Spec.Addons)
 	}
 	if leaks, err := rt.LeakAudit(ctx, m.ID); err != nil || len(leaks) > 0 {

@@ -135,6 +135,20 @@ try {
   await download.delete(); // a secret: never kept as an artifact
   log("kubeconfig downloaded");
 
+  // 5b. Scale it to 2 nodes with the card's control, and follow it.
+  await page.getByLabel(`Node count for ${name}`, { exact: true }).fill("2");
+  await page.getByRole("button", { name: `Scale ${name}`, exact: true }).click();
+  await page.waitForFunction((n) => document.querySelector("#announcer").textContent.includes(`Scaling ${n} to 2 nodes`), name);
+  await badge(name).filter({ hasText: "READY" }).waitFor({ timeout: 60000 });
+  await page.waitForFunction((n) => /2 \(1 control-plane, 1 worker\)/.test(document.querySelector(`[aria-labelledby^="t-"] h3`) &&
+    [...document.querySelectorAll("li.mec")].find((li) => li.querySelector("h3").textContent === n).innerText), name, { timeout: 60000 });
+  const scaled = await card(name).innerText();
+  assert.match(scaled, /added by operation 1/, "the node history shows the new node");
+  await card(name).getByText(/^Operations \(1\)$/).click();
+  assert.match(await card(name).locator("details.operations").innerText(), /scale 1 → 2 succeeded/);
+  await shot(page, "04b-scaled.png");
+  log(`${name} scaled to 2 nodes`);
+
   // 6. Delete, with confirmation.
   await page.getByRole("button", { name: `Delete ${name}`, exact: true }).click();
   const dialog = page.getByRole("dialog", { name: `Delete MEC ${name}?` });

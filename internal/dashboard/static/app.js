@@ -130,16 +130,26 @@ function stepsList(m) {
   return ol;
 }
 
-function nodesTable(m, nodes) {
+// nodeNote is a node's history in a word: leaving or gone and why, or the
+// operation that added it.
+function nodeNote(m, n) {
+  if (n.state) return `${n.state}${n.reason ? ": " + n.reason : ""}`;
+  const parts = [];
+  if (n.index === (m.endpointNode || 0)) parts.push("endpoint");
+  if (n.operation) parts.push(`added by operation ${n.operation}`);
+  return parts.join(", ");
+}
+
+function nodesTable(m, nodes, caption) {
   const t = el("table", { class: "nodes" });
-  t.append(el("caption", { class: "sr-only", text: `Nodes of ${m.name}` }));
-  t.append(el("thead", {}, el("tr", {}, ...["#", "Instance", "Role", "IP"].map((h) => el("th", { scope: "col", text: h })))));
+  t.append(el("caption", { class: caption ? "" : "sr-only", text: caption || `Nodes of ${m.name}` }));
+  t.append(el("thead", {}, el("tr", {}, ...["#", "Instance", "Role", "IP", "Notes"].map((h) => el("th", { scope: "col", text: h })))));
   const tb = el("tbody");
   for (const n of nodes) {
     const ip = el("td", { text: n.privateIp || "" });
     if (n.publicIp) ip.append(el("br"), el("span", { class: "muted", text: `public ${n.publicIp}` }));
     tb.append(el("tr", {}, el("td", { text: String(n.index) }), el("td", {}, el("code", { text: n.instanceId })),
-      el("td", { text: n.role }), ip));
+      el("td", { text: n.role }), ip, el("td", { class: "muted", text: nodeNote(m, n) })));
   }
   t.append(tb);
   return t;
@@ -174,12 +184,34 @@ function cardBody(m, openSteps) {
     b.append(el("div", { class: "progress" },
       el("progress", { "aria-label": `Teardown of ${m.name}` }), el("span", { text: "tearing down" + (running(m) ? ": " + running(m) : "") })));
   }
+  const op = (m.operations || []).at(-1);
+  if ((m.status === "SCALING" || m.status === "REPAIRING") && op) {
+    const what = op.kind === "repair" ? `replacing lost nodes (operation ${op.number})` : `scaling from ${op.from} to ${op.to} nodes (operation ${op.number})`;
+    b.append(el("div", { class: "progress" },
+      el("progress", { "aria-label": `${op.kind === "repair" ? "Repair" : "Scale"} of ${m.name}` }), el("span", { text: what + (running(m) ? ": " + running(m) : "") })));
+  }
   if (m.status === "FAILED") {
     b.append(el("p", { class: "failure", text: `Failed at ${m.failedStep || "?"}: ${m.failureCause || "no cause recorded"}` }));
   }
+  if (m.status === "DEGRADED" || m.status === "REPAIRING") {
+    b.append(el("p", { class: "failure", text: `${m.status === "DEGRADED" ? "Degraded" : "Lost"}: ${m.degradedCause || "no cause recorded"}` }));
+  }
   const live = (m.nodes || []).filter((n) => n.state !== "terminated");
-  if (live.length) b.append(nodesTable(m, live));
-  else if (m.nodes && m.nodes.length) b.append(el("p", { class: "muted", text: `${m.nodes.length} nodes terminated: ${m.nodes[0].reason || ""}` }));
+  const gone = (m.nodes || []).filter((n) => n.state === "terminated");
+  if (live.length) {
+    b.append(nodesTable(m, live));
+    if (gone.length) {
+      const d = el("details", { class: "history" }, el("summary", { text: `Former nodes (${gone.length})` }), nodesTable(m, gone, "Former nodes"));
+      b.append(d);
+    }
+  } else if (m.nodes && m.nodes.length) b.append(el("p", { class: "muted", text: `${m.nodes.length} nodes terminated: ${m.nodes[0].reason || ""}` }));
+  if (m.operations && m.operations.length) {
+    const ol = el("ol");
+    for (const o of m.operations) {
+      ol.append(el("li", { class: "outcome-" + o.outcome }, el("strong", { text: `${o.kind} ${o.from} → ${o.to}` }), ` ${o.outcome}`, o.detail ? ` — ${o.detail}` : ""));
+    }
+    b.append(el("details", { class: "operations" }, el("summary", { text: `Operations (${m.operations.length})` }), ol));
+  }
   if (m.steps && m.steps.length) {
     const d = el("details", { class: "steps" }, el("summary", { text: `Steps (${m.steps.length})` }), stepsList(m));
     d.open = openSteps;
@@ -197,7 +229,15 @@ function card(m) {
   const del = el("button", { type: "button", class: "danger delete", "aria-label": `Delete ${m.name}`, text: "Delete" });
   kube.addEventListener("click", () => downloadKubeconfig(li.record, kube));
   del.addEventListener("click", () => confirmDelete(li.record, del));
-  li.append(el("div", { class: "actions" }, kube, del));
+  // Scale: PATCH /mecs/{id}; the API's refusal (a quorum it would lose)
+  // is shown as it answers, with the fix it names.
+  const count = el("input", { type: "number", min: "1", max: "20", class: "scale-count", "aria-label": `Node count for ${m.name}`, value: String((m.spec && m.spec.nodeCount) || 1) });
+  const noHA = el("input", { type: "checkbox", class: "scale-noha", "aria-label": `Accept a control plane without HA for ${m.name}` });
+  const go = el("button", { type: "button", class: "scale-go", "aria-label": `Scale ${m.name}`, text: "Scale" });
+  go.addEventListener("click", () => scale(li.record, count, noHA, go));
+  const sc = el("div", { class: "scale" }, count, el("label", {}, noHA, " no HA"), go);
+  sc.hidden = m.status !== "READY";
+  li.append(el("div", { class: "actions" }, kube, sc, del));
   return li;
 }
 
@@ -215,7 +255,8 @@ function updateCard(li, m) {
     $(".age", li).textContent = age(m);
     $(".expiry", li).textContent = expiry(m);
   }
-  $(".kubeconfig", li).hidden = m.status !== "READY";
+  $(".kubeconfig", li).hidden = !["READY", "SCALING", "REPAIRING", "DEGRADED"].includes(m.status);
+  $(".scale", li).hidden = m.status !== "READY";
   $(".delete", li).hidden = m.status === "DELETED";
 }
 
@@ -318,6 +359,25 @@ async function downloadKubeconfig(m, btn) {
   } catch (e) {
     announce(`Kubeconfig of ${m.name}: ${e.message}`);
     $("#list-error").textContent = `Kubeconfig of ${m.name}: ${e.message}`;
+    $("#list-error").hidden = false;
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+async function scale(m, count, noHA, btn) {
+  const body = { nodeCount: Number(count.value) };
+  if (noHA.checked) body.haControlPlane = false;
+  btn.disabled = true;
+  try {
+    await api("PATCH", `/mecs/${m.id}`, { body });
+    announce(`Scaling ${m.name} to ${body.nodeCount} nodes.`);
+    await refresh();
+  } catch (e) {
+    // A refusal names the field and the fix.
+    const why = [e.message, ...Object.entries(e.fields || {}).map(([k, v]) => `${k} ${v}`)].join(": ");
+    announce(`Could not scale ${m.name}: ${why}`);
+    $("#list-error").textContent = `Could not scale ${m.name}: ${why}`;
     $("#list-error").hidden = false;
   } finally {
     btn.disabled = false;
