@@ -99,7 +99,9 @@ func (d *aslDef) walk(loop string, k int) ([]string, error) {
 // transitionModel is the ASL-derived count, checked once per run.
 type transitionModel struct {
 	prov, tear *aslDef
+	ops        *aslDef
 	Checked    string // what validateFormulas proved, for the report
+	OpsChecked string // the day-2 paths walked
 }
 
 func newTransitionModel(root string) (*transitionModel, error) {
@@ -111,7 +113,11 @@ func newTransitionModel(root string) (*transitionModel, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &transitionModel{prov: p, tear: t}
+	o, err := loadASL(root, "statemachine/scale.asl.json")
+	if err != nil {
+		return nil, err
+	}
+	m := &transitionModel{prov: p, tear: t, ops: o}
 	return m, m.validateFormulas()
 }
 
@@ -134,7 +140,16 @@ func (m *transitionModel) validateFormulas() error {
 	}
 	one, _ := m.prov.walk(provisionLoop, 1)
 	td, _ := m.tear.walk(teardownLoop, 1)
+	up, err := opsPath(m.ops, "scale", 1, 1)
+	if err != nil {
+		return err
+	}
+	rp, err := opsPath(m.ops, "repair", 1, 1)
+	if err != nil {
+		return err
+	}
 	m.Checked = fmt.Sprintf("provision with one check: %v; teardown with one cleanup: %v", one, td)
+	m.OpsChecked = fmt.Sprintf("scale with one check and one look at the removed instances: %v; repair: %v", up, rp)
 	return nil
 }
 

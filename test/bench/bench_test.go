@@ -52,3 +52,33 @@ func TestBilledMsRoundsUpEachInvocation(t *testing.T) {
 		t.Errorf("percentiles of %v: p50 %v p99 %v", ds, pct(ds, 50), pct(ds, 99))
 	}
 }
+
+// TestOpsPaths: the day-2 walk of the scale workflow: 11 states with one
+// check and one look, and each further look or check goes round a loop
+// (wait, task, choice).
+func TestOpsPaths(t *testing.T) {
+	root, err := backend.RepoRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := loadASL(root, "statemachine/scale.asl.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		kind string
+		k, c int
+		want int
+	}{
+		{"scale", 1, 1, 11}, {"scale", 2, 1, 14}, {"scale", 1, 3, 17}, {"repair", 1, 1, 11}, {"repair", 1, 2, 14},
+	}
+	for _, tc := range tests {
+		p, err := opsPath(d, tc.kind, tc.k, tc.c)
+		if err != nil || len(p) != tc.want {
+			t.Errorf("%s k=%d c=%d: %d states %v (%v), want %d", tc.kind, tc.k, tc.c, len(p), p, err, tc.want)
+		}
+	}
+	if p, _ := opsPath(d, "repair", 1, 1); p[6] != "Remove the lost nodes" {
+		t.Errorf("a repair removes the lost nodes before the replacements join: %v", p)
+	}
+}

@@ -11,8 +11,18 @@ import (
 
 // benchJSON is test/artifacts/bench.json: the figures a machine checks.
 type benchJSON struct {
-	Overhead []overheadRow `json:"overhead"`
-	Cost     []costRow     `json:"cost"`
+	Overhead   []overheadRow `json:"overhead"`
+	Cost       []costRow     `json:"cost"`
+	Operations []opsRow      `json:"operations,omitempty"`
+}
+
+// opsRow is one day-2 operation (section 5).
+type opsRow struct {
+	Operation   string  `json:"operation"`
+	Kind        string  `json:"kind"`
+	Seconds     float64 `json:"seconds"`
+	Transitions int     `json:"transitions"`
+	Invocations int     `json:"invocations"`
 }
 
 type overheadRow struct {
@@ -52,6 +62,12 @@ func writeJSON(res *results) (string, error) {
 		tt, _ := teardownTransitions(r.Tear, 1)
 		out.Cost = append(out.Cost, costRow{Mode: string(r.Mode), Nodes: r.Nodes, ProvisionTransitions: pt, TeardownTransitions: tt,
 			ProvisionInvocations: r.Prov.invocations()})
+	}
+	for _, r := range res.Ops {
+		if r.Err == nil {
+			out.Operations = append(out.Operations, opsRow{Operation: r.What, Kind: r.Kind, Seconds: r.Seconds,
+				Transitions: r.Transitions, Invocations: r.Use.invocations()})
+		}
 	}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {

@@ -64,7 +64,7 @@ func parseOptions() (options, error) {
 	fs.IntVar(&o.processes, "processes", 4, "Lambda processes per function")
 	fs.IntVar(&o.scaleProcesses, "scale-processes", 16, "Lambda processes per function in the runtime of the scale runs (its local Lambda concurrency)")
 	fs.DurationVar(&o.budget, "budget", 40*time.Minute, "skip what would start after this much time")
-	only := fs.String("only", "ratio,cost,scale,lambda,list", "sections to run")
+	only := fs.String("only", "ratio,cost,scale,lambda,list,ops", "sections to run")
 	quick := fs.Bool("quick", false, "a small smoke run: one scale, few MECs, few records")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return o, err
@@ -130,7 +130,7 @@ func run(ctx context.Context) error {
 	if o.sections["ratio"] {
 		scales = append(scales, o.ratioScales...)
 	}
-	if o.sections["cost"] || o.sections["lambda"] || o.sections["list"] {
+	if o.sections["cost"] || o.sections["lambda"] || o.sections["list"] || o.sections["ops"] {
 		scales = append(scales, o.costScale)
 	}
 	if o.sections["scale"] {
@@ -220,6 +220,18 @@ func run(ctx context.Context) error {
 			for _, r := range res.Runs {
 				if r.Ready != nil && r.Nodes == 3 && res.template == nil {
 					res.template = r.Ready // the list's records are copies of a READY 3-node record
+				}
+			}
+			if sc == o.costScale && o.sections["ops"] && !over("day-2 operations") {
+				logf("day-2 operations: scale up by 1, repair of 1 lost node")
+				res.Ops = e.runOps(ctx, res.Transitions.ops, fmt.Sprintf("o%s-%d", tag, time.Now().Unix()%100000))
+				for _, r := range res.Ops {
+					if r.Err != nil {
+						logf("  %s: %v", r.What, r.Err)
+						res.note("day-2 operation %s: %v", r.What, r.Err)
+					} else {
+						logf("  %s: READY in %.2fs, %d transitions, %d invocations", r.What, r.Seconds, r.Transitions, r.Use.invocations())
+					}
 				}
 			}
 			if sc == o.costScale && o.sections["lambda"] && !over("lambda") {

@@ -402,3 +402,35 @@ func scaleSteps(w writer, runs []*scaleRun) {
 	}
 	w("\n")
 }
+
+func renderOps(w writer, res *results) {
+	if len(res.Ops) == 0 {
+		return
+	}
+	w("## 5. Day-2 operations\n\n")
+	w("One 3-node MEC at the cost runs' scale, typical latencies: `PATCH /mecs/{id}` to 4 nodes, followed to READY; then that new worker's instance terminated behind mecd's back, a sweep (invoked: schedules never fire locally) finds it, and the repair is followed to READY. Seconds run from the PATCH, or from the loss, to READY (the repair's include the sweep's look). Transitions are counted as in section 2, from a walk of `statemachine/scale.asl.json` with k online checks and c looks for the removed instances (%s); Lambda invocations include the sweeper's.\n\n", res.Transitions.OpsChecked)
+	w("| operation | seconds | transitions | checks k / looks c | Lambda invocations | by function | AWS API calls |\n|---|---|---|---|---|---|---|\n")
+	for _, r := range res.Ops {
+		if r.Err != nil {
+			w("| %s | failed: %s | | | | | |\n", r.What, clip(r.Err.Error(), 120))
+			continue
+		}
+		w("| %s | %.2f | **%d** | %d / %d | %d | %s | %d |\n", r.What, r.Seconds, r.Transitions, r.Checks, r.Releases,
+			r.Use.invocations(), fnCounts(r.Use), r.Use.awsCalls())
+	}
+	w("\n")
+}
+
+// fnCounts is "fn n, ..." in name order.
+func fnCounts(u usage) string {
+	var names []string
+	for fn := range u.Fns {
+		names = append(names, fn)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, fn := range names {
+		parts = append(parts, fmt.Sprintf("%s %d", fn, u.Fns[fn].Count))
+	}
+	return strings.Join(parts, ", ")
+}

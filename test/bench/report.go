@@ -22,6 +22,7 @@ type results struct {
 	Transitions    *transitionModel
 	Runs           []*mecRun
 	Scale          []*scaleRun
+	Ops            []*opRun
 	List           *listRun
 	Sizes          []binSize
 	Cold           []coldStart
@@ -185,6 +186,7 @@ func render(b *strings.Builder, res *results) {
 	renderCost(w, res)
 	renderScale(w, res)
 	renderLambda(w, res)
+	renderOps(w, res)
 	if len(res.Notes) > 0 {
 		w("## Runs that failed or were skipped\n\n")
 		for _, n := range res.Notes {
