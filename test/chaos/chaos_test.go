@@ -45,7 +45,7 @@ func sizeOf() size {
 	if os.Getenv("MECD_CHAOS") == "full" {
 		return size{mecs: 20, races: 100, kill: []string{"launch-nodes", "check-nodes", "node-command", "command-events"}, file: "chaos.json"}
 	}
-	return size{mecs: 6, races: 8, kill: []string{"launch-nodes", "node-command"}, file: "chaos-short.json"}
+	return size{mecs: 8, races: 8, kill: []string{"launch-nodes", "node-command"}, file: "chaos-short.json"}
 }
 
 // faulted are the services the product calls, with the codes AWS answers
@@ -116,10 +116,60 @@ func hostFaults() []hostFault {
 			if !ok || m.Status != mec.Ready {
 				return "never READY"
 			}
-			return terminate(h, m, 2)
+			detail := terminate(h, m, 2)
+			// The sweep schedule finds the loss and repairs it.
+			if _, ok := h.settle(id, 3*time.Minute, opEnded(mec.OperationRepair, 1)); !ok {
+				return detail + "; no repair ended within 3 min"
+			}
+			return detail
 		}, check: func(m *mec.MEC) (bool, string) {
-			return m.Status == mec.Ready, string(m.Status) + " (deleted cleanly at the end)"
+			op := m.Operation()
+			if op == nil || op.Kind != mec.OperationRepair {
+				return false, fmt.Sprintf("%s without a repair", m.Status)
+			}
+			// Under API faults a repair may fail: then DEGRADED with the cause.
+			ok := (m.Status == mec.Ready && op.Outcome == mec.OutcomeSucceeded) || (m.Status == mec.Degraded && m.DegradedCause != "")
+			return ok, fmt.Sprintf("%s after repair %d %s: %.200s%.200s", m.Status, op.Number, op.Outcome, op.Detail, m.DegradedCause)
 		}},
+		{name: "scaled up and down under faults", after: func(h *harness, id string) string {
+			m, ok := h.settle(id, 3*time.Minute, ended)
+			if !ok || m.Status != mec.Ready {
+				return "never READY"
+			}
+			var out []string
+			for i, n := range []int{4, 3} {
+				code, b := h.call("PATCH", "/mecs/"+id, fmt.Sprintf(`{"nodeCount":%d}`, n), map[string]string{"Content-Type": "application/json"})
+				if code != 202 {
+					out = append(out, fmt.Sprintf("PATCH %d: %d %.200s", n, code, b))
+					continue
+				}
+				got, ok := h.settle(id, 3*time.Minute, opEnded(mec.OperationScale, i+1))
+				if !ok {
+					return strings.Join(append(out, fmt.Sprintf("scale to %d still %s after 3 min", n, got.Status)), "; ")
+				}
+				out = append(out, fmt.Sprintf("to %d: %s", n, got.Operation().Outcome))
+			}
+			return strings.Join(out, "; ")
+		}, check: func(m *mec.MEC) (bool, string) {
+			// Each scale succeeded or failed with its cause, and the MEC
+			// serves with what joined.
+			for _, op := range m.Operations {
+				if op.Outcome == mec.OutcomeRunning || (op.Outcome == mec.OutcomeFailed && op.Detail == "") {
+					return false, fmt.Sprintf("operation %d %s without a cause", op.Number, op.Outcome)
+				}
+			}
+			return m.Status == mec.Ready && len(m.Operations) > 0 && len(m.MemberNodes()) == m.Spec.NodeCount,
+				fmt.Sprintf("%s with %d nodes after %d scales", m.Status, len(m.MemberNodes()), len(m.Operations))
+		}},
+	}
+}
+
+// opEnded is done once the MEC's operation number n, of kind, ended and no
+// operation runs.
+func opEnded(kind string, n int) func(*mec.MEC) bool {
+	return func(m *mec.MEC) bool {
+		op := m.Operation()
+		return op != nil && op.Number >= n && op.Kind == kind && op.Outcome != mec.OutcomeRunning && !m.Status.Changing()
 	}
 }
 
@@ -635,7 +685,9 @@ func (h *harness) settle(id string, within time.Duration, done func(*mec.MEC) bo
 	return last, false
 }
 
-func ended(m *mec.MEC) bool   { return m.Status == mec.Ready || m.Status == mec.Failed }
+func ended(m *mec.MEC) bool {
+	return m.Status == mec.Ready || m.Status == mec.Failed || m.Status == mec.Degraded
+}
 func deleted(m *mec.MEC) bool { return m.Status == mec.Deleted }
 
 // invoke calls a scheduled function with the event EventBridge sends.
