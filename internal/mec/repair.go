@@ -53,10 +53,19 @@ func PlanRepair(m *MEC, lost map[int]string) (RepairPlan, string) {
 			}
 		}
 	}
-	// With 3 or more control-plane nodes dqlite has 3 voters (the others
-	// stand by); lost control-plane nodes are taken for voters, the worst case.
-	voters := min(len(cps), 3)
-	lostVoters := min(lostCP, voters)
+	// dqlite's voters (go-dqlite app/roles.go, RolesChanges.Adjust, with
+	// MicroK8s' k8s-dqlite defaults of 3 voters): with 3 or more
+	// control-plane nodes, 3 voters (the others stand by), and lost
+	// control-plane nodes are taken for voters, the worst case; with fewer,
+	// a cluster "too small" keeps one voter, its leader: node 0, the founder,
+	// unless a repair moved the endpoint.
+	voters, lostVoters := min(len(cps), 3), min(lostCP, 3)
+	if len(cps) < 3 {
+		voters, lostVoters = 1, 0
+		if _, ok := lost[m.EndpointNode]; ok {
+			lostVoters = 1
+		}
+	}
 	switch {
 	case voters > 0 && 2*(voters-lostVoters) <= voters:
 		return RepairPlan{}, fmt.Sprintf("%s. dqlite has lost %d of its %d voters: the cluster has no quorum, so its datastore commits nothing and "+

@@ -20,8 +20,9 @@ type ScalePlan struct {
 // (fields, as the API's 400 names them) a change that would leave an HA
 // control plane (3 dqlite voters) with fewer than 3 nodes unless the
 // request says "haControlPlane": false: dqlite keeps a quorum only while a
-// majority of its voters run, and with 2 voters one lost node stops the
-// cluster's datastore.
+// majority of its voters run, and a cluster of fewer than 3 dqlite nodes
+// keeps a single voter (go-dqlite app/roles.go, RolesChanges.Adjust), so
+// losing that node stops the cluster's datastore.
 //
 // Nodes leave workers first, then control-plane nodes, the newest first,
 // never node 0 (it holds the endpoint). New nodes join as control plane

@@ -42,7 +42,7 @@ func TestPlanScale(t *testing.T) {
 		{"3 to 2 without haControlPlane false is refused", "ccc", 2, nil, nil, nil, false, true},
 		{"5 to 1 with haControlPlane true is refused", "cccww", 1, &tr, nil, nil, false, true},
 		{"3 to 1 with haControlPlane false removes the newest control plane", "ccc", 1, &f, []int{2, 1}, nil, false, false},
-		{"3 to 2 with haControlPlane false keeps 2 voters", "ccc", 2, &f, []int{2}, nil, false, false},
+		{"3 to 2 with haControlPlane false keeps 2 control-plane nodes", "ccc", 2, &f, []int{2}, nil, false, false},
 		{"1 to 3 completes the control plane", "c", 3, nil, nil, []spec.Role{c, c}, true, false},
 		{"2 non-HA to 3 replaces the worker", "cw", 3, nil, []int{1}, []spec.Role{c, c}, true, false},
 		{"1 to 2 adds a worker", "c", 2, nil, nil, []spec.Role{w}, false, false},

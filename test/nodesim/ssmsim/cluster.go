@@ -144,28 +144,42 @@ func (c *cluster) active() int {
 	return n
 }
 
-// recomputeRoles applies dqlite's rule: the first three control-plane nodes
-// (in join order, the founder first) vote, later ones stand by; workers do
-// not run dqlite. A voter that goes is replaced by the oldest standby.
+// recomputeRoles applies dqlite's rule (go-dqlite app/roles.go,
+// RolesChanges: Assume at a node's start, Adjust by the leader every
+// RolesAdjustmentFrequency, 30 s; MicroK8s' k8s-dqlite keeps the defaults
+// of 3 voters and 3 stand-bys): the first three control-plane nodes (in
+// join order, the founder first) vote, later ones stand by; a cluster of
+// fewer than 3 dqlite nodes is "too small" and keeps one voter, its leader,
+// the others spare; workers do not run dqlite. A voter that goes is
+// replaced by the oldest standby. The simulator applies at once what
+// Adjust does within 30 s.
 func (c *cluster) recomputeRoles() {
-	voters := 0
-	for _, m := range c.members {
-		switch {
-		case m.left || m.role != roleControlPlane:
-			m.dqliteRole = ""
-		case voters < maxVoters:
-			m.dqliteRole = "voter"
-			voters++
-		default:
-			m.dqliteRole = "standby"
-		}
-	}
 	if l := c.member(c.leader); l == nil || l.left || l.role != roleControlPlane {
 		for _, m := range c.members {
 			if !m.left && m.role == roleControlPlane {
 				c.leader = m.instanceID
 				break
 			}
+		}
+	}
+	cps := 0
+	for _, m := range c.members {
+		if !m.left && m.role == roleControlPlane {
+			cps++
+		}
+	}
+	voters := 0
+	for _, m := range c.members {
+		switch {
+		case m.left || m.role != roleControlPlane:
+			m.dqliteRole = ""
+		case cps < maxVoters && m.instanceID != c.leader:
+			m.dqliteRole = "spare"
+		case voters < maxVoters:
+			m.dqliteRole = "voter"
+			voters++
+		default:
+			m.dqliteRole = "standby"
 		}
 	}
 }

@@ -656,8 +656,9 @@ func TestScaleDownCommands(t *testing.T) {
 			voters++
 		}
 	}
-	if voters != 2 {
-		t.Fatalf("%d voters after a voter left a 3-voter cluster, want 2: %+v", voters, h.Members)
+	// 2 dqlite nodes are "too small" (go-dqlite RolesChanges.Adjust): one voter.
+	if voters != 1 {
+		t.Fatalf("%d voters after a voter left a 3-voter cluster, want 1: %+v", voters, h.Members)
 	}
 	if !e.host(t, nodes[2].ID).PartialJoin {
 		t.Fatal("a voter forced out while running should need `microk8s leave` before it joins again")
