@@ -369,8 +369,9 @@ func functionAccess(name string, r refs) ([]access, bool) {
 		// Finds mecd's resources by tag and path in every allowed region,
 		// reads their MEC, and deletes what cleanup deletes.
 		return append([]access{
-			// DeleteItem and the byKind index: spare node roles left half made.
-			dynamo(r, "GetItem", "DeleteItem"),
+			// DeleteItem and the byKind index: spare node roles left half
+			// made; PutItem and DeleteItem: its lock (one run at a time).
+			dynamo(r, "GetItem", "PutItem", "DeleteItem"),
 			sparesIndex(r),
 			// GetParametersByPath is authorised against the path asked for,
 			// not the parameters returned (Systems Manager User Guide, How

@@ -438,7 +438,7 @@ func TestFunctionPermissions(t *testing.T) {
 		APIFunction: {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "lambda:InvokeFunction", "ssm:GetParameter",
 			"states:DescribeExecution", "states:StartExecution"},
 		SweeperFunction: {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "ec2:DescribeInstances", "ssm:DescribeInstanceInformation", "states:DescribeExecution", "states:StartExecution"},
-		ReaperFunction: {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:Query", "ec2:DeleteSecurityGroup", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups",
+		ReaperFunction: {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "ec2:DeleteSecurityGroup", "ec2:DescribeInstances", "ec2:DescribeSecurityGroups",
 			"ec2:TerminateInstances", "iam:DeleteInstanceProfile", "iam:DeleteRole", "iam:DeleteRolePolicy", "iam:DetachRolePolicy",
 			"iam:ListInstanceProfiles", "iam:ListRoles", "iam:RemoveRoleFromInstanceProfile", "ssm:DeleteParameters", "ssm:GetParametersByPath"},
 	}

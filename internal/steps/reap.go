@@ -36,6 +36,17 @@ type ReapResult struct {
 	// Remaining counts orphans with resources left for the next run
 	// (instances still shutting down, a group they still hold).
 	Remaining int `json:"remaining"`
+	// Skipped: another run held the lock.
+	Skipped bool `json:"skipped,omitempty"`
+}
+
+// reaperLock names the reaper's lock.
+const reaperLock = "reaper"
+
+// Locker keeps runs that must not overlap apart (store.Store).
+type Locker interface {
+	Lock(ctx context.Context, name, owner string, until time.Time) (bool, error)
+	Unlock(ctx context.Context, name, owner string) error
 }
 
 // owned is what one cluster id owns in AWS.
@@ -51,7 +62,33 @@ type owned struct {
 // They are what a teardown could not see (an instance EC2 did not list yet
 // when a DELETE raced the launch) or a record that expired first. It is
 // idempotent and bounded by the regions and the clusters found.
+//
+// One run at a time: EventBridge delivers a scheduled event at least once
+// (EventBridge User Guide, event delivery), and two runs that listed the
+// same node role would both delete it; the second's calls on a role that
+// no longer exists are refused (IAM authorizes them by an ARN it can no
+// longer complete with the role's path).
 func (s *Steps) Reap(ctx context.Context, _ json.RawMessage) (ReapResult, error) {
+	if s.Locks != nil {
+		owner := fmt.Sprintf("reaper-%d", s.now().UnixNano())
+		until := s.now().Add(5 * time.Minute)
+		if d, ok := ctx.Deadline(); ok {
+			until = d
+		}
+		got, err := s.Locks.Lock(ctx, reaperLock, owner, until)
+		if err != nil {
+			return ReapResult{}, err
+		}
+		if !got {
+			s.Log.InfoContext(ctx, "another reaper run is under way: this one does nothing")
+			return ReapResult{Skipped: true}, nil
+		}
+		defer func() {
+			if err := s.Locks.Unlock(context.WithoutCancel(ctx), reaperLock, owner); err != nil {
+				s.Log.WarnContext(ctx, "release the reaper's lock", "error", err)
+			}
+		}()
+	}
 	found := map[string]*owned{}
 	own := func(id string) *owned {
 		o := found[id]

@@ -64,6 +64,7 @@ func FromEnvironment(ctx context.Context) (*Steps, error) {
 	return &Steps{
 		Store:  st,
 		Spares: st,
+		Locks:  st,
 		AWS:    newRegional(cfg),
 		IAM:    iam.NewFromConfig(cfg), // IAM is global
 		SFN:    sfn.NewFromConfig(cfg),

@@ -82,12 +82,14 @@ type Steps struct {
 	Store Store
 	// Spares keeps the spare node roles (nil: none are taken or made).
 	Spares SpareStore
-	AWS    Regional
-	IAM    IAMAPI
-	SFN    SFNAPI
-	Env    config.Env
-	Log    *slog.Logger
-	Now    func() time.Time
+	// Locks keeps reaper runs apart (nil: no lock).
+	Locks Locker
+	AWS   Regional
+	IAM   IAMAPI
+	SFN   SFNAPI
+	Env   config.Env
+	Log   *slog.Logger
+	Now   func() time.Time
 	// Sleep waits d or until ctx ends (nil: a timer); tests move a fake
 	// clock with it.
 	Sleep func(ctx context.Context, d time.Duration) error
