@@ -148,6 +148,12 @@ func detail(m *mec.MEC) string {
 		if s := m.RunningStep(); s != "" {
 			return "step: " + s
 		}
+	case mec.Scaling:
+		if op := m.Operation(); op != nil {
+			return fmt.Sprintf("%d -> %d nodes", op.From, op.To)
+		}
+	case mec.Degraded, mec.Repairing:
+		return clip(m.DegradedCause, 60)
 	}
 	return ""
 }
@@ -216,6 +222,11 @@ func writeMEC(w io.Writer, m *mec.MEC, now time.Time) error {
 	if m.Status == mec.Failed {
 		fmt.Fprintf(tw, "Failed step:\t%s\n", m.FailedStep)
 		fmt.Fprintf(tw, "Cause:\t%s\n", m.FailureCause)
+	}
+	if m.DegradedCause != "" && (m.Status == mec.Degraded || m.Status == mec.Repairing) {
+		// What is lost, and why no repair runs (DEGRADED) or what a repair
+		// replaces (REPAIRING).
+		fmt.Fprintf(tw, "Lost:\t%s\n", m.DegradedCause)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

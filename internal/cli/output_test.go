@@ -78,3 +78,32 @@ func TestOutputShowsTheOwner(t *testing.T) {
 		t.Errorf("detail has no owner line:\n%s", b.String())
 	}
 }
+
+// get and list say what a day-2 MEC is doing and what it lost.
+func TestDay2Output(t *testing.T) {
+	now := time.Now()
+	at := now.Add(-time.Minute)
+	m := &mec.MEC{ID: "mec-01", Name: "edge", Status: mec.Repairing, Region: "us-east-1", CreatedAt: now.Add(-time.Hour),
+		DegradedCause: "node 0: instance i-0a is terminated (not by mecd)",
+		Nodes: []mec.Node{
+			{Index: 0, InstanceID: "i-0a", Role: "control-plane", State: mec.NodeTerminated, EndedAt: &at, Reason: "lost: instance i-0a is terminated; replaced by operation 2"},
+			{Index: 1, InstanceID: "i-0b", Role: "control-plane"},
+			{Index: 3, InstanceID: "i-0d", Role: "control-plane", Operation: 2},
+		},
+		Operations: []mec.Operation{{Number: 1, Kind: mec.OperationScale, From: 3, To: 4, Outcome: mec.OutcomeSucceeded, StartedAt: at},
+			{Number: 2, Kind: mec.OperationRepair, From: 3, To: 3, Outcome: mec.OutcomeRunning, StartedAt: at}},
+	}
+	var b strings.Builder
+	if err := writeMEC(&b, m, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"REPAIRING", "Lost:", "terminated (not by mecd)", "Former nodes:", "replaced by operation 2",
+		"added by operation 2", "Operations:", "repair 3 -> 3", "scale 3 -> 4"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("get does not show %q:\n%s", want, b.String())
+		}
+	}
+	if d := detail(m); !strings.Contains(d, "node 0") {
+		t.Errorf("list detail %q", d)
+	}
+}

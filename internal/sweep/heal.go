@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/mecd/mecd/internal/lifecycle"
@@ -112,20 +115,38 @@ var errSkip = errors.New("skip")
 
 // repair starts the repair of m's lost nodes, or records why none can run.
 func (s *Sweeper) repair(ctx context.Context, m *mec.MEC, lost map[int]string, now time.Time, rep *Report) error {
+	// First DEGRADED with what is lost (the record says so even if the
+	// repair cannot start), then REPAIRING.
+	_, why := mec.PlanRepair(m, lost)
+	if why == "" {
+		why = lostText(lost)
+	}
+	degraded, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
+		if (r.Status != mec.Ready && r.Status != mec.Degraded) || r.Version != m.Version {
+			return errSkip
+		}
+		if r.Status == mec.Degraded && r.DegradedCause == why {
+			return store.ErrNoChange
+		}
+		r.Status, r.DegradedCause = mec.Degraded, why
+		return nil
+	})
+	switch {
+	case errors.Is(err, errSkip):
+		return nil
+	case err != nil:
+		return err
+	}
 	var cannot string
 	updated, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
 		cannot = ""
-		if (r.Status != mec.Ready && r.Status != mec.Degraded) || r.Version != m.Version {
+		if r.Status != mec.Degraded || r.Version != degraded.Version {
 			return errSkip
 		}
 		plan, why := mec.PlanRepair(r, lost)
 		if why != "" {
-			if r.Status == mec.Degraded && r.DegradedCause == why {
-				return store.ErrNoChange
-			}
 			cannot = why
-			r.Status, r.DegradedCause = mec.Degraded, why
-			return nil
+			return store.ErrNoChange // DEGRADED with this cause already
 		}
 		r.StartRepair(plan, now)
 		return nil
@@ -168,4 +189,14 @@ func (s *Sweeper) repair(ctx context.Context, m *mec.MEC, lost map[int]string, n
 	rep.Repairs = append(rep.Repairs, m.ID)
 	s.Log.InfoContext(ctx, "repair started", "clusterId", m.ID, "operation", op.Number, "lost", op.Detail, "execution", arn)
 	return nil
+}
+
+// lostText says which nodes are lost, in index order.
+func lostText(lost map[int]string) string {
+	idx := slices.Sorted(maps.Keys(lost))
+	parts := make([]string, 0, len(idx))
+	for _, i := range idx {
+		parts = append(parts, fmt.Sprintf("node %d: %s", i, lost[i]))
+	}
+	return strings.Join(parts, "; ")
 }
