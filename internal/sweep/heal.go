@@ -113,6 +113,16 @@ func (s *Sweeper) lostNodes(m *mec.MEC, states map[string]string, pings map[stri
 // errSkip: the record changed under the sweep; the next run looks again.
 var errSkip = errors.New("skip")
 
+// update applies fn to the record; ok is false when it did not apply: an
+// error, or errSkip (then err is nil).
+func (s *Sweeper) update(ctx context.Context, id string, fn func(*mec.MEC) error) (m *mec.MEC, ok bool, err error) {
+	m, err = s.Store.Update(ctx, id, fn)
+	if errors.Is(err, errSkip) {
+		return nil, false, nil
+	}
+	return m, err == nil, err
+}
+
 // repair starts the repair of m's lost nodes, or records why none can run.
 func (s *Sweeper) repair(ctx context.Context, m *mec.MEC, lost map[int]string, now time.Time, rep *Report) error {
 	// First DEGRADED with what is lost (the record says so even if the
@@ -121,7 +131,7 @@ func (s *Sweeper) repair(ctx context.Context, m *mec.MEC, lost map[int]string, n
 	if why == "" {
 		why = lostText(lost)
 	}
-	degraded, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
+	degraded, ok, err := s.update(ctx, m.ID, func(r *mec.MEC) error {
 		if (r.Status != mec.Ready && r.Status != mec.Degraded) || r.Version != m.Version {
 			return errSkip
 		}
@@ -131,14 +141,11 @@ func (s *Sweeper) repair(ctx context.Context, m *mec.MEC, lost map[int]string, n
 		r.Status, r.DegradedCause = mec.Degraded, why
 		return nil
 	})
-	switch {
-	case errors.Is(err, errSkip):
-		return nil
-	case err != nil:
+	if !ok {
 		return err
 	}
 	var cannot string
-	updated, err := s.Store.Update(ctx, m.ID, func(r *mec.MEC) error {
+	updated, ok, err := s.update(ctx, m.ID, func(r *mec.MEC) error {
 		cannot = ""
 		if r.Status != mec.Degraded || r.Version != degraded.Version {
 			return errSkip
@@ -152,9 +159,7 @@ func (s *Sweeper) repair(ctx context.Context, m *mec.MEC, lost map[int]string, n
 		return nil
 	})
 	switch {
-	case errors.Is(err, errSkip):
-		return nil
-	case err != nil:
+	case !ok:
 		return err
 	case cannot != "":
 		rep.Degraded = append(rep.Degraded, m.ID)

@@ -60,40 +60,7 @@ func (d *aslDef) walk(loop string, k int) ([]string, error) {
 	if _, ok := d.States[loop]; !ok {
 		return nil, fmt.Errorf("ASL has no state %q (the benchmark's transition count follows it)", loop)
 	}
-	var path []string
-	visits := 0
-	name := d.StartAt
-	for range 10000 {
-		st, ok := d.States[name]
-		if !ok {
-			return nil, fmt.Errorf("ASL: no state %q", name)
-		}
-		path = append(path, name)
-		switch st.Type {
-		case "Succeed":
-			return path, nil
-		case "Fail":
-			return nil, fmt.Errorf("success path reached Fail state %q", name)
-		case "Choice":
-			if len(st.Choices) == 0 {
-				return nil, fmt.Errorf("choice %q has no choices", name)
-			}
-			next := st.Choices[0].Next
-			if name == loop {
-				visits++
-				if visits < k {
-					next = st.Default
-				}
-			}
-			name = next
-		default:
-			if st.End {
-				return path, nil
-			}
-			name = st.Next
-		}
-	}
-	return nil, fmt.Errorf("ASL walk did not end")
+	return d.walkDecide(func(name string, visit int) bool { return name != loop || visit >= k })
 }
 
 // transitionModel is the ASL-derived count, checked once per run.

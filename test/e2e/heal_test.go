@@ -144,14 +144,5 @@ func TestQuorumLossIsReported(t *testing.T) {
 // waitSettled waits until no operation runs on the MEC (bounded).
 func waitSettled(t *testing.T, rt *localrt.Runtime, id string, within time.Duration) *mec.MEC {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		_, _, b := call(t, rt, "GET", "/mecs/"+id, "", nil)
-		if m := decodeMEC(t, b); !m.Status.Changing() {
-			return m
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("MEC %s still changing after %v", id, within)
-	return nil
+	return waitFor(t, rt, id, within, func(m *mec.MEC) bool { return !m.Status.Changing() })
 }

@@ -119,26 +119,14 @@ func TestScaleUpAndDown(t *testing.T) {
 func TestDeleteWinsOverAScale(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
-	m := accepted(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":1}`, localrt.UniqueName("scaledel")))
-	waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second)
-	code, _, b := call(t, rt, "PATCH", "/mecs/"+m.ID, `{"nodeCount":3}`, nil)
-	if code != http.StatusAccepted {
-		t.Fatalf("PATCH: %d %s", code, b)
-	}
+	m := readyThenScaling(t, rt, "scaledel", 3)
 	if code, _, b := call(t, rt, "PATCH", "/mecs/"+m.ID, `{"nodeCount":4}`, nil); code != http.StatusConflict || !strings.Contains(string(b), "SCALING") {
 		t.Fatalf("a second operation while scaling: %d %s", code, b)
 	}
 	// Let it launch the new nodes first.
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		_, _, b := call(t, rt, "GET", "/mecs/"+m.ID, "", nil)
-		if len(decodeMEC(t, b).Nodes) == 3 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitFor(t, rt, m.ID, time.Minute, func(m *mec.MEC) bool { return len(m.Nodes) == 3 })
 	deleteClean(t, rt, m.ID)
-	_, _, b = call(t, rt, "GET", "/mecs/"+m.ID, "", nil)
+	_, _, b := call(t, rt, "GET", "/mecs/"+m.ID, "", nil)
 	if op := decodeMEC(t, b).Operation(); op == nil || op.Outcome != mec.OutcomeFailed {
 		t.Fatalf("the stopped scale: %+v", op)
 	}
@@ -150,23 +138,10 @@ func TestDeleteWinsOverAScale(t *testing.T) {
 func TestAbortedScaleIsUndone(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
-	m := accepted(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":1}`, localrt.UniqueName("scaleabort")))
-	waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second)
-	code, _, b := call(t, rt, "PATCH", "/mecs/"+m.ID, `{"nodeCount":2}`, nil)
-	if code != http.StatusAccepted {
-		t.Fatalf("PATCH: %d %s", code, b)
-	}
+	m := readyThenScaling(t, rt, "scaleabort", 2)
 	// Abort it once its node is launched, as a person would in the console.
-	var op *mec.Operation
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		_, _, b := call(t, rt, "GET", "/mecs/"+m.ID, "", nil)
-		got := decodeMEC(t, b)
-		if op = got.Operation(); len(got.Nodes) == 2 && op.ExecutionArn != "" {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	launched := waitFor(t, rt, m.ID, time.Minute, func(m *mec.MEC) bool { return len(m.Nodes) == 2 && m.Operation().ExecutionArn != "" })
+	op := launched.Operation()
 	if _, err := rt.Clients("").SFN.StopExecution(context.Background(), &sfn.StopExecutionInput{ExecutionArn: aws.String(op.ExecutionArn)}); err != nil {
 		t.Fatal(err)
 	}
@@ -184,4 +159,30 @@ func TestAbortedScaleIsUndone(t *testing.T) {
 		}
 	}
 	deleteClean(t, rt, m.ID)
+}
+
+// waitFor polls the MEC until done holds (bounded) and returns it.
+func waitFor(t *testing.T, rt *localrt.Runtime, id string, within time.Duration, done func(*mec.MEC) bool) *mec.MEC {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		_, _, b := call(t, rt, "GET", "/mecs/"+id, "", nil)
+		if m := decodeMEC(t, b); done(m) {
+			return m
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("MEC %s: the condition did not hold within %v", id, within)
+	return nil
+}
+
+// readyThenScaling makes a READY 1-node MEC and asks for it to have n nodes.
+func readyThenScaling(t *testing.T, rt *localrt.Runtime, prefix string, n int) *mec.MEC {
+	t.Helper()
+	m := accepted(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":1}`, localrt.UniqueName(prefix)))
+	waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second)
+	if code, _, b := call(t, rt, "PATCH", "/mecs/"+m.ID, fmt.Sprintf(`{"nodeCount":%d}`, n), nil); code != http.StatusAccepted {
+		t.Fatalf("PATCH: %d %s", code, b)
+	}
+	return m
 }
