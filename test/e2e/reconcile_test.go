@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/steps"
@@ -169,14 +171,20 @@ func plantRole(t *testing.T, rt *localrt.Runtime, roleName string) string {
 	ctx := context.Background()
 	ic := iam.NewFromConfig(rt.AWSConfig(""))
 	name := aws.String(roleName)
+	// The SDK retries a call whose answer came late (a busy machine): its
+	// retry then finds what the first made.
+	exists := func(err error) bool {
+		var ae smithy.APIError
+		return errors.As(err, &ae) && (ae.ErrorCode() == "EntityAlreadyExists" || ae.ErrorCode() == "LimitExceeded")
+	}
 	if _, err := ic.CreateRole(ctx, &iam.CreateRoleInput{RoleName: name, Path: aws.String(mec.NodeRolePath), AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[]}`),
-		PermissionsBoundary: aws.String(rt.Deployed.NodeBoundaryArn)}); err != nil {
+		PermissionsBoundary: aws.String(rt.Deployed.NodeBoundaryArn)}); err != nil && !exists(err) {
 		t.Fatal(err)
 	}
-	if _, err := ic.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: name, Path: aws.String(mec.NodeRolePath)}); err != nil {
+	if _, err := ic.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: name, Path: aws.String(mec.NodeRolePath)}); err != nil && !exists(err) {
 		t.Fatal(err)
 	}
-	if _, err := ic.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: name, RoleName: name}); err != nil {
+	if _, err := ic.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: name, RoleName: name}); err != nil && !exists(err) {
 		t.Fatal(err)
 	}
 	return roleName

@@ -26,7 +26,12 @@ for ip in $LEAVING; do
   fi
   if [ -n "$name" ]; then
     if ! out=$(retry 3 microk8s remove-node "$ip" --force 2>&1); then
-      die "removing node ${ip} (${name}) failed: $(printf '%s' "$out" | tail -c 400)"
+      # Gone already (an earlier run of this command removed it, and its
+      # answer was lost): that is what was asked.
+      if [ -n "$(node_name "$ip")" ]; then
+        die "removing node ${ip} (${name}) failed: $(printf '%s' "$out" | tail -c 400)"
+      fi
+      log "node ${ip} (${name}) is no longer in the cluster"
     fi
   else
     # Not a Kubernetes node (a join that failed part way): --force still
