@@ -57,10 +57,55 @@ func (rt *Runtime) createAPI(ctx context.Context, c *apigateway.Client) error {
 			return fmt.Errorf("api integration %s: %w", p, err)
 		}
 	}
+	if err := pruneAPI(ctx, c, apiID); err != nil {
+		return err
+	}
 	if _, err := c.CreateDeployment(ctx, &apigateway.CreateDeploymentInput{RestApiId: api.Id, StageName: aws.String(backend.APIStage)}); err != nil {
 		return fmt.Errorf("deploy api: %w", err)
 	}
 	rt.Deployed.APIID = apiID
+	return nil
+}
+
+// pruneAPI checks the API kumo holds against backend.APIResources: each
+// path once, with its ANY method integrated. CreateResource is not
+// idempotent, and the SDK retries a call whose answer was lost (a 5xx or a
+// reset connection under a loaded CI machine): the retry makes a second
+// resource for the path, and the first, with no method, can win kumo's
+// route match (its score ties), answering every request 403 "Missing
+// Authentication Token". Such method-less copies are deleted; anything else
+// amiss fails the deploy with what kumo holds.
+func pruneAPI(ctx context.Context, c *apigateway.Client, apiID string) error {
+	res, err := c.GetResources(ctx, &apigateway.GetResourcesInput{RestApiId: aws.String(apiID), Limit: aws.Int32(500)})
+	if err != nil {
+		return fmt.Errorf("get resources: %w", err)
+	}
+	want := map[string]bool{}
+	for _, p := range backend.APIResources {
+		want[p] = true
+	}
+	good := map[string]int{}
+	var held []string
+	for _, r := range res.Items {
+		p := aws.ToString(r.Path)
+		m, ok := r.ResourceMethods["ANY"]
+		integrated := ok && m.MethodIntegration != nil
+		held = append(held, fmt.Sprintf("%s(%s methods=%d)", p, aws.ToString(r.Id), len(r.ResourceMethods)))
+		switch {
+		case p == "/":
+		case want[p] && integrated:
+			good[p]++
+		case len(r.ResourceMethods) == 0:
+			if _, err := c.DeleteResource(ctx, &apigateway.DeleteResourceInput{RestApiId: aws.String(apiID), ResourceId: r.Id}); err != nil {
+				return fmt.Errorf("delete a duplicate of api resource %s: %w", p, err)
+			}
+		}
+	}
+	for _, p := range backend.APIResources {
+		if good[p] != 1 {
+			return fmt.Errorf("api resource %s: %d integrated copies in kumo, want 1 (kumo holds %s)", p, good[p], strings.Join(held, ", "))
+		}
+	}
 	return nil
 }
 
