@@ -22,7 +22,7 @@ import (
 // specFlag maps a flag to its spec field and how its text becomes JSON.
 type specFlag struct {
 	flag, field, usage string
-	kind               string // "string", "int", "bool", "list", "tags"
+	kind               string // "string", "int", "bool", "list", "tags", "volumes"
 }
 
 // specFlags has one flag per spec field (DESIGN section 3), in spec order.
@@ -43,6 +43,7 @@ var specFlags = []specFlag{
 	{"allow-world-access", "allowWorldAccess", "allow 0.0.0.0/0 in --api-access-cidrs or --node-port-cidrs (refused without it)", "bool"},
 	{"ha-control-plane", "haControlPlane", "3 control-plane nodes (default true with 3+ nodes); =false makes nodes 1.. workers", "bool"},
 	{"root-volume-gib", "rootVolumeGiB", fmt.Sprintf("root volume size in GiB, %d-%d (default %d)", spec.MinRootVolumeGiB, spec.MaxRootVolumeGiB, spec.DefaultRootVolumeGiB), "int"},
+	{"data-volumes", "dataVolumes", fmt.Sprintf("extra EBS volumes per node, COUNT or COUNTxGIB such as 3x100: 0-%d volumes of %d-%d GiB (default size %d)", spec.MaxDataVolumes, spec.MinDataVolumeGiB, spec.MaxDataVolumeGiB, spec.DefaultDataVolumeGiB), "volumes"},
 	{"ttl", "ttl", `lifetime, a Go duration such as "8h" (10m-2160h); the MEC is deleted after it`, "string"},
 	{"expires-at", "expiresAt", "RFC 3339 time after which the MEC is deleted (instead of --ttl)", "string"},
 	{"tag", "tags", "tag KEY=VALUE for every AWS resource; repeatable", "tags"},
@@ -81,6 +82,14 @@ API's own rules before anything is sent.
 						}
 					}
 					return nil
+				})
+			case "volumes":
+				dv := &spec.DataVolumes{}
+				vals[sf.field] = dv
+				fs.Func(sf.flag, sf.usage, func(s string) error {
+					var err error
+					*dv, err = parseDataVolumes(s)
+					return err
 				})
 			case "tags":
 				t := map[string]string{}
@@ -162,6 +171,23 @@ API's own rules before anything is sent.
 
 // buildSpec assembles the JSON body from the file and the flags given,
 // and checks it with spec.Parse (the API's own rules) before sending.
+// parseDataVolumes reads --data-volumes: "3" (the default size) or "3x100".
+// The numbers' bounds are the API's to check, so both say the same.
+func parseDataVolumes(s string) (spec.DataVolumes, error) {
+	count, size, sized := strings.Cut(strings.ToLower(strings.TrimSpace(s)), "x")
+	var dv spec.DataVolumes
+	var err error
+	if dv.Count, err = strconv.Atoi(count); err != nil {
+		return dv, errors.New("want COUNT or COUNTxGIB, such as 1 or 3x100")
+	}
+	if sized {
+		if dv.SizeGiB, err = strconv.Atoi(size); err != nil {
+			return dv, errors.New("want COUNT or COUNTxGIB, such as 1 or 3x100")
+		}
+	}
+	return dv, nil
+}
+
 func (a *App) buildSpec(args []string, set map[string]bool, vals map[string]any, file string) ([]byte, error) {
 	obj := map[string]json.RawMessage{}
 	if file != "" {
@@ -200,6 +226,8 @@ func (a *App) buildSpec(args []string, set map[string]bool, vals map[string]any,
 		case *bool:
 			v = *p
 		case *[]string:
+			v = *p
+		case *spec.DataVolumes:
 			v = *p
 		case map[string]string:
 			// --tag adds to the file's tags rather than replacing them.

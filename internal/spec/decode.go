@@ -156,6 +156,8 @@ func decodeField(s *Spec, key string, raw json.RawMessage, verr *ValidationError
 		s.HAControlPlane = b
 	case "rootVolumeGiB":
 		num(&s.RootVolumeGiB, msgRootVolume)
+	case "dataVolumes":
+		s.DataVolumes = decodeDataVolumes(raw, verr)
 	case "expiresAt":
 		var v string
 		if isNull(raw) {
@@ -231,4 +233,46 @@ func decodeTags(raw json.RawMessage, verr *ValidationError) map[string]string {
 		tags[k] = v
 	}
 	return tags
+}
+
+// decodeDataVolumes reads {"count": N, "sizeGiB": G} strictly; an explicit
+// 0 size is refused rather than replaced by the default.
+func decodeDataVolumes(raw json.RawMessage, verr *ValidationError) *DataVolumes {
+	if isNull(raw) {
+		return nil
+	}
+	keys, vals, err := decodeObject(raw)
+	if err != nil {
+		verr.Add("dataVolumes", msgDataVolumes)
+		return nil
+	}
+	dv := &DataVolumes{}
+	for _, k := range keys {
+		key := "dataVolumes." + k
+		if vals[k] == nil {
+			verr.Add(key, "appears more than once; give each field once")
+			continue
+		}
+		var dst *int
+		var msg string
+		switch k {
+		case "count":
+			dst, msg = &dv.Count, msgDataCount
+		case "sizeGiB":
+			dst, msg = &dv.SizeGiB, msgDataSize
+			if isZeroNumber(vals[k]) {
+				verr.Add(key, msg)
+			}
+		default:
+			verr.Add(key, `unknown field; dataVolumes takes "count" and "sizeGiB"`)
+			continue
+		}
+		if isNull(vals[k]) || json.Unmarshal(vals[k], dst) != nil {
+			verr.Add(key, "must be a whole number, "+strings.TrimPrefix(msg, "must be "))
+		}
+	}
+	if _, ok := vals["count"]; !ok {
+		verr.Add("dataVolumes.count", "is required; "+msgDataCount)
+	}
+	return dv
 }

@@ -33,12 +33,30 @@ type Spec struct {
 	PublicEndpoint bool     `json:"publicEndpoint,omitempty"`
 	// AllowWorldAccess says a world-open CIDR (0.0.0.0/0) in apiAccessCidrs
 	// or nodePortCidrs is meant, not a slip.
-	AllowWorldAccess bool              `json:"allowWorldAccess,omitempty"`
-	HAControlPlane   *bool             `json:"haControlPlane,omitempty"`
-	RootVolumeGiB    int               `json:"rootVolumeGiB,omitempty"`
-	TTL              string            `json:"ttl,omitempty"`
-	ExpiresAt        *time.Time        `json:"expiresAt,omitempty"`
-	Tags             map[string]string `json:"tags,omitempty"`
+	AllowWorldAccess bool  `json:"allowWorldAccess,omitempty"`
+	HAControlPlane   *bool `json:"haControlPlane,omitempty"`
+	RootVolumeGiB    int   `json:"rootVolumeGiB,omitempty"`
+	// DataVolumes are each node's extra EBS volumes (the seed's 3 x 100 GB
+	// disks per node), launched and deleted with the node.
+	DataVolumes *DataVolumes      `json:"dataVolumes,omitempty"`
+	TTL         string            `json:"ttl,omitempty"`
+	ExpiresAt   *time.Time        `json:"expiresAt,omitempty"`
+	Tags        map[string]string `json:"tags,omitempty"`
+}
+
+// DataVolumes asks for Count extra gp3 volumes of SizeGiB on every node,
+// encrypted like the root volume and deleted with the instance.
+type DataVolumes struct {
+	Count   int `json:"count"`
+	SizeGiB int `json:"sizeGiB,omitempty"`
+}
+
+// DataVolumeCount is how many data volumes each node gets.
+func (s Spec) DataVolumeCount() int {
+	if s.DataVolumes == nil {
+		return 0
+	}
+	return s.DataVolumes.Count
 }
 
 // Defaults carries what the rules need from the environment.
@@ -79,8 +97,13 @@ const (
 	MaxNameLen       = 40
 	MinRootVolumeGiB = 20
 	MaxRootVolumeGiB = 500
-	MinLifetime      = 10 * time.Minute
-	MaxLifetime      = 90 * 24 * time.Hour
+	MaxDataVolumes   = 3
+	MinDataVolumeGiB = 10
+	MaxDataVolumeGiB = 1000
+	// DefaultDataVolumeGiB is the seed's data disk size.
+	DefaultDataVolumeGiB = 100
+	MinLifetime          = 10 * time.Minute
+	MaxLifetime          = 90 * 24 * time.Hour
 	// MaxCIDRs keeps both lists plus the intra-cluster rule well under the
 	// security group's default quota of 60 inbound rules.
 	MaxCIDRs = 20
@@ -196,6 +219,9 @@ var (
 	msgCIDR         = `must be an IPv4 CIDR such as "203.0.113.0/24"`
 	msgBool         = "must be true or false"
 	msgRootVolume   = fmt.Sprintf("must be %d-%d (GiB)", MinRootVolumeGiB, MaxRootVolumeGiB)
+	msgDataVolumes  = fmt.Sprintf(`must be an object such as {"count": 1, "sizeGiB": %d}: count 0-%d volumes per node, sizeGiB %d-%d (default %d)`, DefaultDataVolumeGiB, MaxDataVolumes, MinDataVolumeGiB, MaxDataVolumeGiB, DefaultDataVolumeGiB)
+	msgDataCount    = fmt.Sprintf("must be 0-%d (volumes per node)", MaxDataVolumes)
+	msgDataSize     = fmt.Sprintf("must be %d-%d (GiB per volume)", MinDataVolumeGiB, MaxDataVolumeGiB)
 	msgTTL          = `must be a Go duration between 10m and 2160h (90 days), such as "8h" or "168h" (units: s, m, h)`
 	msgExpiresAt    = `must be an RFC 3339 time such as "2030-01-02T15:04:05Z", at least 10 minutes and at most 90 days in the future`
 	msgTagKey       = fmt.Sprintf("tag keys must be 1-%d characters: letters, digits, spaces and _ . : / = + - @, not starting with \"aws:\" or \"mecd:\" (reserved)", MaxTagKeyLen)
@@ -215,7 +241,7 @@ var (
 )
 
 // jsonFields lists the accepted JSON keys in document order, for messages.
-var jsonFields = []string{"name", "region", "nodeCount", "instanceType", "amiId", "vpcId", "subnetId", "ebsKmsKeyId", "microk8sChannel", "addons", "apiAccessCidrs", "nodePortCidrs", "publicEndpoint", "allowWorldAccess", "haControlPlane", "rootVolumeGiB", "ttl", "expiresAt", "tags"}
+var jsonFields = []string{"name", "region", "nodeCount", "instanceType", "amiId", "vpcId", "subnetId", "ebsKmsKeyId", "microk8sChannel", "addons", "apiAccessCidrs", "nodePortCidrs", "publicEndpoint", "allowWorldAccess", "haControlPlane", "rootVolumeGiB", "dataVolumes", "ttl", "expiresAt", "tags"}
 
 // Parse reads one JSON object strictly (unknown or repeated fields, wrong
 // types, trailing data and an empty body are errors), applies defaults and
@@ -286,6 +312,9 @@ func (s *Spec) ApplyDefaults(d Defaults) {
 	}
 	if s.RootVolumeGiB == 0 {
 		s.RootVolumeGiB = DefaultRootVolumeGiB
+	}
+	if s.DataVolumes != nil && s.DataVolumes.Count > 0 && s.DataVolumes.SizeGiB == 0 {
+		s.DataVolumes.SizeGiB = DefaultDataVolumeGiB
 	}
 	if s.HAControlPlane == nil {
 		ha := s.NodeCount >= haMinNodes

@@ -102,6 +102,7 @@ func TestParseDefaults(t *testing.T) {
 		{"ebsKmsKeyId", s.EBSKmsKeyID, ""},
 		{"haControlPlane", s.HAControlPlane != nil && *s.HAControlPlane, true},
 		{"rootVolumeGiB", s.RootVolumeGiB, 30},
+		{"dataVolumes", s.DataVolumeCount(), 0},
 		{"ttl", s.TTL, ""},
 		{"expiresAt", s.ExpiresAt == nil, true},
 		{"tags", len(s.Tags), 0},
@@ -121,7 +122,7 @@ func TestParseKeepsGivenValues(t *testing.T) {
 		"amiId":"ami-0123456789abcdef0","vpcId":"vpc-12345678","subnetId":"subnet-0123456789abcdef0",
 		"microk8sChannel":"1.34/candidate","addons":["ingress","dns"],"apiAccessCidrs":["203.0.113.0/24"],
 		"nodePortCidrs":["198.51.100.7/32"],"publicEndpoint":true,"haControlPlane":false,"rootVolumeGiB":100,
-		"expiresAt":"` + at(48*time.Hour) + `","tags":{"owner":"edge team"}}`
+		"dataVolumes":{"count":2,"sizeGiB":50},"expiresAt":"` + at(48*time.Hour) + `","tags":{"owner":"edge team"}}`
 	s, err := Parse([]byte(body), testDefaults())
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +132,8 @@ func TestParseKeepsGivenValues(t *testing.T) {
 		AmiID: "ami-0123456789abcdef0", VpcID: "vpc-12345678", SubnetID: "subnet-0123456789abcdef0",
 		Microk8sChannel: "1.34/candidate", Addons: []string{"ingress", "dns"},
 		APIAccessCIDRs: []string{"203.0.113.0/24"}, NodePortCIDRs: []string{"198.51.100.7/32"},
-		PublicEndpoint: true, RootVolumeGiB: 100, Tags: map[string]string{"owner": "edge team"},
+		PublicEndpoint: true, RootVolumeGiB: 100, DataVolumes: &DataVolumes{Count: 2, SizeGiB: 50},
+		Tags: map[string]string{"owner": "edge team"},
 	}
 	exp := testNow.Add(48 * time.Hour)
 	want.ExpiresAt = &exp
@@ -345,6 +347,23 @@ func TestParseFieldRules(t *testing.T) {
 		{name: "ttl and expiresAt", fields: `"ttl":"8h","expiresAt":"` + at(8*time.Hour) + `"`,
 			want: map[string]string{"ttl": "either ttl or expiresAt, not both", "expiresAt": "either ttl or expiresAt, not both"}},
 		{name: "ttl and null expiresAt", fields: `"ttl":"8h","expiresAt":null`},
+
+		// dataVolumes
+		{name: "dataVolumes 3 x 100", fields: `"dataVolumes":{"count":3,"sizeGiB":100}`},
+		{name: "dataVolumes size default", fields: `"dataVolumes":{"count":1}`},
+		{name: "dataVolumes none", fields: `"dataVolumes":{"count":0}`},
+		{name: "dataVolumes null", fields: `"dataVolumes":null`},
+		{name: "dataVolumes bounds", fields: `"dataVolumes":{"count":1,"sizeGiB":10}`},
+		{name: "dataVolumes 4", fields: `"dataVolumes":{"count":4}`, want: map[string]string{"dataVolumes.count": "must be 0-3"}},
+		{name: "dataVolumes negative", fields: `"dataVolumes":{"count":-1}`, want: map[string]string{"dataVolumes.count": "must be 0-3"}},
+		{name: "dataVolumes small", fields: `"dataVolumes":{"count":1,"sizeGiB":9}`, want: map[string]string{"dataVolumes.sizeGiB": "must be 10-1000"}},
+		{name: "dataVolumes large", fields: `"dataVolumes":{"count":1,"sizeGiB":1001}`, want: map[string]string{"dataVolumes.sizeGiB": "must be 10-1000"}},
+		{name: "dataVolumes size 0", fields: `"dataVolumes":{"count":1,"sizeGiB":0}`, want: map[string]string{"dataVolumes.sizeGiB": "must be 10-1000"}},
+		{name: "dataVolumes fraction", fields: `"dataVolumes":{"count":1.5}`, want: map[string]string{"dataVolumes.count": "whole number"}},
+		{name: "dataVolumes no count", fields: `"dataVolumes":{"sizeGiB":50}`, want: map[string]string{"dataVolumes.count": "is required"}},
+		{name: "dataVolumes unknown key", fields: `"dataVolumes":{"count":1,"type":"io2"}`, want: map[string]string{"dataVolumes.type": `takes "count" and "sizeGiB"`}},
+		{name: "dataVolumes repeated key", fields: `"dataVolumes":{"count":1,"count":2}`, want: map[string]string{"dataVolumes.count": "more than once"}},
+		{name: "dataVolumes a number", fields: `"dataVolumes":3`, want: map[string]string{"dataVolumes": `{"count": 1, "sizeGiB": 100}`}},
 
 		// tags
 		{name: "tags ok", fields: `"tags":{"owner":"edge team","cost-center":"42","env:stage":"a/b=c+d@e.f_g","café":"crème"}`},
@@ -625,5 +644,31 @@ func TestNoAddonsRoundTrip(t *testing.T) {
 	}
 	if back.Addons == nil || len(back.Addons) != 0 {
 		t.Errorf("addons after round trip = %#v (%s)", back.Addons, b)
+	}
+}
+
+// A data volume's size defaults to the seed's 100 GiB, and asking for no
+// volumes is the same request as not asking.
+func TestDataVolumesDefaultAndHash(t *testing.T) {
+	s, err := Parse([]byte(withName(`"dataVolumes":{"count":2}`)), testDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := *s.DataVolumes; got != (DataVolumes{Count: 2, SizeGiB: DefaultDataVolumeGiB}) {
+		t.Errorf("dataVolumes = %+v, want 2 x %d GiB", got, DefaultDataVolumeGiB)
+	}
+	none, err := Parse([]byte(withName(`"dataVolumes":{"count":0}`)), testDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	absent, err := Parse([]byte(withName("")), testDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if none.Hash() != absent.Hash() {
+		t.Error(`{"count": 0} hashes unlike no dataVolumes`)
+	}
+	if s.Hash() == absent.Hash() {
+		t.Error("2 data volumes hash like none")
 	}
 }

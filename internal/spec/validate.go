@@ -81,6 +81,15 @@ func (s Spec) Validate(d Defaults) error {
 		verr.Add("rootVolumeGiB", msgRootVolume)
 	}
 
+	if dv := s.DataVolumes; dv != nil {
+		if dv.Count < 0 || dv.Count > MaxDataVolumes {
+			verr.Add("dataVolumes.count", msgDataCount)
+		}
+		if dv.Count > 0 && (dv.SizeGiB < MinDataVolumeGiB || dv.SizeGiB > MaxDataVolumeGiB) {
+			verr.Add("dataVolumes.sizeGiB", msgDataSize)
+		}
+	}
+
 	now := d.now()
 	if s.TTL != "" {
 		ttl, err := time.ParseDuration(s.TTL)
@@ -192,6 +201,9 @@ func (s Spec) Hash() string {
 	}
 	if len(n.Tags) == 0 {
 		n.Tags = nil
+	}
+	if n.DataVolumeCount() == 0 {
+		n.DataVolumes = nil // {"count": 0} asks for what no field asks for
 	}
 	b, _ := json.Marshal(n) // cannot fail: strings, numbers, bools and a time
 	sum := sha256.Sum256(append([]byte("mecd-spec-v1\n"), b...))

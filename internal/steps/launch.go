@@ -359,6 +359,32 @@ func rootDevice(r *mec.Resolved) string {
 	return resolve.DefaultRootDevice
 }
 
+// dataDevices are the device names data volumes are attached as, in order.
+// AWS recommends /dev/sd[f-p] for EBS volumes on Linux; on Nitro instances
+// (t4g included) the kernel names them /dev/nvme[1-26]n1 whatever the
+// mapping says, and the volume id is the NVMe serial (EC2 User Guide,
+// "Device names on Linux instances", "Amazon EBS and NVMe").
+var dataDevices = []string{"/dev/sdf", "/dev/sdg", "/dev/sdh"}
+
+// blockDevices are the root volume and the spec's data volumes, all gp3,
+// encrypted with the spec's key and deleted with the instance: a node's
+// disks live and die with it, as the seed's did.
+func blockDevices(m *mec.MEC) []types.BlockDeviceMapping {
+	ebs := func(gib int) *types.EbsBlockDevice {
+		return &types.EbsBlockDevice{
+			VolumeSize: aws.Int32(int32(gib)), VolumeType: types.VolumeTypeGp3,
+			Encrypted: aws.Bool(true), DeleteOnTermination: aws.Bool(true),
+			// EC2 creates a grant on it for the volume, as the launching role.
+			KmsKeyId: nonEmpty(m.Spec.EBSKmsKeyID),
+		}
+	}
+	out := []types.BlockDeviceMapping{{DeviceName: aws.String(rootDevice(m.Resolved)), Ebs: ebs(m.Spec.RootVolumeGiB)}}
+	for i := range m.Spec.DataVolumeCount() {
+		out = append(out, types.BlockDeviceMapping{DeviceName: aws.String(dataDevices[i]), Ebs: ebs(m.Spec.DataVolumes.SizeGiB)})
+	}
+	return out
+}
+
 // runInput is the RunInstances request for count of m's nodes: the
 // client token makes a retried call the same launch.
 func (s *Steps) runInput(m *mec.MEC, count int, token string) (*ec2.RunInstancesInput, error) {
@@ -383,15 +409,7 @@ func (s *Steps) runInput(m *mec.MEC, count int, token string) (*ec2.RunInstances
 			HttpEndpoint:            types.InstanceMetadataEndpointStateEnabled,
 			HttpPutResponseHopLimit: aws.Int32(1), // pods cannot reach the node's credentials
 		},
-		BlockDeviceMappings: []types.BlockDeviceMapping{{
-			DeviceName: aws.String(rootDevice(m.Resolved)),
-			Ebs: &types.EbsBlockDevice{
-				VolumeSize: aws.Int32(int32(m.Spec.RootVolumeGiB)), VolumeType: types.VolumeTypeGp3,
-				Encrypted: aws.Bool(true), DeleteOnTermination: aws.Bool(true),
-				// EC2 creates a grant on it for the volume, as the launching role.
-				KmsKeyId: nonEmpty(m.Spec.EBSKmsKeyID),
-			},
-		}},
+		BlockDeviceMappings: blockDevices(m),
 		TagSpecifications: []types.TagSpecification{
 			{ResourceType: types.ResourceTypeInstance, Tags: tags},
 			{ResourceType: types.ResourceTypeVolume, Tags: tags},

@@ -117,3 +117,38 @@ func TestCleanupWaitsForALeasedStep(t *testing.T) {
 	}()
 	_, _ = s.Cleanup(context.Background(), CleanupInput{Purpose: "rollback", TaskEnded: true, State: State{ClusterID: "mec-1"}})
 }
+
+// Every node gets the root volume and the spec's data volumes, each gp3,
+// encrypted with the spec's key and deleted with the instance.
+func TestBlockDevices(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		dv      *spec.DataVolumes
+		key     string
+		devices []string
+		sizes   []int32
+	}{
+		{name: "root only", devices: []string{"/dev/sda1"}, sizes: []int32{30}},
+		{name: "count 0", dv: &spec.DataVolumes{Count: 0, SizeGiB: 100}, devices: []string{"/dev/sda1"}, sizes: []int32{30}},
+		{name: "the seed's 3 x 100", dv: &spec.DataVolumes{Count: 3, SizeGiB: 100}, key: "alias/edge",
+			devices: []string{"/dev/sda1", "/dev/sdf", "/dev/sdg", "/dev/sdh"}, sizes: []int32{30, 100, 100, 100}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &mec.MEC{Spec: spec.Spec{RootVolumeGiB: 30, DataVolumes: tc.dv, EBSKmsKeyID: tc.key},
+				Resolved: &mec.Resolved{RootDevice: "/dev/sda1"}}
+			got := blockDevices(m)
+			if len(got) != len(tc.devices) {
+				t.Fatalf("%d mappings, want %d: %+v", len(got), len(tc.devices), got)
+			}
+			for i, b := range got {
+				e := b.Ebs
+				if aws.ToString(b.DeviceName) != tc.devices[i] || aws.ToInt32(e.VolumeSize) != tc.sizes[i] ||
+					e.VolumeType != ec2types.VolumeTypeGp3 || !aws.ToBool(e.Encrypted) || !aws.ToBool(e.DeleteOnTermination) ||
+					aws.ToString(e.KmsKeyId) != tc.key {
+					t.Errorf("mapping %d: %s %+v, want %s of %d GiB, gp3, encrypted with %q, deleted on termination",
+						i, aws.ToString(b.DeviceName), *e, tc.devices[i], tc.sizes[i], tc.key)
+				}
+			}
+		})
+	}
+}

@@ -169,7 +169,7 @@ func (rt *Runtime) WaitExecution(ctx context.Context, arn string, timeout time.D
 }
 
 // LeakAudit lists every resource still alive for a cluster ("" = every
-// cluster): instances not terminated, security groups, node roles and
+// cluster): instances not terminated, volumes, security groups, node roles and
 // instance profiles, and parameters under /mecd/<cluster-id>/ in every
 // seeded region. Empty means nothing leaked.
 func (rt *Runtime) LeakAudit(ctx context.Context, clusterID string) ([]string, error) {
@@ -183,6 +183,11 @@ func (rt *Runtime) LeakAudit(ctx context.Context, clusterID string) ([]string, e
 	for _, in := range rt.Sim.EC2Sim.Instances() {
 		if match(in.Tags) && in.State != "terminated" {
 			leaks = append(leaks, fmt.Sprintf("instance %s (%s) in %s is %s", in.ID, in.Tags[mec.TagClusterID], in.Region, in.State))
+		}
+	}
+	for _, v := range rt.Sim.EC2Sim.Volumes() {
+		if match(v.Tags) {
+			leaks = append(leaks, fmt.Sprintf("volume %s (%s, %d GiB) in %s is %s", v.ID, v.Tags[mec.TagClusterID], v.SizeGiB, v.Region, v.State))
 		}
 	}
 	for _, sg := range rt.Sim.EC2Sim.SecurityGroups() {

@@ -58,6 +58,7 @@ type Instance struct {
 // Volume is a copy of a simulated EBS volume.
 type Volume struct {
 	ID, DeviceName, VolumeType     string
+	Region, State                  string // State: in-use, available
 	SizeGiB                        int
 	Encrypted, DeleteOnTermination bool
 	KmsKeyID                       string
@@ -222,6 +223,12 @@ func (s *Sim) Instances() []Instance {
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
+}
+
+// Volumes returns copies of every volume that exists (a volume deleted
+// with its instance is gone), ordered by id.
+func (s *Sim) Volumes() []Volume {
+	return snapshots(s, s.volumes, (*volume).snapshot, func(a, b Volume) int { return strings.Compare(a.ID, b.ID) })
 }
 
 // SecurityGroups returns copies of every security group in every region,

@@ -18,6 +18,7 @@ type volume struct {
 
 func (v *volume) snapshot() Volume {
 	out := v.Volume
+	out.Region, out.State = v.region, v.state
 	out.Tags = maps.Clone(v.Tags)
 	if out.Tags == nil {
 		out.Tags = map[string]string{}
