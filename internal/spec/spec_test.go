@@ -672,3 +672,75 @@ func TestDataVolumesDefaultAndHash(t *testing.T) {
 		t.Error("2 data volumes hash like none")
 	}
 }
+
+// A spec whose addons will not fit its instance type's memory is refused on
+// addons, naming the addons that weigh and the smallest type of the family
+// that fits; a family the table does not know is left to EC2.
+func TestFitCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name, instanceType string
+		addons             []string
+		want               []string // in the addons message; none: accepted
+	}{
+		{name: "observability on 2 GiB", instanceType: "t4g.small", addons: []string{"dns", "observability"},
+			want: []string{"will not fit t4g.small's 2048 MiB", "dns 170, observability 1536 (MiB)", "choose instanceType t4g.medium or larger"}},
+		{name: "dns on 1 GiB", instanceType: "t4g.micro", addons: []string{"dns"},
+			want: []string{"t4g.micro's 1024 MiB", "choose instanceType t4g.small or larger"}},
+		{name: "nothing on 0.5 GiB", instanceType: "t3.nano", addons: []string{},
+			want: []string{"t3.nano's 512 MiB: MicroK8s with room for workloads need", "t3.small or larger"}},
+		{name: "c7g.medium is 2 GiB", instanceType: "c7g.medium", addons: []string{"observability"},
+			want: []string{"c7g.medium's 2048 MiB", "c7g.large or larger"}},
+		{name: "every addon on t4g.medium", instanceType: "t4g.medium", addons: AllowedAddons},
+		{name: "every addon on m7g.medium", instanceType: "m7g.medium", addons: AllowedAddons},
+		{name: "every addon on m5.large", instanceType: "m5.large", addons: AllowedAddons},
+		{name: "a family the table does not know", instanceType: "x2gd.medium", addons: AllowedAddons},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Spec{Name: "edge-1", InstanceType: tc.instanceType, Addons: tc.addons}
+			s.ApplyDefaults(testDefaults())
+			err := s.Validate(testDefaults())
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var verr *ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("accepted, want a refusal on addons")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(verr.Fields["addons"], w) {
+					t.Errorf("addons: %q lacks %q", verr.Fields["addons"], w)
+				}
+			}
+		})
+	}
+}
+
+// Over every combination of addons, on t4g.small (2 GiB) those with the
+// observability stack are refused, naming it and t4g.medium; on t4g.medium
+// (the default type) every combination fits with room for workloads.
+func TestFitEveryCombination(t *testing.T) {
+	for mask := range 1 << len(AllowedAddons) {
+		addons := []string{}
+		for i, a := range AllowedAddons {
+			if mask&(1<<i) != 0 {
+				addons = append(addons, a)
+			}
+		}
+		list := jsonList(len(addons), func(i int) string { return addons[i] })
+		if _, err := Parse([]byte(`{"name":"edge-1","instanceType":"t4g.medium","addons":`+list+`}`), testDefaults()); err != nil {
+			t.Errorf("%v refused on t4g.medium: %v", addons, err)
+		}
+		_, err := Parse([]byte(`{"name":"edge-1","instanceType":"t4g.small","addons":`+list+`}`), testDefaults())
+		if !slices.Contains(addons, "observability") {
+			continue
+		}
+		var verr *ValidationError
+		if !errors.As(err, &verr) || !strings.Contains(verr.Fields["addons"], "observability 1536") ||
+			!strings.Contains(verr.Fields["addons"], "instanceType t4g.medium or larger") {
+			t.Errorf("%v: %v, want a refusal naming observability and t4g.medium", addons, err)
+		}
+	}
+}

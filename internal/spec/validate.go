@@ -74,6 +74,12 @@ func (s Spec) Validate(d Defaults) error {
 		}
 	}
 
+	if _, bad := verr.Fields["instanceType"]; !bad {
+		if msg := checkFit(s.InstanceType, s.Addons); msg != "" {
+			verr.Add("addons", msg)
+		}
+	}
+
 	validateCIDRs("apiAccessCidrs", s.APIAccessCIDRs, s.AllowWorldAccess, verr)
 	validateCIDRs("nodePortCidrs", s.NodePortCIDRs, s.AllowWorldAccess, verr)
 
