@@ -71,7 +71,7 @@ type command struct {
 var allCommands []*command
 
 func init() {
-	allCommands = []*command{createCmd, listCmd, getCmd, scaleCmd, deleteCmd, kubeconfigCmd, dashboardCmd, versionCmd, completionCmd}
+	allCommands = []*command{createCmd, listCmd, getCmd, scaleCmd, deleteCmd, kubeconfigCmd, grafanaCmd, dashboardCmd, versionCmd, completionCmd}
 }
 
 func commands() []*command { return allCommands }

@@ -68,10 +68,10 @@ var (
 		size string
 		gib  float64
 	}{{"nano", 0.5}, {"micro", 1}, {"small", 2}, {"medium", 4}, {"large", 8}, {"xlarge", 16}, {"2xlarge", 32}}
-	burstable  = regexp.MustCompile(`^t[34][a-z]*$`)
-	perVCPU    = map[byte]float64{'m': 4, 'c': 2, 'r': 8}
+	burstable   = regexp.MustCompile(`^t[34][a-z]*$`)
+	perVCPU     = map[byte]float64{'m': 4, 'c': 2, 'r': 8}
 	sizedFamily = regexp.MustCompile(`^[mcr][5-8][a-z]*$`)
-	vcpus      = []struct {
+	vcpus       = []struct {
 		size string
 		n    int
 	}{{"medium", 1}, {"large", 2}, {"xlarge", 4}, {"2xlarge", 8}, {"4xlarge", 16}, {"8xlarge", 32}}
