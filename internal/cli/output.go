@@ -212,8 +212,24 @@ func writeMEC(w io.Writer, m *mec.MEC, now time.Time) error {
 		owner = "none recorded (not created through the API)"
 	}
 	fmt.Fprintf(tw, "Owner:\t%s\n", owner)
-	fmt.Fprintf(tw, "Spec:\t%d nodes %s, MicroK8s %s, addons %s, root %d GiB\n", m.Spec.NodeCount, m.Spec.InstanceType,
-		m.Spec.Microk8sChannel, strings.Join(m.Spec.Addons, ","), m.Spec.RootVolumeGiB)
+	disks := ""
+	if dv := m.Spec.DataVolumes; dv != nil && dv.Count > 0 {
+		disks = fmt.Sprintf(", data %d x %d GiB", dv.Count, dv.SizeGiB)
+	}
+	fmt.Fprintf(tw, "Spec:\t%d nodes %s, MicroK8s %s, addons %s, root %d GiB%s\n", m.Spec.NodeCount, m.Spec.InstanceType,
+		m.Spec.Microk8sChannel, strings.Join(m.Spec.Addons, ","), m.Spec.RootVolumeGiB, disks)
+	if len(m.Addons) > 0 {
+		// How far each addon got: enabled (MicroK8s'), ready (mecd's).
+		var states []string
+		for _, a := range m.Addons {
+			st := a.Name + " " + a.State
+			if a.Seconds > 0 {
+				st += fmt.Sprintf(" in %.0fs", a.Seconds)
+			}
+			states = append(states, st)
+		}
+		fmt.Fprintf(tw, "Addons:\t%s\n", strings.Join(states, ", "))
+	}
 	fmt.Fprintf(tw, "Created:\t%s (%s ago)\n", m.CreatedAt.Format(time.RFC3339), age(now.Sub(m.CreatedAt)))
 	fmt.Fprintf(tw, "Expires:\t%s\n", expiresLong(m.ExpiresAt, now))
 	if m.Endpoint != "" {

@@ -85,6 +85,8 @@ func TestDay2Output(t *testing.T) {
 	at := now.Add(-time.Minute)
 	m := &mec.MEC{ID: "mec-01", Name: "edge", Status: mec.Repairing, Region: "us-east-1", CreatedAt: now.Add(-time.Hour),
 		DegradedCause: "node 0: instance i-0a is terminated (not by mecd)",
+		Spec:          spec.Spec{Addons: []string{"dns", "edgex"}, DataVolumes: &spec.DataVolumes{Count: 1, SizeGiB: 100}},
+		Addons:        []mec.AddonState{{Name: "dns", State: "enabled"}, {Name: "edgex", State: "ready", Seconds: 41}},
 		Nodes: []mec.Node{
 			{Index: 0, InstanceID: "i-0a", Role: "control-plane", State: mec.NodeTerminated, EndedAt: &at, Reason: "lost: instance i-0a is terminated; replaced by operation 2"},
 			{Index: 1, InstanceID: "i-0b", Role: "control-plane"},
@@ -98,7 +100,8 @@ func TestDay2Output(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"REPAIRING", "Lost:", "terminated (not by mecd)", "Former nodes:", "replaced by operation 2",
-		"added by operation 2", "Operations:", "repair 3 -> 3", "scale 3 -> 4"} {
+		"added by operation 2", "Operations:", "repair 3 -> 3", "scale 3 -> 4",
+		"data 1 x 100 GiB", "dns enabled, edgex ready in 41s"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("get does not show %q:\n%s", want, b.String())
 		}

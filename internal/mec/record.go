@@ -1,6 +1,7 @@
 package mec
 
 import (
+	"sort"
 	"time"
 
 	"github.com/mecd/mecd/internal/spec"
@@ -151,7 +152,11 @@ type MEC struct {
 	DegradedCause       string `json:"degradedCause,omitempty"`
 	KubeconfigParameter string `json:"kubeconfigParameter,omitempty"`
 	JoinCheck           string `json:"joinCheck,omitempty"` // node 0's certificate hash prefix (public)
-	Steps               []Step `json:"steps,omitempty"`
+	// Addons say how far each addon of the spec got, in the spec's order:
+	// "enabled" (microk8s enable succeeded) for MicroK8s' own, "ready" for
+	// mecd's once its rollouts, jobs and pings said so.
+	Addons []AddonState `json:"addonStates,omitempty"`
+	Steps  []Step       `json:"steps,omitempty"`
 	// Operations are the changes asked of the MEC after its provisioning
 	// (a scale), oldest first; the last is the one running while the
 	// status is SCALING.
@@ -386,4 +391,32 @@ func (m *MEC) NextNodeIndex() int {
 		next = max(next, n.Index+1)
 	}
 	return next
+}
+
+// AddonState is one addon's state as node 0 last reported it.
+type AddonState struct {
+	Name  string `json:"name"`
+	State string `json:"state"` // enabled, ready
+	// Seconds is how long a mecd addon took from its apply to ready.
+	Seconds float64 `json:"seconds,omitempty"`
+}
+
+// SetAddonState records an addon's state, keeping the spec's order.
+func (m *MEC) SetAddonState(st AddonState) {
+	for i := range m.Addons {
+		if m.Addons[i].Name == st.Name {
+			m.Addons[i] = st
+			return
+		}
+	}
+	m.Addons = append(m.Addons, st)
+	order := func(name string) int {
+		for i, a := range m.Spec.Addons {
+			if a == name {
+				return i
+			}
+		}
+		return len(m.Spec.Addons)
+	}
+	sort.SliceStable(m.Addons, func(i, j int) bool { return order(m.Addons[i].Name) < order(m.Addons[j].Name) })
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/mecd/mecd/internal/addons"
 	"github.com/mecd/mecd/internal/mec"
 )
 
@@ -68,6 +69,13 @@ func Render(name string, vars map[string]string) (string, error) {
 	}
 	b.Write(lib)
 	b.WriteString("\n")
+	for _, name := range strings.Fields(vars["OWN_ADDONS"]) {
+		a, ok := addons.Get(name)
+		if !ok {
+			return "", fmt.Errorf("render %s: no addon %q of mecd's own", name, name)
+		}
+		b.WriteString(a.Script())
+	}
 	b.Write(body)
 	return b.String(), nil
 }

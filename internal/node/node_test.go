@@ -59,7 +59,7 @@ func TestScriptsAreShellcheckClean(t *testing.T) {
 	vars := map[string]string{"CHANNEL": "1.35/stable", "EXTRA_SANS": "10.0.0.1", "NODE0": "i-1", "TOKEN_PARAM": "/mecd/x/join-token",
 		"TOKEN_TTL": "600", "READY_TIMEOUT": "600", "LEADER_IP": "10.0.0.1", "CHECK": "abc", "WORKERS": "", "FAILED_IPS": "",
 		"ADDONS": "dns", "EXPECTED_NODES": "3", "ENDPOINT_HOST": "10.0.0.1", "KUBECONFIG_PARAM": "/mecd/x/kubeconfig", "VERIFY_ATTEMPTS": "3",
-		"RETRY_SECONDS": "10.000"}
+		"RETRY_SECONDS": "10.000", "OWN_ADDONS": "edgex", "ADDON_TIMEOUT": "600"}
 	dir := t.TempDir()
 	for _, name := range Names() {
 		s, err := Render(name, vars)

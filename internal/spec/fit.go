@@ -37,6 +37,7 @@ var Footprints = map[string]Footprint{
 	// own example request for Prometheus is 400Mi. The rest is estimated:
 	// Grafana, Loki and Tempo 256Mi each, Alertmanager, the operator and
 	// kube-state-metrics 64Mi each, Promtail 96Mi, node-exporter 32Mi.
+	"edgex":         {512, "internal/addons manifests/edgex.yaml: its containers' memory requests, 432Mi, rounded up (EdgeX publishes no per-service figure)"},
 	"observability": {1536, "kube-prometheus-stack 77.6.2, loki-stack 2.10.3, tempo 1.24.1: Prometheus 400Mi (the chart's example request), the rest estimated"},
 }
 

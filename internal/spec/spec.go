@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/mecd/mecd/internal/addons"
 )
 
 // Spec is the MEC spec: the API body and the provision state machine input.
@@ -84,11 +86,12 @@ const (
 // DefaultAddons is used when the spec has no addons field; an explicit [] means none.
 var DefaultAddons = []string{"dns"}
 
-// AllowedAddons lists the MicroK8s addons mecd enables, all from MicroK8s'
-// core repository of the pinned channel; others are refused because they are
-// untested on the node scripts' path. MicroK8s has no edgex addon (neither its
-// core nor its community addons.yaml lists one).
-var AllowedAddons = []string{"dns", "hostpath-storage", "ingress", "metrics-server", "cert-manager", "observability", "rbac"}
+// AllowedAddons lists the addons a spec may ask for: MicroK8s addons from
+// its core repository of the pinned channel (others are refused because
+// they are untested on the node scripts' path), then mecd's own
+// (internal/addons). MicroK8s has no edgex addon (neither its core nor its
+// community addons.yaml lists one): mecd ships it.
+var AllowedAddons = append([]string{"dns", "hostpath-storage", "ingress", "metrics-server", "cert-manager", "observability", "rbac"}, addons.Names()...)
 
 // Bounds. Exported so the API documentation and tests quote the same numbers.
 const (

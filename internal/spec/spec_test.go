@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -247,13 +248,16 @@ func TestParseFieldRules(t *testing.T) {
 		{name: "channel wrong type", fields: `"microk8sChannel":1.35`, want: map[string]string{"microk8sChannel": "snap channel"}},
 
 		// addons
-		{name: "addons all allowed", fields: `"addons":` + jsonList(len(AllowedAddons), func(i int) string { return AllowedAddons[i] })},
+		{name: "addons all allowed", fields: `"instanceType":"t4g.large","addons":` + jsonList(len(AllowedAddons), func(i int) string { return AllowedAddons[i] })},
+		{name: "edgex without its needs", fields: `"addons":["edgex"]`, want: map[string]string{"addons": "edgex needs dns and hostpath-storage (its services find each other by DNS name, and PostgreSQL's volume claim needs a default StorageClass): add dns and hostpath-storage"}},
+		{name: "edgex without storage", fields: `"addons":["dns","edgex"]`, want: map[string]string{"addons": "add hostpath-storage"}},
+		{name: "edgex with its needs", fields: `"addons":["edgex","dns","hostpath-storage"]`},
 		{name: "addons explicit none", fields: `"addons":[]`},
 		{name: "addons null takes default", fields: `"addons":null`},
 		{name: "addons unknown", fields: `"addons":["dns","dashboard"]`, want: map[string]string{"addons[1]": "must be one of: dns, hostpath-storage"}},
 		// MicroK8s has no edgex addon (neither repository's addons.yaml): refused
 		// up front, not at the node when `microk8s enable edgex` fails.
-		{name: "addons edgex", fields: `"addons":["dns","edgex"]`, want: map[string]string{"addons[1]": "must be one of"}},
+		{name: "addons kubeflow", fields: `"addons":["dns","kubeflow"]`, want: map[string]string{"addons[1]": "must be one of"}},
 		{name: "addons duplicate", fields: `"addons":["dns","ingress","dns"]`, want: map[string]string{"addons[2]": "duplicate of addons[0]"}},
 		{name: "addons element type", fields: `"addons":["dns",3]`, want: map[string]string{"addons[1]": "must be a string"}},
 		{name: "addons element null", fields: `"addons":[null]`, want: map[string]string{"addons[0]": "must be a string"}},
@@ -690,8 +694,10 @@ func TestFitCheck(t *testing.T) {
 			want: []string{"t3.nano's 512 MiB: MicroK8s with room for workloads need", "t3.small or larger"}},
 		{name: "c7g.medium is 2 GiB", instanceType: "c7g.medium", addons: []string{"observability"},
 			want: []string{"c7g.medium's 2048 MiB", "c7g.large or larger"}},
-		{name: "every addon on t4g.medium", instanceType: "t4g.medium", addons: AllowedAddons},
-		{name: "every addon on m7g.medium", instanceType: "m7g.medium", addons: AllowedAddons},
+		{name: "every addon on t4g.medium", instanceType: "t4g.medium", addons: AllowedAddons,
+			want: []string{"observability 1536, edgex 512 (MiB) need about 4153 MiB", "choose instanceType t4g.large or larger"}},
+		{name: "every addon on t4g.large", instanceType: "t4g.large", addons: AllowedAddons},
+		{name: "every addon on m7g.large", instanceType: "m7g.large", addons: AllowedAddons},
 		{name: "every addon on m5.large", instanceType: "m5.large", addons: AllowedAddons},
 		{name: "a family the table does not know", instanceType: "x2gd.medium", addons: AllowedAddons},
 	} {
@@ -718,9 +724,11 @@ func TestFitCheck(t *testing.T) {
 	}
 }
 
-// Over every combination of addons, on t4g.small (2 GiB) those with the
-// observability stack are refused, naming it and t4g.medium; on t4g.medium
-// (the default type) every combination fits with room for workloads.
+// Over every combination of addons (an addon's needs added), on t4g.small
+// (2 GiB) those with the observability stack are refused, naming it and a
+// larger size; on t4g.medium (the default type) every combination without
+// both observability and edgex fits, with room for workloads; on t4g.large
+// every one does.
 func TestFitEveryCombination(t *testing.T) {
 	for mask := range 1 << len(AllowedAddons) {
 		addons := []string{}
@@ -729,18 +737,32 @@ func TestFitEveryCombination(t *testing.T) {
 				addons = append(addons, a)
 			}
 		}
+		if slices.Contains(addons, "edgex") {
+			for _, need := range []string{"dns", "hostpath-storage"} {
+				if !slices.Contains(addons, need) {
+					addons = append(addons, need)
+				}
+			}
+		}
 		list := jsonList(len(addons), func(i int) string { return addons[i] })
-		if _, err := Parse([]byte(`{"name":"edge-1","instanceType":"t4g.medium","addons":`+list+`}`), testDefaults()); err != nil {
+		parse := func(instanceType string) error {
+			_, err := Parse([]byte(`{"name":"edge-1","instanceType":"`+instanceType+`","addons":`+list+`}`), testDefaults())
+			return err
+		}
+		if err := parse("t4g.large"); err != nil {
+			t.Errorf("%v refused on t4g.large: %v", addons, err)
+		}
+		heavy := slices.Contains(addons, "observability") && slices.Contains(addons, "edgex")
+		if err := parse("t4g.medium"); err != nil && !heavy {
 			t.Errorf("%v refused on t4g.medium: %v", addons, err)
 		}
-		_, err := Parse([]byte(`{"name":"edge-1","instanceType":"t4g.small","addons":`+list+`}`), testDefaults())
 		if !slices.Contains(addons, "observability") {
 			continue
 		}
 		var verr *ValidationError
-		if !errors.As(err, &verr) || !strings.Contains(verr.Fields["addons"], "observability 1536") ||
-			!strings.Contains(verr.Fields["addons"], "instanceType t4g.medium or larger") {
-			t.Errorf("%v: %v, want a refusal naming observability and t4g.medium", addons, err)
+		if err := parse("t4g.small"); !errors.As(err, &verr) || !strings.Contains(verr.Fields["addons"], "observability 1536") ||
+			!regexp.MustCompile(`instanceType t4g\.(medium|large) or larger`).MatchString(verr.Fields["addons"]) {
+			t.Errorf("%v: %v, want a refusal naming observability and a larger size", addons, err)
 		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mecd/mecd/internal/addons"
 )
 
 // Validate checks every rule and reports all failures in one
@@ -74,6 +76,21 @@ func (s Spec) Validate(d Defaults) error {
 		}
 	}
 
+	for _, a := range s.Addons {
+		own, ok := addons.Get(a)
+		if !ok {
+			continue
+		}
+		var missing []string
+		for _, n := range own.Needs {
+			if !slices.Contains(s.Addons, n) {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) > 0 {
+			verr.Add("addons", fmt.Sprintf("%s needs %s (%s): add %s", a, strings.Join(own.Needs, " and "), own.Why, strings.Join(missing, " and ")))
+		}
+	}
 	if _, bad := verr.Fields["instanceType"]; !bad {
 		if msg := checkFit(s.InstanceType, s.Addons); msg != "" {
 			verr.Add("addons", msg)

@@ -206,6 +206,13 @@ func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocat
 			if inv.node0 && values["check"] != "" {
 				r.JoinCheck = values["check"]
 			}
+			if inv.node0 {
+				for k, v := range values {
+					if name, ok := strings.CutPrefix(k, "addon-"); ok {
+						r.SetAddonState(addonState(name, v))
+					}
+				}
+			}
 		}
 		if w.Step == mec.StepJoin || w.Step == mec.StepInstall || w.Step == mec.StepGrow {
 			joined := map[string]bool{}
@@ -251,4 +258,17 @@ func (s *Steps) recordResults(ctx context.Context, w *store.Wait, invs []invocat
 		return nil
 	})
 	return finalized, err
+}
+
+// addonState reads an "::mecd-addon-NAME STATE" line's state: "enabled", or
+// "ready:12s" (lib.sh apply_addon).
+func addonState(name, v string) mec.AddonState {
+	st := mec.AddonState{Name: name, State: v}
+	if state, secs, ok := strings.Cut(v, ":"); ok {
+		st.State = state
+		if d, err := time.ParseDuration(secs); err == nil {
+			st.Seconds = d.Seconds()
+		}
+	}
+	return st
 }

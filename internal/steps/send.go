@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/mecd/mecd/internal/addons"
 	"github.com/mecd/mecd/internal/backend"
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/internal/node"
@@ -311,7 +312,9 @@ func (s *Steps) planInstall(ctx context.Context, m *mec.MEC, n0 *mec.Node) (comm
 		// they join as soon as it is there.
 		stage = nodepolicy.Forming
 		vars["TOKEN_PARAM"] = mec.TokenParam(m.ID)
-		early, late := node.SplitAddons(m.Spec.Addons)
+		// mecd's own addons go after MicroK8s' (finalize_cluster).
+		microk8s, _ := addons.Split(m.Spec.Addons)
+		early, late := node.SplitAddons(microk8s)
 		vars["EARLY_ADDONS"], vars["LATE_ADDONS"] = strings.Join(early, " "), strings.Join(late, " ")
 	}
 	if err := s.setNodePhase(ctx, m, nodePhase(m, stage)); err != nil {
@@ -325,8 +328,11 @@ func (s *Steps) planInstall(ctx context.Context, m *mec.MEC, n0 *mec.Node) (comm
 // finalizeVars are finalize_cluster's inputs (node scripts lib.sh), for
 // node 0's install command and the finalize step.
 func (s *Steps) finalizeVars(m *mec.MEC) map[string]string {
+	microk8s, own := addons.Split(m.Spec.Addons)
 	return map[string]string{
-		"ADDONS": strings.Join(m.Spec.Addons, " "), "EXPECTED_NODES": strconv.Itoa(len(m.Nodes)),
+		"ADDONS": strings.Join(microk8s, " "), "OWN_ADDONS": strings.Join(own, " "), "EXPECTED_NODES": strconv.Itoa(len(m.Nodes)),
+		// mecd's addons are given a third of the command's time (apply_addon).
+		"ADDON_TIMEOUT": strconv.Itoa(max(1, int(s.Env.CommandTimeout.Seconds()/3))),
 		"ENDPOINT_HOST": m.EndpointHost(), "KUBECONFIG_PARAM": mec.KubeconfigParam(m.ID), "VERIFY_ATTEMPTS": "90",
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/internal/spec"
 	"github.com/mecd/mecd/test/localrt"
 )
 
@@ -89,8 +90,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Made with 1 node, scaled to 2 with the card's control.
-	if m.Status != mec.Deleted || m.Spec.NodeCount != 2 || len(m.Operations) != 1 || m.Spec.Tags["team"] != "edge" || len(m.Spec.Addons) != 2 {
-		t.Errorf("the MEC the form made: %s nodes %d tags %v addons %v", m.Status, m.Spec.NodeCount, m.Spec.Tags, m.Spec.Addons)
+	if m.Status != mec.Deleted || m.Spec.NodeCount != 2 || len(m.Operations) != 1 || m.Spec.Tags["team"] != "edge" || len(m.Spec.Addons) != 2 ||
+		m.Spec.DataVolumes == nil || *m.Spec.DataVolumes != (spec.DataVolumes{Count: 1, SizeGiB: 20}) {
+		t.Errorf("the MEC the form made: %s nodes %d tags %v addons %v data volumes %+v", m.Status, m.Spec.NodeCount, m.Spec.Tags, m.Spec.Addons, m.Spec.DataVolumes)
 	}
 	if leaks, err := rt.LeakAudit(ctx, m.ID); err != nil || len(leaks) > 0 {
 		t.Errorf("left behind: %v %v", leaks, err)

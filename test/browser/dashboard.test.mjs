@@ -109,6 +109,8 @@ try {
   await page.getByLabel("hostpath-storage").check();
   await page.getByText("Network, image, storage and tags").click();
   await page.getByLabel("Tags", { exact: true }).fill("team=edge\nowner=browser-test");
+  await page.getByLabel("Data volumes per node", { exact: true }).fill("1");
+  await page.getByLabel("Data volume size in GiB", { exact: true }).fill("20");
   await page.getByRole("button", { name: "Create MEC" }).click();
   await page.locator("#form-status").filter({ hasText: `MEC ${name} is CREATING` }).waitFor();
   assert.equal(await nameError.isHidden(), true, "the name error is gone");
@@ -118,6 +120,7 @@ try {
   const text = await card(name).innerText();
   assert.match(text, /Endpoint\s+https:\/\/\S+:16443/);
   assert.match(text, /1 \(1 control-plane\)/);
+  assert.match(text, /Addons: dns enabled, hostpath-storage enabled/);
   await card(name).getByText(/^Steps \(\d+\)$/).click();
   assert.match(await card(name).locator("details.steps").innerText(), /ready succeeded/);
   await shot(page, "04-ready.png");

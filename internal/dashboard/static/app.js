@@ -196,6 +196,11 @@ function cardBody(m, openSteps) {
   if (m.status === "DEGRADED" || m.status === "REPAIRING") {
     b.append(el("p", { class: "failure", text: `${m.status === "DEGRADED" ? "Degraded" : "Lost"}: ${m.degradedCause || "no cause recorded"}` }));
   }
+  if (m.addonStates && m.addonStates.length) {
+    // How far each addon got: enabled (MicroK8s'), ready (mecd's).
+    b.append(el("p", { class: "addons", text: "Addons: " + m.addonStates.map((a) =>
+      `${a.name} ${a.state}${a.seconds ? ` in ${Math.round(a.seconds)}s` : ""}`).join(", ") }));
+  }
   const live = (m.nodes || []).filter((n) => n.state !== "terminated");
   const gone = (m.nodes || []).filter((n) => n.state === "terminated");
   if (live.length) {

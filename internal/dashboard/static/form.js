@@ -26,6 +26,14 @@ function specFromForm() {
   };
   str("name"); str("region"); num("nodeCount"); str("instanceType"); str("microk8sChannel"); str("ttl");
   str("amiId"); str("vpcId"); str("subnetId"); str("ebsKmsKeyId"); num("rootVolumeGiB");
+  const dvCount = f.dataVolumeCount.value.trim(), dvSize = f.dataVolumeGiB.value.trim();
+  if (dvCount !== "" || dvSize !== "") {
+    if (dvCount === "") local.dataVolumes = "give the number of volumes per node (0-3) with the size";
+    else {
+      s.dataVolumes = { count: Number(dvCount) };
+      if (dvSize !== "") s.dataVolumes.sizeGiB = Number(dvSize);
+    }
+  }
   s.addons = [...document.querySelectorAll("#addons input:checked")].map((i) => i.value);
   const apiCidrs = lines(f.apiAccessCidrs.value); if (apiCidrs.length) s.apiAccessCidrs = apiCidrs;
   const np = lines(f.nodePortCidrs.value); if (np.length) s.nodePortCidrs = np;

@@ -364,13 +364,18 @@ install_snap() {
 # endpoint, as a SecureString. Right after the joins the API server may
 # refuse connections for a while (dqlite re-forms): every call that needs it
 # is retried, never fatal at once. Inputs: ADDONS (space separated),
-# EXPECTED_NODES, ENDPOINT_HOST, KUBECONFIG_PARAM, VERIFY_ATTEMPTS.
+# EXPECTED_NODES, ENDPOINT_HOST, KUBECONFIG_PARAM, VERIFY_ATTEMPTS, and for
+# mecd's own addons OWN_ADDONS and ADDON_TIMEOUT.
 finalize_cluster() {
   local start ready=0 nodes kc every
   # ADDONS_START: the install command enabled some addons already, from then.
   start=${ADDONS_START:-$(now_ms)}
   # shellcheck disable=SC2086 # one word per addon
   add_addons $ADDONS
+  # mecd's own addons (internal/addons), after the MicroK8s addons they need.
+  for a in ${OWN_ADDONS:-}; do
+    "addon_${a//-/_}"
+  done
   step addons "$start"
 
   start=$(now_ms)
@@ -425,12 +430,68 @@ open(path, "w").write(text)
   echo "::mecd-finalized yes"
 }
 
+# apply_addon NAME NAMESPACE TIMEOUT ROLLOUTS JOBS PINGS (node 0; the
+# manifest on stdin, gzipped and base64 encoded): applies one of mecd's own
+# addons, then waits until it is ready: each rollout done, each job
+# complete, each ping ("service:port/path") answered by the service itself
+# through the API server's service proxy, all within TIMEOUT seconds (at
+# most ADDON_TIMEOUT, a third of the command's own time, so the script
+# names what is not ready before SSM ends it). What is not ready is named,
+# with its pods' status.
+apply_addon() {
+  local name=$1 ns=$2 limit=$3 rollouts=$4 jobs=$5 pings=$6 f out start deadline left r p svc path pending="" every pods
+  start=$(now_ms)
+  [ "$limit" -le "$ADDON_TIMEOUT" ] || limit=$ADDON_TIMEOUT
+  deadline=$((start + limit * 1000))
+  every=$(awk -v s="$RETRY_SECONDS" 'BEGIN { e = s / 10; print (e < 0.05 ? 0.05 : e) }')
+  f=$(mktemp)
+  if ! base64 -d | gunzip >"$f"; then
+    rm -f "$f"
+    die "addon ${name}: its manifest does not decode"
+  fi
+  # Quiet unless it fails: SSM keeps only the first 8,000 characters of
+  # stderr (GetCommandInvocation), and the cause must not be cut off.
+  if ! out=$(retry 8 microk8s kubectl apply -f "$f" 2>&1); then
+    rm -f "$f"
+    printf '%s\n' "$out" | tail -n 5 >&2
+    die "addon ${name}: kubectl apply failed"
+  fi
+  rm -f "$f"
+  for r in $rollouts $jobs; do
+    left=$(((deadline - $(now_ms)) / 1000))
+    [ "$left" -ge 1 ] || left=1
+    case $r in
+      job/*) microk8s kubectl -n "$ns" wait --for=condition=complete "$r" --timeout="${left}s" >/dev/null 2>&1 || pending="${pending} ${r}" ;;
+      *) microk8s kubectl -n "$ns" rollout status "$r" --timeout="${left}s" >/dev/null 2>&1 || pending="${pending} ${r}" ;;
+    esac
+  done
+  for p in $pings; do
+    svc=${p%%/*}
+    path=/${p#*/}
+    until microk8s kubectl get --raw "/api/v1/namespaces/${ns}/services/${svc}/proxy${path}" >/dev/null 2>&1; do
+      if [ "$(now_ms)" -ge "$deadline" ]; then
+        pending="${pending} ${svc}${path}"
+        break
+      fi
+      sleep "$every"
+    done
+  done
+  if [ -n "$pending" ]; then
+    pods=$(microk8s kubectl -n "$ns" get pods --no-headers 2>/dev/null | awk '$3 != "Running" && $3 != "Completed" { printf "%s%s %s", sep, $1, $3; sep = ", " }') || true
+    die "addon ${name} is not ready after ${limit}s:${pending}${pods:+ (pods: ${pods})}"
+  fi
+  echo "::mecd-addon-${name} ready:$((($(now_ms) - start) / 1000))s"
+}
+
 # add_addons ADDON... (node 0): enables the addons, retried (the API server
 # may refuse connections for a while after a join). Their output goes to
 # stderr: stdout keeps the markers, and SSM returns only the first 24,000
 # characters of each (GetCommandInvocation).
 add_addons() {
   [ "$#" -eq 0 ] || retry 8 microk8s enable "$@" >&2 || die "microk8s enable $* failed"
+  for a in "$@"; do
+    echo "::mecd-addon-${a} enabled"
+  done
 }
 
 # await_members N MS (node 0): waits up to MS milliseconds until N nodes are

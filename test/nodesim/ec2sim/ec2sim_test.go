@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -59,7 +60,14 @@ func (h *harness) client(region string) *ec2.Client {
 		BaseEndpoint:     aws.String(h.srv.URL),
 		Credentials:      credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
 		HTTPClient:       h.srv.Client(),
-		RetryMaxAttempts: 1, // errors surface at once; the sim is not flaky
+		// The sim's errors surface at once. A connection this machine's
+		// loaded test run cut while the body was read (seen under -race:
+		// "use of closed network connection", before this change too) is
+		// the transport's, and is tried again.
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = 3
+			o.Retryables = []retry.IsErrorRetryable{retry.RetryableConnectionError{}}
+		}),
 	})
 }
 

@@ -68,6 +68,7 @@ type Injector struct {
 	agentDown   map[string]time.Time // instance id -> when its agent stopped
 	commands    []*Command
 	apis        []*API
+	images      []imageFault
 	rng         *rand.Rand
 }
 
@@ -113,6 +114,35 @@ func (f *Injector) AgentStopped(instanceID string) (time.Time, bool) {
 	defer f.mu.Unlock()
 	at, ok := f.agentDown[instanceID]
 	return at, ok
+}
+
+// imageFault is a registry's refusal of one image to some hosts.
+type imageFault struct {
+	host        Host
+	ref, answer string
+}
+
+// FailImage makes pulls of ref on the selected hosts fail with the
+// registry's answer (for example "manifest unknown" for a tag that does not
+// exist, or Docker Hub's "toomanyrequests" rate limit): the kubelet reports
+// ErrImagePull, then ImagePullBackOff, and the pod never starts.
+func (f *Injector) FailImage(h Host, ref, answer string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.images = append(f.images, imageFault{host: h, ref: ref, answer: answer})
+}
+
+// ImageFault reports whether pulls of ref fail on a host, and the
+// registry's answer.
+func (f *Injector) ImageFault(tags map[string]string, index int, ref string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, i := range f.images {
+		if i.ref == ref && i.host.matches(tags, index) {
+			return i.answer, true
+		}
+	}
+	return "", false
 }
 
 // FailCommand registers a command failure.

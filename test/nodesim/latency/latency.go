@@ -24,6 +24,7 @@ const (
 	Join             Phase = "join"             // microk8s join, per node
 	Addons           Phase = "addons"           // microk8s enable, per call
 	Terminate        Phase = "terminate"        // shutting-down -> terminated
+	ImagePull        Phase = "imagePull"        // a pod's image pulled and unpacked, the pod Ready
 
 	// How long the fidelity behaviours last (test/nodesim/fidelity).
 	Visibility         Phase = "visibility"         // a new instance id not yet visible to Describe
@@ -34,7 +35,7 @@ const (
 )
 
 // Phases lists every phase in a stable order.
-var Phases = []Phase{RunInstancesCall, Boot, AgentOnline, Dispatch, SnapInstall, Join, Addons, Terminate,
+var Phases = []Phase{RunInstancesCall, Boot, AgentOnline, Dispatch, SnapInstall, Join, Addons, Terminate, ImagePull,
 	Visibility, ProfilePropagation, Seeding, AgentRestart, APIServerBlink}
 
 // Range is a phase's duration on AWS in seconds: low, typical and high.
@@ -52,6 +53,10 @@ var Defaults = map[Phase]Range{
 	Join:             {5, 20, 60},
 	Addons:           {10, 30, 120},
 	Terminate:        {20, 40, 90},
+	// Pulling and unpacking a 50-150 MB image from Docker Hub to an EC2
+	// instance, then the container's start: an estimate (no registry
+	// publishes a figure); the high end is a slow mirror or a large image.
+	ImagePull: {5, 20, 90},
 	// "a couple of seconds", backing off "up to a few minutes" (EC2 API
 	// Reference, eventual consistency); seconds in practice.
 	Visibility: {0.5, 2, 8},

@@ -27,9 +27,10 @@ type cluster struct {
 	id      string // founding instance id
 	leader  string // current leader: the founder until it leaves
 	members []*member
-	dqlite  map[string]string // address -> dqMember/dqJoining/dqPartial
-	addons  map[string]bool   // enabled by the user or a launch configuration
-	pki     *kubePKI          // for `microk8s config`, made on first use
+	dqlite  map[string]string  // address -> dqMember/dqJoining/dqPartial
+	addons  map[string]bool    // enabled by the user or a launch configuration
+	pki     *kubePKI           // for `microk8s config`, made on first use
+	objects map[string]*object // what `kubectl apply` made (workloads.go)
 	// apiDownUntil: the API server is unreachable until then, after a join
 	// re-formed dqlite (fidelity.APIServerBlink).
 	apiDownUntil time.Time

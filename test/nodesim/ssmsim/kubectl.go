@@ -35,8 +35,9 @@ func (s *Sim) nodesLocked(h *host) []nodeView {
 	return out
 }
 
-// kubectl is `microk8s kubectl`: `get nodes [-o wide|json|name] [--no-headers]`
-// and `wait --for=condition=Ready node(s) --all|<name> [--timeout=D]`.
+// kubectl is `microk8s kubectl`: `get nodes [-o wide|json|name] [--no-headers]`,
+// `wait --for=condition=Ready node(s) --all|<name> [--timeout=D]`, cordon and
+// drain, and the workload verbs of workloads.go.
 func (s *Sim) kubectl(ctx context.Context, h *host, args []string) result {
 	s.mu.Lock()
 	worker := roleLocked(h) == roleWorker && inMultiNodeLocked(h)
@@ -47,6 +48,9 @@ func (s *Sim) kubectl(ctx context.Context, h *host, args []string) result {
 	}
 	if down {
 		return apiRefused
+	}
+	if r, ok := s.kubectlObjects(ctx, h, args); ok {
+		return r
 	}
 	if len(args) > 0 && args[0] == "wait" {
 		return s.kubectlWait(ctx, h, args[1:])
@@ -332,4 +336,50 @@ func (s *Sim) kubectlCordon(h *host, verb string, args []string) result {
 		out += "node/" + name + " drained\n"
 	}
 	return success(out)
+}
+
+// kubectlObjects serves the verbs on applied objects (workloads.go): apply,
+// rollout status, get --raw (the service proxy), get pods, and wait for a
+// Job's completion. ok is false for the other verbs.
+func (s *Sim) kubectlObjects(ctx context.Context, h *host, args []string) (result, bool) {
+	ns, rest := namespaceFlag(args)
+	if len(rest) == 0 {
+		return result{}, false
+	}
+	switch {
+	case rest[0] == "apply":
+		return s.kubectlApply(h, rest[1:]), true
+	case rest[0] == "rollout":
+		return s.kubectlRollout(ctx, h, ns, rest[1:]), true
+	case rest[0] == "get" && len(rest) == 3 && rest[1] == "--raw":
+		return s.kubectlRaw(h, rest[2]), true
+	case rest[0] == "get" && len(rest) == 2 && strings.HasPrefix(rest[1], "--raw="):
+		return s.kubectlRaw(h, strings.TrimPrefix(rest[1], "--raw=")), true
+	case rest[0] == "get" && len(rest) >= 2 && (rest[1] == "pods" || rest[1] == "pod" || rest[1] == "po"):
+		return s.kubectlGetPods(h, ns, contains(rest, "--no-headers")), true
+	case rest[0] == "wait":
+		job, cond, timeout := "", "", 30*time.Second
+		for _, a := range rest[1:] {
+			switch {
+			case strings.HasPrefix(a, "job/") || strings.HasPrefix(a, "jobs/") || strings.HasPrefix(a, "job.batch/"):
+				_, job, _ = strings.Cut(a, "/")
+			case strings.HasPrefix(a, "--for="):
+				cond = strings.TrimPrefix(a, "--for=")
+			case strings.HasPrefix(a, "--timeout="):
+				d, err := parseKubeDuration(strings.TrimPrefix(a, "--timeout="))
+				if err != nil {
+					return fail(1, fmt.Sprintf("error: invalid argument %q for \"--timeout\" flag\n", a)), true
+				}
+				timeout = d
+			}
+		}
+		if job == "" {
+			return result{}, false
+		}
+		if !strings.EqualFold(cond, "condition=complete") {
+			return fail(1, "error: the node simulator's kubectl waits for a job's condition=complete only\n"), true
+		}
+		return s.kubectlWaitJob(ctx, h, ns, job, timeout), true
+	}
+	return result{}, false
 }

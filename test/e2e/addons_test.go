@@ -1,0 +1,58 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mecd/mecd/internal/mec"
+	"github.com/mecd/mecd/test/localrt"
+	"github.com/mecd/mecd/test/nodesim/fault"
+)
+
+// A 3-node MEC with EdgeX (mecd's own addon) and a data volume per node is
+// READY, its record saying each addon's state: MicroK8s' enabled, EdgeX
+// ready once its rollouts, its bootstrap job and its services' pings said
+// so. The teardown leaves nothing, the volumes included.
+func TestEdgeXOnAThreeNodeMEC(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := localrt.UniqueName("edgex")
+	m := accepted(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":3,"addons":["dns","hostpath-storage","edgex"],"dataVolumes":{"count":1}}`, name))
+	m = waitStatus(t, rt, m.ID, mec.Ready, 3*time.Minute)
+	want := map[string]string{"dns": "enabled", "hostpath-storage": "enabled", "edgex": "ready"}
+	if len(m.Addons) != len(want) {
+		t.Fatalf("addon states %+v, want %v", m.Addons, want)
+	}
+	for i, a := range m.Addons {
+		if a.Name != m.Spec.Addons[i] || a.State != want[a.Name] {
+			t.Errorf("addon state %d: %+v, want %s %s (the spec's order)", i, a, m.Spec.Addons[i], want[m.Spec.Addons[i]])
+		}
+	}
+	deleteClean(t, rt, m.ID)
+}
+
+// An EdgeX image the registry will not serve leaves its deployment in
+// ImagePullBackOff: the provisioning fails naming what is not ready and
+// the pod's state, and the rollback leaves nothing.
+func TestEdgeXImagePullFailureIsNamed(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := localrt.UniqueName("edgex-pull")
+	rt.Sim.Faults.FailImage(fault.Host{TagKey: mec.TagName, TagValue: name, Index: fault.AnyIndex},
+		"docker.io/edgexfoundry/core-data:4.0.1", "toomanyrequests: You have reached your unauthenticated pull rate limit")
+	m := accepted(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":1,"addons":["dns","hostpath-storage","edgex"]}`, name))
+	m = waitFor(t, rt, m.ID, 3*time.Minute, func(m *mec.MEC) bool { return m.Status == mec.Failed })
+	for _, w := range []string{"addon edgex is not ready", "deployment/edgex-core-data", "edgex-core-data:59880/api/v3/ping", "ImagePullBackOff"} {
+		if !strings.Contains(m.FailureCause, w) {
+			t.Errorf("failure cause %q lacks %q", m.FailureCause, w)
+		}
+	}
+	for _, w := range []string{"deployment/edgex-core-keeper", "job/"} {
+		if strings.Contains(m.FailureCause, w) {
+			t.Errorf("failure cause %q names %s, which was ready", m.FailureCause, w)
+		}
+	}
+	leakFree(t, rt, m.ID)
+}

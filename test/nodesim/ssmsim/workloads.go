@@ -1,0 +1,437 @@
+package ssmsim
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/mecd/mecd/test/nodesim/fault"
+	"github.com/mecd/mecd/test/nodesim/latency"
+)
+
+// object is one Kubernetes object `kubectl apply` made in a cluster.
+type object struct {
+	kind, namespace, name string
+	doc                   string   // as applied, to tell "configured" from "unchanged"
+	images                []string // every container's and init container's
+	claims                []string // persistentVolumeClaim volumes of the pod template
+	labels                map[string]string
+	selector              map[string]string // a Service's
+	ports                 []int             // a Service's
+	// readyAt is when the workload's pods are Ready (a Job: complete): its
+	// images pulled and started (latency.ImagePull). Zero: never, pullErr
+	// says why when an image cannot be pulled.
+	readyAt time.Time
+	pullErr string
+	applied time.Time
+}
+
+// workloads is what the simulator runs: Deployments, StatefulSets and Jobs
+// become Ready once their images are pulled; other kinds are stored.
+var workloads = map[string]bool{"Deployment": true, "StatefulSet": true, "Job": true}
+
+// apiGroups is how kubectl names a kind in its output ("deployment.apps/x").
+var apiGroups = map[string]string{"Deployment": ".apps", "StatefulSet": ".apps", "DaemonSet": ".apps", "Job": ".batch"}
+
+// namespaced: every kind this simulator stores except these.
+var clusterScoped = map[string]bool{"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true, "StorageClass": true, "CustomResourceDefinition": true}
+
+func objectKey(kind, ns, name string) string { return strings.ToLower(kind) + "/" + ns + "/" + name }
+
+// kubectlApply is `kubectl apply -f FILE`: each document of the file is
+// created, configured or left unchanged, in order, as kubectl prints it
+// (kubectl apply: "<kind>[.<group>]/<name> created"). A namespaced object
+// whose namespace does not exist is refused by the API server and kubectl
+// goes on with the rest, exiting 1 at the end ("Error from server
+// (NotFound): error when creating ...: namespaces \"x\" not found").
+func (s *Sim) kubectlApply(h *host, args []string) result {
+	file := ""
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "-f" || a == "--filename":
+			if i+1 < len(args) {
+				i++
+				file = args[i]
+			}
+		case strings.HasPrefix(a, "-f=") || strings.HasPrefix(a, "--filename="):
+			_, file, _ = strings.Cut(a, "=")
+		default:
+			return fail(1, fmt.Sprintf("error: unknown flag: %s\nSee 'kubectl apply --help' for usage.\n", a))
+		}
+	}
+	if file == "" || file == "-" {
+		// The stand-in forwards argv only; mecd's scripts apply files.
+		return fail(1, "error: must specify one of -f and -k (the node simulator reads a file, not stdin)\n")
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return fail(1, fmt.Sprintf("error: the path %q does not exist\n", file))
+	}
+	var out, errs strings.Builder
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := h.cluster
+	if c.objects == nil {
+		c.objects = map[string]*object{}
+	}
+	for {
+		var node yaml.Node
+		if err := dec.Decode(&node); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return fail(1, fmt.Sprintf("error: error parsing %s: %v\n", file, err))
+		}
+		var doc map[string]any
+		if err := node.Decode(&doc); err != nil || doc == nil {
+			continue
+		}
+		docText, _ := yaml.Marshal(doc)
+		o := parseObject(doc)
+		if o.kind == "" || o.name == "" {
+			return fail(1, fmt.Sprintf("error: error validating %q: error validating data: [apiVersion not set, kind not set]\n", file))
+		}
+		if !clusterScoped[o.kind] {
+			if o.namespace == "" {
+				o.namespace = "default"
+			}
+			if o.namespace != "default" && c.objects[objectKey("Namespace", "", o.namespace)] == nil {
+				fmt.Fprintf(&errs, "Error from server (NotFound): error when creating %q: namespaces %q not found\n", file, o.namespace)
+				continue
+			}
+		} else {
+			o.namespace = ""
+		}
+		o.doc = string(docText)
+		key := objectKey(o.kind, o.namespace, o.name)
+		verb := "created"
+		if old := c.objects[key]; old != nil {
+			if old.doc == o.doc {
+				fmt.Fprintf(&out, "%s%s/%s unchanged\n", strings.ToLower(o.kind), apiGroups[o.kind], o.name)
+				continue
+			}
+			verb = "configured"
+		}
+		o.applied = time.Now()
+		if workloads[o.kind] {
+			s.scheduleLocked(h, o)
+		}
+		c.objects[key] = o
+		fmt.Fprintf(&out, "%s%s/%s %s\n", strings.ToLower(o.kind), apiGroups[o.kind], o.name, verb)
+	}
+	if errs.Len() > 0 {
+		return result{stdout: out.String(), stderr: errs.String(), code: 1}
+	}
+	return success(out.String())
+}
+
+// scheduleLocked sets when a workload's pods are Ready: after its images'
+// pull, unless one cannot be pulled (the kubelet retries with back-off and
+// the pod stays in ImagePullBackOff: Kubernetes docs, "Images", image pull
+// back-off). An image fault is drawn for the host the apply ran on (node
+// 0): a fault meant for a cluster selects its hosts by tag.
+func (s *Sim) scheduleLocked(h *host, o *object) {
+	for _, img := range o.images {
+		if answer, bad := s.faults.ImageFault(h.tags, fault.AnyIndex, img); bad {
+			o.pullErr = fmt.Sprintf("Failed to pull image %q: %s", img, answer)
+			return
+		}
+	}
+	var d time.Duration
+	if s.lat != nil {
+		d = s.lat.Delay(latency.ImagePull)
+	}
+	o.readyAt = time.Now().Add(d)
+}
+
+// parseObject reads what the simulator needs from one manifest document.
+func parseObject(doc map[string]any) *object {
+	str := func(v any) string { s, _ := v.(string); return s }
+	m := func(v any) map[string]any { x, _ := v.(map[string]any); return x }
+	meta := m(doc["metadata"])
+	o := &object{kind: str(doc["kind"]), name: str(meta["name"]), namespace: str(meta["namespace"])}
+	spec := m(doc["spec"])
+	if o.kind == "Service" {
+		o.selector = map[string]string{}
+		for k, v := range m(spec["selector"]) {
+			o.selector[k] = str(v)
+		}
+		ports, _ := spec["ports"].([]any)
+		for _, p := range ports {
+			if n, ok := m(p)["port"].(int); ok {
+				o.ports = append(o.ports, n)
+			}
+		}
+		return o
+	}
+	tmpl := m(spec["template"])
+	o.labels = map[string]string{}
+	for k, v := range m(m(tmpl["metadata"])["labels"]) {
+		o.labels[k] = str(v)
+	}
+	pod := m(tmpl["spec"])
+	for _, key := range []string{"initContainers", "containers"} {
+		list, _ := pod[key].([]any)
+		for _, ctr := range list {
+			o.images = append(o.images, str(m(ctr)["image"]))
+		}
+	}
+	vols, _ := pod["volumes"].([]any)
+	for _, v := range vols {
+		if claim := str(m(m(v)["persistentVolumeClaim"])["claimName"]); claim != "" {
+			o.claims = append(o.claims, claim)
+		}
+	}
+	return o
+}
+
+// readyLocked reports whether o's pods are Ready now, and if not, the
+// pods' status as `kubectl get pods` shows it. A claim binds only with a
+// default StorageClass (the DefaultStorageClass admission plugin gives a
+// claim without storageClassName the default; hostpath-storage's
+// microk8s-hostpath is one): without it the pod stays Pending.
+func (s *Sim) workloadReadyLocked(c *cluster, o *object) (bool, string) {
+	if len(o.claims) > 0 && !c.addons["hostpath-storage"] {
+		return false, "Pending"
+	}
+	switch {
+	case o.pullErr != "":
+		return false, "ImagePullBackOff"
+	case time.Now().Before(o.readyAt):
+		return false, "ContainerCreating"
+	}
+	return true, "Running"
+}
+
+// kubectlRollout is `kubectl rollout status deployment/NAME|statefulset/NAME
+// [-n NS] [--timeout=D]` (kubectl's status viewers: "Waiting for deployment
+// ... rollout to finish", then "successfully rolled out"; at the timeout
+// "error: timed out waiting for the condition", exit 1).
+func (s *Sim) kubectlRollout(ctx context.Context, h *host, ns string, args []string) result {
+	if len(args) == 0 || args[0] != "status" {
+		return fail(1, "error: the node simulator's kubectl supports only 'rollout status'\n")
+	}
+	timeout, target := time.Duration(0), ""
+	for _, a := range args[1:] {
+		switch {
+		case strings.HasPrefix(a, "--timeout="):
+			d, err := parseKubeDuration(strings.TrimPrefix(a, "--timeout="))
+			if err != nil {
+				return fail(1, fmt.Sprintf("error: invalid argument %q for \"--timeout\" flag\n", a))
+			}
+			timeout = d
+		case strings.HasPrefix(a, "-"):
+			return fail(1, fmt.Sprintf("error: unknown flag: %s\n", a))
+		default:
+			target = a
+		}
+	}
+	kind, name, _ := strings.Cut(target, "/")
+	kinds := map[string]string{"deployment": "Deployment", "deploy": "Deployment", "deployments": "Deployment", "statefulset": "StatefulSet", "sts": "StatefulSet"}
+	k, ok := kinds[kind]
+	if !ok || name == "" {
+		return fail(1, fmt.Sprintf("error: no status viewer has been implemented for %s\n", target))
+	}
+	var wctx context.Context
+	var cancel context.CancelFunc
+	if timeout > 0 {
+		wctx, cancel = context.WithTimeout(ctx, timeout)
+	} else {
+		wctx, cancel = context.WithCancel(ctx)
+	}
+	defer cancel()
+	var out strings.Builder
+	waiting := false
+	for {
+		s.mu.Lock()
+		o := h.cluster.objects[objectKey(k, ns, name)]
+		ready := false
+		if o != nil {
+			ready, _ = s.workloadReadyLocked(h.cluster, o)
+		}
+		s.mu.Unlock()
+		if o == nil {
+			return fail(1, fmt.Sprintf("Error from server (NotFound): %ss.apps %q not found\n", strings.ToLower(k), name))
+		}
+		if ready {
+			if k == "StatefulSet" {
+				out.WriteString("partitioned roll out complete: 1 new pods have been updated...\n")
+			} else {
+				fmt.Fprintf(&out, "deployment %q successfully rolled out\n", name)
+			}
+			return success(out.String())
+		}
+		if !waiting {
+			waiting = true
+			fmt.Fprintf(&out, "Waiting for %s %q rollout to finish: 0 of 1 updated replicas are available...\n", strings.ToLower(k), name)
+		}
+		if !sleepFor(wctx, 50*time.Millisecond) {
+			return result{stdout: out.String(), stderr: "error: timed out waiting for the condition\n", code: 1}
+		}
+	}
+}
+
+// kubectlWaitJob is `kubectl wait --for=condition=complete job/NAME`.
+func (s *Sim) kubectlWaitJob(ctx context.Context, h *host, ns, name string, timeout time.Duration) result {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		s.mu.Lock()
+		o := h.cluster.objects[objectKey("Job", ns, name)]
+		done := false
+		if o != nil {
+			done, _ = s.workloadReadyLocked(h.cluster, o)
+		}
+		s.mu.Unlock()
+		if o == nil {
+			return fail(1, fmt.Sprintf("Error from server (NotFound): jobs.batch %q not found\n", name))
+		}
+		if done {
+			return success(fmt.Sprintf("job.batch/%s condition met\n", name))
+		}
+		if !sleepFor(wctx, 50*time.Millisecond) {
+			return fail(1, fmt.Sprintf("error: timed out waiting for the condition on jobs/%s\n", name))
+		}
+	}
+}
+
+// proxyPath is the API server's service proxy: GET
+// /api/v1/namespaces/NS/services/NAME:PORT/proxy/PATH (Kubernetes API,
+// "Manually constructing apiserver proxy URLs").
+var proxyPath = regexp.MustCompile(`^/api/v1/namespaces/([^/]+)/services/([^/:]+)(?::(\d+))?/proxy(/.*)?$`)
+
+// kubectlRaw is `kubectl get --raw PATH` for the service proxy: a ping
+// through it answers as the service answers once a Ready pod backs it,
+// else the API server's 503 ("no endpoints available for service").
+// The answer bodies are EdgeX's own ping responses (EdgeX API v3,
+// common.PingResponse: apiVersion, timestamp, serviceName).
+func (s *Sim) kubectlRaw(h *host, path string) result {
+	m := proxyPath.FindStringSubmatch(path)
+	if m == nil {
+		return fail(1, fmt.Sprintf("Error from server (NotFound): the server could not find the requested resource (get %s)\n", path))
+	}
+	ns, svc := m[1], m[2]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := h.cluster
+	o := c.objects[objectKey("Service", ns, svc)]
+	if o == nil {
+		return fail(1, fmt.Sprintf("Error from server (NotFound): services %q not found\n", svc))
+	}
+	backed := false
+	for _, w := range c.objects {
+		if !workloads[w.kind] || w.namespace != ns || len(o.selector) == 0 || !selects(o.selector, w.labels) {
+			continue
+		}
+		if ready, _ := s.workloadReadyLocked(c, w); ready {
+			backed = true
+		}
+	}
+	if !backed {
+		return fail(1, fmt.Sprintf("Error from server (ServiceUnavailable): no endpoints available for service %q\n", svc))
+	}
+	if strings.HasSuffix(m[4], "/api/v3/ping") {
+		return success(fmt.Sprintf(`{"apiVersion":"v3","timestamp":%q,"serviceName":%q}`+"\n", time.Now().UTC().Format(time.RFC1123), strings.TrimPrefix(svc, "edgex-")))
+	}
+	return success("ok\n")
+}
+
+func selects(sel, labels map[string]string) bool {
+	for k, v := range sel {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// kubectlGetPods is `kubectl get pods -n NS [--no-headers]`: one pod per
+// workload (mecd's addons run one replica each), its status as the
+// kubelet reports it.
+func (s *Sim) kubectlGetPods(h *host, ns string, noHeaders bool) result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for _, o := range h.cluster.objects {
+		if workloads[o.kind] && o.namespace == ns {
+			names = append(names, objectKey(o.kind, o.namespace, o.name))
+		}
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return success("No resources found in " + ns + " namespace.\n")
+	}
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 8, 3, ' ', 0)
+	if !noHeaders {
+		fmt.Fprintln(tw, "NAME\tREADY\tSTATUS\tRESTARTS\tAGE")
+	}
+	for _, key := range names {
+		o := h.cluster.objects[key]
+		ready, status := s.workloadReadyLocked(h.cluster, o)
+		if o.kind == "Job" && ready {
+			status = "Completed"
+		}
+		r := "0/1"
+		if ready && o.kind != "Job" {
+			r = "1/1"
+		}
+		fmt.Fprintf(tw, "%s-%s\t%s\t%s\t0\t%s\n", o.name, podSuffix(o.name), r, status, age(time.Since(o.applied)))
+	}
+	_ = tw.Flush()
+	return success(buf.String())
+}
+
+// podSuffix is a stable stand-in for the ReplicaSet hash and pod suffix.
+func podSuffix(name string) string {
+	const letters = "bcdfghjklmnpqrstvwxz2456789"
+	var b strings.Builder
+	h := 0
+	for _, r := range name {
+		h = h*31 + int(r)
+	}
+	for range 5 {
+		h = h*1103515245 + 12345
+		b.WriteByte(letters[(h>>8&0x7fffffff)%len(letters)])
+	}
+	return b.String()
+}
+
+// namespaceFlag takes -n/--namespace out of args.
+func namespaceFlag(args []string) (ns string, rest []string) {
+	ns = "default"
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case (a == "-n" || a == "--namespace") && i+1 < len(args):
+			ns = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--namespace="):
+			ns = strings.TrimPrefix(a, "--namespace=")
+		case strings.HasPrefix(a, "-n") && len(a) > 2 && !slices.Contains([]string{"--no-headers"}, a):
+			ns = a[2:]
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return ns, rest
+}
+
+// parseKubeDuration reads a kubectl --timeout ("60s", "2m", or seconds).
+func parseKubeDuration(v string) (time.Duration, error) {
+	if d, err := time.ParseDuration(v); err == nil {
+		return d, nil
+	}
+	return time.ParseDuration(v + "s")
+}
