@@ -1,7 +1,6 @@
 // Package addons owns the addons mecd ships itself, beside MicroK8s' own:
 // their manifests, embedded in the binary, and how node 0 tells each is
-// ready (rollouts, jobs, and the services' own health endpoints pinged
-// through the API server's service proxy).
+// ready (rollouts, which wait for the pods' readiness probes, and jobs).
 package addons
 
 import (
@@ -27,10 +26,8 @@ type Addon struct {
 	// Rollouts ("deployment/x", "statefulset/y") and Jobs ("job/z") must
 	// be ready (complete) within Timeout seconds of the apply.
 	Rollouts, Jobs []string
-	// Pings are "service:port/path" answered by the service itself.
-	Pings   []string
-	Timeout int
-	file    string
+	Timeout        int
+	file           string
 }
 
 // shipped is every addon mecd ships, by name.
@@ -86,9 +83,9 @@ func (a Addon) Script() string {
 	_ = w.Close()
 	enc := base64.StdEncoding.EncodeToString(gz.Bytes())
 	var b strings.Builder
-	fmt.Fprintf(&b, "addon_%s() {\n  apply_addon %s %s %d '%s' '%s' '%s' <<'MANIFEST'\n",
+	fmt.Fprintf(&b, "addon_%s() {\n  apply_addon %s %s %d '%s' '%s' <<'MANIFEST'\n",
 		strings.ReplaceAll(a.Name, "-", "_"), a.Name, a.Namespace, a.Timeout,
-		strings.Join(a.Rollouts, " "), strings.Join(a.Jobs, " "), strings.Join(a.Pings, " "))
+		strings.Join(a.Rollouts, " "), strings.Join(a.Jobs, " "))
 	for len(enc) > 76 {
 		b.WriteString(enc[:76] + "\n")
 		enc = enc[76:]

@@ -430,16 +430,17 @@ open(path, "w").write(text)
   echo "::mecd-finalized yes"
 }
 
-# apply_addon NAME NAMESPACE TIMEOUT ROLLOUTS JOBS PINGS (node 0; the
-# manifest on stdin, gzipped and base64 encoded): applies one of mecd's own
-# addons, then waits until it is ready: each rollout done, each job
-# complete, each ping ("service:port/path") answered by the service itself
-# through the API server's service proxy, all within TIMEOUT seconds (at
-# most ADDON_TIMEOUT, a third of the command's own time, so the script
-# names what is not ready before SSM ends it). What is not ready is named,
-# with its pods' status.
+# apply_addon NAME NAMESPACE TIMEOUT ROLLOUTS JOBS (node 0; the manifest on
+# stdin, gzipped and base64 encoded): applies one of mecd's own addons, then
+# waits until it is ready: each rollout done (which waits for its pods'
+# readiness probes, the services' own health checks) and each job
+# complete, all within TIMEOUT seconds (at most ADDON_TIMEOUT, a third of
+# the command's own time, so the script names what is not ready before SSM
+# ends it). A wait the API server cut short (it refuses connections while
+# dqlite re-forms) is tried again until the deadline. What is not ready is
+# named, with the pods that are not.
 apply_addon() {
-  local name=$1 ns=$2 limit=$3 rollouts=$4 jobs=$5 pings=$6 f out start deadline left r p svc path pending="" every pods
+  local name=$1 ns=$2 limit=$3 rollouts=$4 jobs=$5 f out start deadline left r pending="" every pods ok
   start=$(now_ms)
   [ "$limit" -le "$ADDON_TIMEOUT" ] || limit=$ADDON_TIMEOUT
   deadline=$((start + limit * 1000))
@@ -458,26 +459,25 @@ apply_addon() {
   fi
   rm -f "$f"
   for r in $rollouts $jobs; do
-    left=$(((deadline - $(now_ms)) / 1000))
-    [ "$left" -ge 1 ] || left=1
-    case $r in
-      job/*) microk8s kubectl -n "$ns" wait --for=condition=complete "$r" --timeout="${left}s" >/dev/null 2>&1 || pending="${pending} ${r}" ;;
-      *) microk8s kubectl -n "$ns" rollout status "$r" --timeout="${left}s" >/dev/null 2>&1 || pending="${pending} ${r}" ;;
-    esac
-  done
-  for p in $pings; do
-    svc=${p%%/*}
-    path=/${p#*/}
-    until microk8s kubectl get --raw "/api/v1/namespaces/${ns}/services/${svc}/proxy${path}" >/dev/null 2>&1; do
-      if [ "$(now_ms)" -ge "$deadline" ]; then
-        pending="${pending} ${svc}${path}"
+    ok=0
+    while :; do
+      left=$(((deadline - $(now_ms)) / 1000))
+      [ "$left" -ge 1 ] || left=1
+      case $r in
+        job/*) microk8s kubectl -n "$ns" wait --for=condition=complete "$r" --timeout="${left}s" >/dev/null 2>&1 && ok=1 ;;
+        *) microk8s kubectl -n "$ns" rollout status "$r" --timeout="${left}s" >/dev/null 2>&1 && ok=1 ;;
+      esac
+      if [ "$ok" -eq 1 ] || [ "$(now_ms)" -ge "$deadline" ]; then
         break
       fi
       sleep "$every"
     done
+    [ "$ok" -eq 1 ] || pending="${pending} ${r}"
   done
   if [ -n "$pending" ]; then
-    pods=$(microk8s kubectl -n "$ns" get pods --no-headers 2>/dev/null | awk '$3 != "Running" && $3 != "Completed" { printf "%s%s %s", sep, $1, $3; sep = ", " }') || true
+    # Pods not ready: READY short of its total, and not a finished Job's.
+    pods=$(microk8s kubectl -n "$ns" get pods --no-headers 2>/dev/null |
+      awk '{ split($2, n, "/") } n[1] != n[2] && $3 != "Completed" { printf "%s%s %s", sep, $1, $3; sep = ", " }') || true
     die "addon ${name} is not ready after ${limit}s:${pending}${pods:+ (pods: ${pods})}"
   fi
   echo "::mecd-addon-${name} ready:$((($(now_ms) - start) / 1000))s"

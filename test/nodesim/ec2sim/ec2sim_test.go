@@ -56,10 +56,10 @@ func newHarness(t *testing.T) *harness {
 
 func (h *harness) client(region string) *ec2.Client {
 	return ec2.New(ec2.Options{
-		Region:           region,
-		BaseEndpoint:     aws.String(h.srv.URL),
-		Credentials:      credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
-		HTTPClient:       h.srv.Client(),
+		Region:       region,
+		BaseEndpoint: aws.String(h.srv.URL),
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
+		HTTPClient:   h.srv.Client(),
 		// The sim's errors surface at once. A connection this machine's
 		// loaded test run cut while the body was read (seen under -race:
 		// "use of closed network connection", before this change too) is

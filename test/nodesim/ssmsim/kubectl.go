@@ -339,8 +339,8 @@ func (s *Sim) kubectlCordon(h *host, verb string, args []string) result {
 }
 
 // kubectlObjects serves the verbs on applied objects (workloads.go): apply,
-// rollout status, get --raw (the service proxy), get pods, and wait for a
-// Job's completion. ok is false for the other verbs.
+// rollout status, get pods, and wait for a Job's completion. ok is false
+// for the other verbs.
 func (s *Sim) kubectlObjects(ctx context.Context, h *host, args []string) (result, bool) {
 	ns, rest := namespaceFlag(args)
 	if len(rest) == 0 {
@@ -351,10 +351,6 @@ func (s *Sim) kubectlObjects(ctx context.Context, h *host, args []string) (resul
 		return s.kubectlApply(h, rest[1:]), true
 	case rest[0] == "rollout":
 		return s.kubectlRollout(ctx, h, ns, rest[1:]), true
-	case rest[0] == "get" && len(rest) == 3 && rest[1] == "--raw":
-		return s.kubectlRaw(h, rest[2]), true
-	case rest[0] == "get" && len(rest) == 2 && strings.HasPrefix(rest[1], "--raw="):
-		return s.kubectlRaw(h, strings.TrimPrefix(rest[1], "--raw=")), true
 	case rest[0] == "get" && len(rest) >= 2 && (rest[1] == "pods" || rest[1] == "pod" || rest[1] == "po"):
 		return s.kubectlGetPods(h, ns, contains(rest, "--no-headers")), true
 	case rest[0] == "wait":

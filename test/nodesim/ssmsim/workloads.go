@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -23,12 +22,12 @@ import (
 // object is one Kubernetes object `kubectl apply` made in a cluster.
 type object struct {
 	kind, namespace, name string
+	group                 string   // the API group ("apps"; "" for the core group)
 	doc                   string   // as applied, to tell "configured" from "unchanged"
+	template              string   // a workload's pod template, as applied
 	images                []string // every container's and init container's
 	claims                []string // persistentVolumeClaim volumes of the pod template
 	labels                map[string]string
-	selector              map[string]string // a Service's
-	ports                 []int             // a Service's
 	// readyAt is when the workload's pods are Ready (a Job: complete): its
 	// images pulled and started (latency.ImagePull). Zero: never, pullErr
 	// says why when an image cannot be pulled.
@@ -41,8 +40,15 @@ type object struct {
 // become Ready once their images are pulled; other kinds are stored.
 var workloads = map[string]bool{"Deployment": true, "StatefulSet": true, "Job": true}
 
-// apiGroups is how kubectl names a kind in its output ("deployment.apps/x").
-var apiGroups = map[string]string{"Deployment": ".apps", "StatefulSet": ".apps", "DaemonSet": ".apps", "Job": ".batch"}
+// resourceName is how kubectl names an object in its output: the kind in
+// lower case, with its API group unless it is the core group
+// ("deployment.apps/x", "networkpolicy.networking.k8s.io/y", "service/z").
+func (o *object) resourceName() string {
+	if o.group == "" {
+		return strings.ToLower(o.kind) + "/" + o.name
+	}
+	return strings.ToLower(o.kind) + "." + o.group + "/" + o.name
+}
 
 // namespaced: every kind this simulator stores except these.
 var clusterScoped = map[string]bool{"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true, "StorageClass": true, "CustomResourceDefinition": true}
@@ -118,7 +124,12 @@ func (s *Sim) kubectlApply(h *host, args []string) result {
 		verb := "created"
 		if old := c.objects[key]; old != nil {
 			if old.doc == o.doc {
-				fmt.Fprintf(&out, "%s%s/%s unchanged\n", strings.ToLower(o.kind), apiGroups[o.kind], o.name)
+				fmt.Fprintf(&out, "%s unchanged\n", o.resourceName())
+				continue
+			}
+			if o.kind == "Job" && old.template != o.template {
+				// A Job's pod template is immutable (batch/v1 validation).
+				fmt.Fprintf(&errs, "The Job %q is invalid: spec.template: Invalid value: core.PodTemplateSpec{...}: field is immutable\n", o.name)
 				continue
 			}
 			verb = "configured"
@@ -128,7 +139,7 @@ func (s *Sim) kubectlApply(h *host, args []string) result {
 			s.scheduleLocked(h, o)
 		}
 		c.objects[key] = o
-		fmt.Fprintf(&out, "%s%s/%s %s\n", strings.ToLower(o.kind), apiGroups[o.kind], o.name, verb)
+		fmt.Fprintf(&out, "%s %s\n", o.resourceName(), verb)
 	}
 	if errs.Len() > 0 {
 		return result{stdout: out.String(), stderr: errs.String(), code: 1}
@@ -161,21 +172,15 @@ func parseObject(doc map[string]any) *object {
 	m := func(v any) map[string]any { x, _ := v.(map[string]any); return x }
 	meta := m(doc["metadata"])
 	o := &object{kind: str(doc["kind"]), name: str(meta["name"]), namespace: str(meta["namespace"])}
-	spec := m(doc["spec"])
-	if o.kind == "Service" {
-		o.selector = map[string]string{}
-		for k, v := range m(spec["selector"]) {
-			o.selector[k] = str(v)
-		}
-		ports, _ := spec["ports"].([]any)
-		for _, p := range ports {
-			if n, ok := m(p)["port"].(int); ok {
-				o.ports = append(o.ports, n)
-			}
-		}
-		return o
+	if group, _, grouped := strings.Cut(str(doc["apiVersion"]), "/"); grouped {
+		o.group = group
 	}
+	spec := m(doc["spec"])
 	tmpl := m(spec["template"])
+	if tmpl != nil {
+		t, _ := yaml.Marshal(tmpl)
+		o.template = string(t)
+	}
 	o.labels = map[string]string{}
 	for k, v := range m(m(tmpl["metadata"])["labels"]) {
 		o.labels[k] = str(v)
@@ -264,9 +269,11 @@ func (s *Sim) kubectlRollout(ctx context.Context, h *host, ns string, args []str
 		if o == nil {
 			return fail(1, fmt.Sprintf("Error from server (NotFound): %ss.apps %q not found\n", strings.ToLower(k), name))
 		}
+		// kubectl's status viewers (rollout_status.go): a StatefulSet
+		// without a partition reports its revision.
 		if ready {
 			if k == "StatefulSet" {
-				out.WriteString("partitioned roll out complete: 1 new pods have been updated...\n")
+				fmt.Fprintf(&out, "statefulset rolling update complete 1 pods at revision %s-%s...\n", name, podSuffix(name))
 			} else {
 				fmt.Fprintf(&out, "deployment %q successfully rolled out\n", name)
 			}
@@ -274,7 +281,11 @@ func (s *Sim) kubectlRollout(ctx context.Context, h *host, ns string, args []str
 		}
 		if !waiting {
 			waiting = true
-			fmt.Fprintf(&out, "Waiting for %s %q rollout to finish: 0 of 1 updated replicas are available...\n", strings.ToLower(k), name)
+			if k == "StatefulSet" {
+				out.WriteString("Waiting for 1 pods to be ready...\n")
+			} else {
+				fmt.Fprintf(&out, "Waiting for deployment %q rollout to finish: 0 of 1 updated replicas are available...\n", name)
+			}
 		}
 		if !sleepFor(wctx, 50*time.Millisecond) {
 			return result{stdout: out.String(), stderr: "error: timed out waiting for the condition\n", code: 1}
@@ -306,56 +317,6 @@ func (s *Sim) kubectlWaitJob(ctx context.Context, h *host, ns, name string, time
 	}
 }
 
-// proxyPath is the API server's service proxy: GET
-// /api/v1/namespaces/NS/services/NAME:PORT/proxy/PATH (Kubernetes API,
-// "Manually constructing apiserver proxy URLs").
-var proxyPath = regexp.MustCompile(`^/api/v1/namespaces/([^/]+)/services/([^/:]+)(?::(\d+))?/proxy(/.*)?$`)
-
-// kubectlRaw is `kubectl get --raw PATH` for the service proxy: a ping
-// through it answers as the service answers once a Ready pod backs it,
-// else the API server's 503 ("no endpoints available for service").
-// The answer bodies are EdgeX's own ping responses (EdgeX API v3,
-// common.PingResponse: apiVersion, timestamp, serviceName).
-func (s *Sim) kubectlRaw(h *host, path string) result {
-	m := proxyPath.FindStringSubmatch(path)
-	if m == nil {
-		return fail(1, fmt.Sprintf("Error from server (NotFound): the server could not find the requested resource (get %s)\n", path))
-	}
-	ns, svc := m[1], m[2]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := h.cluster
-	o := c.objects[objectKey("Service", ns, svc)]
-	if o == nil {
-		return fail(1, fmt.Sprintf("Error from server (NotFound): services %q not found\n", svc))
-	}
-	backed := false
-	for _, w := range c.objects {
-		if !workloads[w.kind] || w.namespace != ns || len(o.selector) == 0 || !selects(o.selector, w.labels) {
-			continue
-		}
-		if ready, _ := s.workloadReadyLocked(c, w); ready {
-			backed = true
-		}
-	}
-	if !backed {
-		return fail(1, fmt.Sprintf("Error from server (ServiceUnavailable): no endpoints available for service %q\n", svc))
-	}
-	if strings.HasSuffix(m[4], "/api/v3/ping") {
-		return success(fmt.Sprintf(`{"apiVersion":"v3","timestamp":%q,"serviceName":%q}`+"\n", time.Now().UTC().Format(time.RFC1123), strings.TrimPrefix(svc, "edgex-")))
-	}
-	return success("ok\n")
-}
-
-func selects(sel, labels map[string]string) bool {
-	for k, v := range sel {
-		if labels[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
 // kubectlGetPods is `kubectl get pods -n NS [--no-headers]`: one pod per
 // workload (mecd's addons run one replica each), its status as the
 // kubelet reports it.
@@ -370,7 +331,8 @@ func (s *Sim) kubectlGetPods(h *host, ns string, noHeaders bool) result {
 	}
 	sort.Strings(names)
 	if len(names) == 0 {
-		return success("No resources found in " + ns + " namespace.\n")
+		// kubectl get writes this to stderr (get.go, o.ErrOut), exit 0.
+		return result{stderr: "No resources found in " + ns + " namespace.\n"}
 	}
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 8, 3, ' ', 0)
