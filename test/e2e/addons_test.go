@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,8 @@ import (
 // A 3-node MEC with EdgeX (mecd's own addon) and a data volume per node is
 // READY, its record saying each addon's state: MicroK8s' enabled, EdgeX
 // ready once its rollouts (its services' own pings as readiness probes) and
-// its bootstrap job said so. The teardown leaves nothing, the volumes included.
+// its bootstrap job said so. A scale to 4 re-applies it and it is ready
+// again. The teardown leaves nothing, the volumes included.
 func TestEdgeXOnAThreeNodeMEC(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
@@ -29,6 +31,14 @@ func TestEdgeXOnAThreeNodeMEC(t *testing.T) {
 		if a.Name != m.Spec.Addons[i] || a.State != want[a.Name] {
 			t.Errorf("addon state %d: %+v, want %s %s (the spec's order)", i, a, m.Spec.Addons[i], want[m.Spec.Addons[i]])
 		}
+	}
+	// A scale re-applies it (unchanged) and waits for it again.
+	code, m, b := scaleTo(t, rt, m.ID, `{"nodeCount":4}`)
+	if code != 202 {
+		t.Fatalf("PATCH: %d %s", code, b)
+	}
+	if i := slices.IndexFunc(m.Addons, func(a mec.AddonState) bool { return a.Name == "edgex" }); i < 0 || m.Addons[i].State != "ready" || len(m.LiveNodes()) != 4 {
+		t.Errorf("after a scale to 4: %d nodes, addon states %+v", len(m.LiveNodes()), m.Addons)
 	}
 	deleteClean(t, rt, m.ID)
 }
