@@ -118,6 +118,13 @@ func resolveArch(ctx context.Context, s spec.Spec, ec2c EC2API, verr *spec.Valid
 			archs = append(archs, string(a))
 		}
 	}
+	// The fit check with EC2's own figure: the spec's table knows a few
+	// families; this knows every type (a known one was checked already).
+	if info.MemoryInfo != nil && info.MemoryInfo.SizeInMiB != nil {
+		if msg := spec.FitMessage(s.InstanceType, int(*info.MemoryInfo.SizeInMiB), s.Addons); msg != "" {
+			verr.Add("addons", msg)
+		}
+	}
 	for _, want := range []string{ArchARM64, ArchX8664} {
 		if slices.Contains(archs, want) {
 			return want, nil

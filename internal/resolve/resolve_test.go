@@ -24,6 +24,7 @@ import (
 // ignoreFilters is set (as kumo does), and pages results when pageSize > 0.
 type fakeEC2 struct {
 	types         map[string][]ec2types.ArchitectureType
+	memMiB        map[string]int64 // MemoryInfo, as EC2 publishes it
 	notInRegion   map[string]bool
 	images        []ec2types.Image
 	vpcs          []ec2types.Vpc
@@ -78,6 +79,9 @@ func (f *fakeEC2) DescribeInstanceTypes(_ context.Context, in *ec2.DescribeInsta
 			return nil, apiErr("InvalidInstanceType")
 		}
 		info := ec2types.InstanceTypeInfo{InstanceType: it, ProcessorInfo: &ec2types.ProcessorInfo{SupportedArchitectures: archs}}
+		if mib, ok := f.memMiB[string(it)]; ok {
+			info.MemoryInfo = &ec2types.MemoryInfo{SizeInMiB: aws.Int64(mib)}
+		}
 		if f.notInRegion[string(it)] {
 			info.SupportedInRegion = aws.Bool(false)
 		}
@@ -253,6 +257,7 @@ func newWorld() (*fakeEC2, *fakeSSM) {
 			"x9.retired":  {ec2types.ArchitectureTypeX8664},
 		},
 		notInRegion: map[string]bool{"x9.retired": true},
+		memMiB:      map[string]int64{"t4g.medium": 4096, "g4dn.xlarge": 16384},
 		images: []ec2types.Image{
 			// Canonical's, named by its public parameters.
 			{ImageId: aws.String(armAMI), Architecture: ec2types.ArchitectureValuesArm64, State: ec2types.ImageStateAvailable, RootDeviceName: aws.String("/dev/sda1")},
@@ -328,6 +333,12 @@ func TestResolve(t *testing.T) {
 		{name: "architecture not guessed from name", spec: func(s *spec.Spec) { s.InstanceType = "g4dn.xlarge" },
 			want: func() mec.Resolved { r := defaultResolved; r.Architecture, r.AmiID = "x86_64", amdAMI; return r }()},
 		{name: "i386 and x86_64 type is x86_64", spec: func(s *spec.Spec) { s.InstanceType = "t1.micro" },
+			want: func() mec.Resolved { r := defaultResolved; r.Architecture, r.AmiID = "x86_64", amdAMI; return r }()},
+		// The fit check with EC2's figure, for a family the spec's table does not know.
+		{name: "addons over EC2's memory figure", spec: func(s *spec.Spec) { s.InstanceType = "t1.micro" },
+			world: func(e *fakeEC2, _ *fakeSSM) { e.memMiB["t1.micro"] = 627 },
+			fields: map[string]string{"addons": "will not fit t1.micro's 627 MiB: MicroK8s with room for workloads and the addons dns 170 (MiB) need about 1553 MiB; choose an instanceType with at least 1553 MiB"}},
+		{name: "addons within EC2's memory figure", spec: func(s *spec.Spec) { s.InstanceType, s.Addons = "g4dn.xlarge", spec.AllowedAddons },
 			want: func() mec.Resolved { r := defaultResolved; r.Architecture, r.AmiID = "x86_64", amdAMI; return r }()},
 		{name: "mac type refused", spec: func(s *spec.Spec) { s.InstanceType = "mac2.metal" },
 			fields: map[string]string{"instanceType": `"mac2.metal" is arm64_mac; mecd needs an arm64 or x86_64`}},

@@ -110,17 +110,31 @@ func memoryMiB(instanceType string) (mib int, sizes []string, sizeMiB []int, ok 
 }
 
 // checkFit returns what to say when the addons will not fit the instance
-// type's memory, or "".
+// type's memory, as this table knows it, or "".
 func checkFit(instanceType string, addons []string) string {
 	have, sizes, sizeMiB, ok := memoryMiB(instanceType)
 	if !ok {
 		return ""
 	}
+	return fitMessage(instanceType, have, sizes, sizeMiB, addons)
+}
+
+// FitMessage is checkFit with the instance type's memory as EC2 reports it
+// (DescribeInstanceTypes MemoryInfo.SizeInMiB), for a family the table does
+// not know: "" when the addons fit.
+func FitMessage(instanceType string, haveMiB int, addons []string) string {
+	return fitMessage(instanceType, haveMiB, nil, nil, addons)
+}
+
+// fitMessage says what does not fit and the fix: the smallest size of the
+// family that fits when the family's sizes are known, else the memory to
+// look for.
+func fitMessage(instanceType string, have int, sizes []string, sizeMiB []int, addons []string) string {
 	need := NeedMiB(addons)
 	if need <= have {
 		return ""
 	}
-	fix := "a larger instanceType"
+	fix := fmt.Sprintf("an instanceType with at least %d MiB", need)
 	for i, m := range sizeMiB {
 		if m >= need {
 			fix = "instanceType " + sizes[i] + " or larger"

@@ -66,3 +66,15 @@ func TestEdgeXImagePullFailureIsNamed(t *testing.T) {
 	}
 	leakFree(t, rt, m.ID)
 }
+
+// A type the spec's memory table does not know (m1 is not among its
+// families) is checked against EC2's own figure before the API accepts.
+func TestFitCheckWithEC2sMemoryFigure(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := localrt.UniqueName("m1")
+	code, _, b := call(t, rt, "POST", "/mecs", `{"name":"`+name+`","nodeCount":1,"instanceType":"m1.small","addons":["dns","observability"]}`, nil)
+	if code != 400 || !strings.Contains(string(b), "will not fit m1.small's 1740 MiB") || !strings.Contains(string(b), "an instanceType with at least") {
+		t.Fatalf("POST m1.small with observability: %d %s", code, b)
+	}
+}
