@@ -336,7 +336,7 @@ func TestResolve(t *testing.T) {
 			want: func() mec.Resolved { r := defaultResolved; r.Architecture, r.AmiID = "x86_64", amdAMI; return r }()},
 		// The fit check with EC2's figure, for a family the spec's table does not know.
 		{name: "addons over EC2's memory figure", spec: func(s *spec.Spec) { s.InstanceType = "t1.micro" },
-			world: func(e *fakeEC2, _ *fakeSSM) { e.memMiB["t1.micro"] = 627 },
+			world:  func(e *fakeEC2, _ *fakeSSM) { e.memMiB["t1.micro"] = 627 },
 			fields: map[string]string{"addons": "will not fit t1.micro's 627 MiB: MicroK8s with room for workloads and the addons dns 170 (MiB) need about 1553 MiB; choose an instanceType with at least 1553 MiB"}},
 		{name: "addons within EC2's memory figure", spec: func(s *spec.Spec) { s.InstanceType, s.Addons = "g4dn.xlarge", spec.AllowedAddons },
 			want: func() mec.Resolved { r := defaultResolved; r.Architecture, r.AmiID = "x86_64", amdAMI; return r }()},
