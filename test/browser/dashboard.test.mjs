@@ -90,7 +90,10 @@ try {
   // 3. A bad name: the API's message, next to the field.
   const nameInput = page.getByLabel("Name", { exact: false }).first();
   await nameInput.fill("Bad_Name!");
-  await page.getByRole("button", { name: "Create MEC" }).click();
+  // Submitted with Enter in the field, as a keyboard user does: the list
+  // above re-renders as it refreshes, and a click can land on a button the
+  // layout just moved (seen: the submit never happened).
+  await nameInput.press("Enter");
   const nameError = page.locator("#e-name");
   await nameError.waitFor({ state: "visible" });
   assert.match(await nameError.innerText(), /DNS-1123 label/);
@@ -111,7 +114,7 @@ try {
   await page.getByLabel("Tags", { exact: true }).fill("team=edge\nowner=browser-test");
   await page.getByLabel("Data volumes per node", { exact: true }).fill("1");
   await page.getByLabel("Data volume size in GiB", { exact: true }).fill("20");
-  await page.getByRole("button", { name: "Create MEC" }).click();
+  await nameInput.press("Enter");
   await page.locator("#form-status").filter({ hasText: `MEC ${name} is CREATING` }).waitFor();
   assert.equal(await nameError.isHidden(), true, "the name error is gone");
   await card(name).waitFor();
