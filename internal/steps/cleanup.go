@@ -71,6 +71,20 @@ func (s *Steps) Cleanup(ctx context.Context, in CleanupInput) (CleanupResult, er
 		// what it makes must exist before this looks.
 		return s.notYet(s.now().Sub(started), 1, fmt.Sprintf("%s still runs", m.Lease.Step))
 	}
+	// One cleanup of a MEC at a time: Step Functions retries an invoke
+	// that failed to answer (Lambda.Unknown, SdkClientException) while
+	// the first may still run, and two that listed the same node role
+	// would both delete it; the second's calls on a role gone are refused
+	// (IAM authorizes them by an ARN it can no longer complete with the
+	// role's path). The other looks again later.
+	release, got, err := s.hold(ctx, cleanupLock+id)
+	if err != nil {
+		return CleanupResult{}, err
+	}
+	if !got {
+		return s.notYet(s.now().Sub(started), 1, "another cleanup of this MEC runs")
+	}
+	defer release()
 	c := s.AWS.EC2(m.Region)
 
 	alive, err := s.terminate(ctx, c, m)
@@ -120,6 +134,9 @@ func (s *Steps) Cleanup(ctx context.Context, in CleanupInput) (CleanupResult, er
 	s.Log.InfoContext(ctx, "cleanup done", "clusterId", id, "purpose", step)
 	return CleanupResult{Done: true}, nil
 }
+
+// cleanupLock names a MEC's cleanup lock (with its id).
+const cleanupLock = "cleanup-"
 
 func (s *Steps) notYet(waited time.Duration, remaining int, why string) (CleanupResult, error) {
 	if limit := 2 * s.Env.CommandTimeout; waited > limit {

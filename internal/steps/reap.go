@@ -43,6 +43,27 @@ type ReapResult struct {
 // reaperLock names the reaper's lock.
 const reaperLock = "reaper"
 
+// hold takes lock name until the invocation's deadline (5 minutes without
+// one): got is false while another holder has it. release gives it back.
+func (s *Steps) hold(ctx context.Context, name string) (release func(), got bool, err error) {
+	if s.Locks == nil {
+		return func() {}, true, nil
+	}
+	owner := fmt.Sprintf("%s-%d", name, s.now().UnixNano())
+	until := s.now().Add(5 * time.Minute)
+	if d, ok := ctx.Deadline(); ok {
+		until = d
+	}
+	if got, err = s.Locks.Lock(ctx, name, owner, until); err != nil || !got {
+		return nil, got, err
+	}
+	return func() {
+		if err := s.Locks.Unlock(context.WithoutCancel(ctx), name, owner); err != nil {
+			s.Log.WarnContext(ctx, "release a lock", "lock", name, "error", err)
+		}
+	}, true, nil
+}
+
 // Locker keeps runs that must not overlap apart (store.Store).
 type Locker interface {
 	Lock(ctx context.Context, name, owner string, until time.Time) (bool, error)
@@ -69,26 +90,15 @@ type owned struct {
 // no longer exists are refused (IAM authorizes them by an ARN it can no
 // longer complete with the role's path).
 func (s *Steps) Reap(ctx context.Context, _ json.RawMessage) (ReapResult, error) {
-	if s.Locks != nil {
-		owner := fmt.Sprintf("reaper-%d", s.now().UnixNano())
-		until := s.now().Add(5 * time.Minute)
-		if d, ok := ctx.Deadline(); ok {
-			until = d
-		}
-		got, err := s.Locks.Lock(ctx, reaperLock, owner, until)
-		if err != nil {
-			return ReapResult{}, err
-		}
-		if !got {
-			s.Log.InfoContext(ctx, "another reaper run is under way: this one does nothing")
-			return ReapResult{Skipped: true}, nil
-		}
-		defer func() {
-			if err := s.Locks.Unlock(context.WithoutCancel(ctx), reaperLock, owner); err != nil {
-				s.Log.WarnContext(ctx, "release the reaper's lock", "error", err)
-			}
-		}()
+	release, got, err := s.hold(ctx, reaperLock)
+	if err != nil {
+		return ReapResult{}, err
 	}
+	if !got {
+		s.Log.InfoContext(ctx, "another reaper run is under way: this one does nothing")
+		return ReapResult{Skipped: true}, nil
+	}
+	defer release()
 	found := map[string]*owned{}
 	own := func(id string) *owned {
 		o := found[id]
