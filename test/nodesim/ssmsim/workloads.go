@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -27,7 +26,6 @@ type object struct {
 	template              string   // a workload's pod template, as applied
 	images                []string // every container's and init container's
 	claims                []string // persistentVolumeClaim volumes of the pod template
-	labels                map[string]string
 	// readyAt is when the workload's pods are Ready (a Job: complete): its
 	// images pulled and started (latency.ImagePull). Zero: never, pullErr
 	// says why when an image cannot be pulled.
@@ -181,10 +179,6 @@ func parseObject(doc map[string]any) *object {
 		t, _ := yaml.Marshal(tmpl)
 		o.template = string(t)
 	}
-	o.labels = map[string]string{}
-	for k, v := range m(m(tmpl["metadata"])["labels"]) {
-		o.labels[k] = str(v)
-	}
 	pod := m(tmpl["spec"])
 	for _, key := range []string{"initContainers", "containers"} {
 		list, _ := pod[key].([]any)
@@ -201,7 +195,7 @@ func parseObject(doc map[string]any) *object {
 	return o
 }
 
-// readyLocked reports whether o's pods are Ready now, and if not, the
+// workloadReadyLocked reports whether o's pods are Ready now, and if not, the
 // pods' status as `kubectl get pods` shows it. A claim binds only with a
 // default StorageClass (the DefaultStorageClass admission plugin gives a
 // claim without storageClassName the default; hostpath-storage's
@@ -381,7 +375,7 @@ func namespaceFlag(args []string) (ns string, rest []string) {
 			i++
 		case strings.HasPrefix(a, "--namespace="):
 			ns = strings.TrimPrefix(a, "--namespace=")
-		case strings.HasPrefix(a, "-n") && len(a) > 2 && !slices.Contains([]string{"--no-headers"}, a):
+		case strings.HasPrefix(a, "-n") && len(a) > 2 && a != "--no-headers":
 			ns = a[2:]
 		default:
 			rest = append(rest, a)
