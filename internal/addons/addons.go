@@ -20,18 +20,37 @@ var manifests embed.FS
 type Addon struct {
 	Name      string
 	Namespace string
-	// Needs are the MicroK8s addons it needs enabled first, and Why.
+	// Needs are the addons it needs enabled first, and Why: each entry is
+	// met by any one of its addons ("hostpath-storage|replicated-storage").
 	Needs []string
 	Why   string
-	// Rollouts ("deployment/x", "statefulset/y") and Jobs ("job/z") must
-	// be ready (complete) within Timeout seconds of the apply.
+	// MinNodes and DataVolumes: the MEC it needs (0: any), and Why not.
+	MinNodes    int
+	DataVolumes bool
+	NeedsWhy    string
+	// Rollouts ("deployment/x", "statefulset/y", "daemonset/z") and Jobs
+	// ("job/z") must be ready (complete) within Timeout seconds of the
+	// apply.
 	Rollouts, Jobs []string
-	Timeout        int
-	file           string
+	// Made are rollouts the addon's own components create at run time
+	// (not in the manifest), waited for after Rollouts.
+	Made    []string
+	Timeout int
+	// Upstream: the manifest is the project's own release manifest (with
+	// the changes its header lists), whose pods set no memory requests;
+	// the fit check's figure for it is an estimate.
+	Upstream bool
+	file     string
 }
 
-// shipped is every addon mecd ships, by name.
-var shipped = []Addon{edgex}
+// shipped is every addon mecd ships, in the order node 0 applies them:
+// storage before the workloads that claim it.
+var shipped = []Addon{replicatedStorage, edgex}
+
+// Satisfied reports whether the spec's addons meet need, one of Needs.
+func Satisfied(need string, have []string) bool {
+	return slices.ContainsFunc(strings.Split(need, "|"), func(a string) bool { return slices.Contains(have, a) })
+}
 
 // Get returns the shipped addon of that name.
 func Get(name string) (Addon, bool) {
@@ -51,14 +70,17 @@ func Names() []string {
 	return out
 }
 
-// Split separates a spec's addons into MicroK8s' own and mecd's, each in
-// the spec's order.
+// Split separates a spec's addons into MicroK8s' own, in the spec's order,
+// and mecd's, in the order they are applied (shipped).
 func Split(all []string) (microk8s, own []string) {
 	for _, a := range all {
-		if _, ok := Get(a); ok {
-			own = append(own, a)
-		} else {
+		if _, ok := Get(a); !ok {
 			microk8s = append(microk8s, a)
+		}
+	}
+	for _, a := range shipped {
+		if slices.Contains(all, a.Name) {
+			own = append(own, a.Name)
 		}
 	}
 	return microk8s, own
@@ -85,7 +107,7 @@ func (a Addon) Script() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "addon_%s() {\n  apply_addon %s %s %d '%s' '%s' <<'MANIFEST'\n",
 		strings.ReplaceAll(a.Name, "-", "_"), a.Name, a.Namespace, a.Timeout,
-		strings.Join(a.Rollouts, " "), strings.Join(a.Jobs, " "))
+		strings.Join(slices.Concat(a.Rollouts, a.Made), " "), strings.Join(a.Jobs, " "))
 	for len(enc) > 76 {
 		b.WriteString(enc[:76] + "\n")
 		enc = enc[76:]

@@ -16,27 +16,57 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // typed is the k8s.io/api type each kind a manifest may hold decodes into.
 var typed = map[string]func() any{
-	"apps/v1/Deployment":                 func() any { return &appsv1.Deployment{} },
-	"apps/v1/StatefulSet":                func() any { return &appsv1.StatefulSet{} },
-	"batch/v1/Job":                       func() any { return &batchv1.Job{} },
-	"v1/Namespace":                       func() any { return &corev1.Namespace{} },
-	"v1/Service":                         func() any { return &corev1.Service{} },
-	"v1/ConfigMap":                       func() any { return &corev1.ConfigMap{} },
-	"v1/PersistentVolumeClaim":           func() any { return &corev1.PersistentVolumeClaim{} },
-	"networking.k8s.io/v1/NetworkPolicy": func() any { return &networkingv1.NetworkPolicy{} },
-	"networking.k8s.io/v1/IngressClass":  func() any { return &networkingv1.IngressClass{} },
-	"networking.k8s.io/v1/Ingress":       func() any { return &networkingv1.Ingress{} },
-	"v1/ServiceAccount":                  func() any { return &corev1.ServiceAccount{} },
-	"v1/Secret":                          func() any { return &corev1.Secret{} },
-	"v1/PersistentVolume":                func() any { return &corev1.PersistentVolume{} },
-	"v1/LimitRange":                      func() any { return &corev1.LimitRange{} },
-	"v1/ResourceQuota":                   func() any { return &corev1.ResourceQuota{} },
-	"apps/v1/DaemonSet":                  func() any { return &appsv1.DaemonSet{} },
+	"apps/v1/Deployment":                               func() any { return &appsv1.Deployment{} },
+	"apps/v1/StatefulSet":                              func() any { return &appsv1.StatefulSet{} },
+	"batch/v1/Job":                                     func() any { return &batchv1.Job{} },
+	"v1/Namespace":                                     func() any { return &corev1.Namespace{} },
+	"v1/Service":                                       func() any { return &corev1.Service{} },
+	"v1/ConfigMap":                                     func() any { return &corev1.ConfigMap{} },
+	"v1/PersistentVolumeClaim":                         func() any { return &corev1.PersistentVolumeClaim{} },
+	"networking.k8s.io/v1/NetworkPolicy":               func() any { return &networkingv1.NetworkPolicy{} },
+	"networking.k8s.io/v1/IngressClass":                func() any { return &networkingv1.IngressClass{} },
+	"networking.k8s.io/v1/Ingress":                     func() any { return &networkingv1.Ingress{} },
+	"v1/ServiceAccount":                                func() any { return &corev1.ServiceAccount{} },
+	"v1/Secret":                                        func() any { return &corev1.Secret{} },
+	"v1/PersistentVolume":                              func() any { return &corev1.PersistentVolume{} },
+	"v1/LimitRange":                                    func() any { return &corev1.LimitRange{} },
+	"v1/ResourceQuota":                                 func() any { return &corev1.ResourceQuota{} },
+	"apps/v1/DaemonSet":                                func() any { return &appsv1.DaemonSet{} },
+	"scheduling.k8s.io/v1/PriorityClass":               func() any { return &schedulingv1.PriorityClass{} },
+	"rbac.authorization.k8s.io/v1/ClusterRole":         func() any { return &rbacv1.ClusterRole{} },
+	"rbac.authorization.k8s.io/v1/ClusterRoleBinding":  func() any { return &rbacv1.ClusterRoleBinding{} },
+	"rbac.authorization.k8s.io/v1/Role":                func() any { return &rbacv1.Role{} },
+	"rbac.authorization.k8s.io/v1/RoleBinding":         func() any { return &rbacv1.RoleBinding{} },
+	"apiextensions.k8s.io/v1/CustomResourceDefinition": func() any { return &apiextensionsv1.CustomResourceDefinition{} },
+}
+
+// imageRefs are the images a pod starts and the ones its containers pass
+// on to what they create (Longhorn's manager and driver deployer take
+// them as --*-image flags and *_IMAGE variables).
+func imageRefs(pod *corev1.PodSpec) map[string]string {
+	refs := map[string]string{}
+	for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
+		refs[c.Name] = c.Image
+		for i, a := range c.Command {
+			if strings.HasSuffix(a, "-image") && strings.HasPrefix(a, "--") && i+1 < len(c.Command) {
+				refs[c.Name+" "+a] = c.Command[i+1]
+			}
+		}
+		for _, e := range c.Env {
+			if strings.HasSuffix(e.Name, "_IMAGE") {
+				refs[c.Name+" "+e.Name] = e.Value
+			}
+		}
+	}
+	return refs
 }
 
 // docs splits a manifest into its YAML documents, comments and all.
@@ -67,7 +97,7 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 	for _, name := range Names() {
 		a, _ := Get(name)
 		t.Run(name, func(t *testing.T) {
-			kinds := map[string]int{}
+			kinds, names := map[string]int{}, map[string]bool{}
 			for i, d := range docs(t, a.Manifest()) {
 				var tm struct {
 					APIVersion string `json:"apiVersion"`
@@ -99,23 +129,45 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 				if pod == nil {
 					continue
 				}
-				for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
-					if !exact.MatchString(c.Image) || strings.HasSuffix(c.Image, ":latest") {
-						t.Errorf("%s: image %q is not registry/name:exact-tag", c.Name, c.Image)
+				for what, img := range imageRefs(pod) {
+					if !exact.MatchString(img) || strings.HasSuffix(img, ":latest") {
+						t.Errorf("%s: image %q is not registry/name:exact-tag", what, img)
 					}
-					if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+				}
+				for _, c := range slices.Concat(pod.InitContainers, pod.Containers) {
+					// mecd's own manifests set them; an upstream one is
+					// counted by an estimate (spec.Footprints).
+					if !a.Upstream && (c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero()) {
 						t.Errorf("%s: no memory request or limit (the fit check counts them)", c.Name)
 					}
 				}
+				names[tm.Kind+"/"+objectName(t, d)] = true
 			}
 			for _, r := range slices.Concat(a.Rollouts, a.Jobs) {
-				kind, _, _ := strings.Cut(r, "/")
-				if kinds[map[string]string{"deployment": "Deployment", "statefulset": "StatefulSet", "job": "Job"}[kind]] == 0 {
+				kind, name, _ := strings.Cut(r, "/")
+				k := map[string]string{"deployment": "Deployment", "statefulset": "StatefulSet", "daemonset": "DaemonSet", "job": "Job"}[kind]
+				if !names[k+"/"+name] {
 					t.Errorf("waits for %s, which the manifest lacks", r)
+				}
+			}
+			for _, r := range a.Made {
+				if kind, _, _ := strings.Cut(r, "/"); kind != "deployment" && kind != "daemonset" {
+					t.Errorf("made at run time: %s is not a rollout kubectl can wait for", r)
 				}
 			}
 		})
 	}
+}
+
+func objectName(t *testing.T, d []byte) string {
+	t.Helper()
+	var m struct {
+		Metadata struct{ Name string } `json:"metadata"`
+	}
+	if err := sigsyaml.Unmarshal(d, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m.Metadata.Name
 }
 
 // The manifest a node applies is the embedded one: the script's inline

@@ -10,7 +10,7 @@ package addons
 var edgex = Addon{
 	Name:      "edgex",
 	Namespace: "edgex",
-	Needs:     []string{"dns", "hostpath-storage"},
+	Needs:     []string{"dns", "hostpath-storage|replicated-storage"},
 	Why:       "its services find each other by DNS name, and PostgreSQL's volume claim needs a default StorageClass",
 	Rollouts: []string{"deployment/edgex-postgres", "deployment/edgex-mqtt-broker", "deployment/edgex-core-keeper",
 		"deployment/edgex-core-metadata", "deployment/edgex-core-data", "deployment/edgex-core-command"},

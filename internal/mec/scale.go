@@ -39,6 +39,9 @@ func PlanScale(m *MEC, sc spec.Scale) (ScalePlan, map[string]string) {
 			"%d nodes would leave the HA control plane (3 dqlite voters) without a quorum to spare: one more lost node would stop the cluster; "+
 				"ask for 3 or more, or send \"haControlPlane\": false to accept a control plane that does not survive a lost node", sc.NodeCount)}
 	}
+	if msg := spec.MinNodesMessage(m.Spec.Addons, sc.NodeCount); msg != "" {
+		return ScalePlan{}, map[string]string{"nodeCount": msg}
+	}
 	next := m.Spec.Scaled(sc)
 	wantCP := next.ControlPlaneCount()
 	var cps, workers []Node

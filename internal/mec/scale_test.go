@@ -2,6 +2,7 @@ package mec
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/mecd/mecd/internal/spec"
@@ -72,5 +73,23 @@ func TestPlanScale(t *testing.T) {
 				t.Fatalf("%d nodes after the plan, want %d", got, tc.to)
 			}
 		})
+	}
+}
+
+// Longhorn keeps 3 replicas on 3 nodes: a MEC with replicated storage does
+// not scale below 3, even with haControlPlane false; it scales above.
+func TestPlanScaleKeepsReplicatedStorageNodes(t *testing.T) {
+	f := false
+	for _, tc := range []struct {
+		to      int
+		ha      *bool
+		refused bool
+	}{{2, &f, true}, {1, &f, true}, {3, nil, false}, {4, nil, false}} {
+		m := cluster("ccc")
+		m.Spec.Addons = []string{"dns", "replicated-storage"}
+		_, fields := PlanScale(m, spec.Scale{NodeCount: tc.to, HAControlPlane: tc.ha})
+		if got := fields["nodeCount"]; tc.refused != (got != "") || (tc.refused && !strings.Contains(got, "must be at least 3 with replicated-storage")) {
+			t.Errorf("scale to %d: nodeCount %q, refused want %v", tc.to, got, tc.refused)
+		}
 	}
 }

@@ -37,8 +37,15 @@ var Footprints = map[string]Footprint{
 	// own example request for Prometheus is 400Mi. The rest is estimated:
 	// Grafana, Loki and Tempo 256Mi each, Alertmanager, the operator and
 	// kube-state-metrics 64Mi each, Promtail 96Mi, node-exporter 32Mi.
-	"edgex":         {512, "internal/addons manifests/edgex.yaml: its containers' memory requests, 432Mi, rounded up (EdgeX publishes no per-service figure)"},
-	"observability": {1536, "kube-prometheus-stack 77.6.2, loki-stack 2.10.3, tempo 1.24.1: Prometheus 400Mi (the chart's example request), the rest estimated"},
+	"edgex": {512, "internal/addons manifests/edgex.yaml: its containers' memory requests, 432Mi, rounded up (EdgeX publishes no per-service figure)"},
+	// Longhorn sets no requests either. Per node: longhorn-manager, the
+	// V1 instance manager, the engine image and the CSI plugin; on some
+	// node, the UI (2 replicas), the driver deployer and 4 CSI sidecar
+	// Deployments (3 replicas each). Estimated at 128Mi for the manager
+	// and the instance manager, 32Mi for each other pod, as if all the
+	// cluster-wide ones landed on one node.
+	"replicated-storage": {768, "Longhorn 1.12.1 (manifests/longhorn.yaml) sets no requests: an estimate; Longhorn publishes 4 GiB per node as its minimum"},
+	"observability":      {1536, "kube-prometheus-stack 77.6.2, loki-stack 2.10.3, tempo 1.24.1: Prometheus 400Mi (the chart's example request), the rest estimated"},
 }
 
 // Fixed parts of a node's footprint, keys of Footprints.

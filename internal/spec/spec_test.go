@@ -248,10 +248,19 @@ func TestParseFieldRules(t *testing.T) {
 		{name: "channel wrong type", fields: `"microk8sChannel":1.35`, want: map[string]string{"microk8sChannel": "snap channel"}},
 
 		// addons
-		{name: "addons all allowed", fields: `"instanceType":"t4g.large","addons":` + jsonList(len(AllowedAddons), func(i int) string { return AllowedAddons[i] })},
-		{name: "edgex without its needs", fields: `"addons":["edgex"]`, want: map[string]string{"addons": "edgex needs dns and hostpath-storage (its services find each other by DNS name, and PostgreSQL's volume claim needs a default StorageClass): add dns and hostpath-storage"}},
-		{name: "edgex without storage", fields: `"addons":["dns","edgex"]`, want: map[string]string{"addons": "add hostpath-storage"}},
+		{name: "addons all allowed", fields: `"instanceType":"t4g.large","dataVolumes":{"count":1},"addons":` + jsonList(len(AllowedAddons), func(i int) string { return AllowedAddons[i] })},
+		{name: "edgex without its needs", fields: `"addons":["edgex"]`, want: map[string]string{"addons": "edgex needs dns and one of hostpath-storage, replicated-storage (its services find each other by DNS name, and PostgreSQL's volume claim needs a default StorageClass): add dns and one of hostpath-storage, replicated-storage"}},
+		{name: "edgex without storage", fields: `"addons":["dns","edgex"]`, want: map[string]string{"addons": "add one of hostpath-storage, replicated-storage"}},
 		{name: "edgex with its needs", fields: `"addons":["edgex","dns","hostpath-storage"]`},
+		{name: "edgex on replicated storage", fields: `"instanceType":"t4g.large","dataVolumes":{"count":1},"addons":["edgex","dns","replicated-storage"]`},
+		{name: "replicated storage on 1 node", fields: `"nodeCount":1,"dataVolumes":{"count":1},"addons":["dns","replicated-storage"]`,
+			want: map[string]string{"nodeCount": "must be at least 3 with replicated-storage (Longhorn keeps 3 replicas of each volume on 3 nodes, on the data volumes): ask for 3 or more nodes, or leave replicated-storage out"}},
+		{name: "replicated storage without data volumes", fields: `"addons":["dns","replicated-storage"]`,
+			want: map[string]string{"dataVolumes.count": `must be at least 1 with replicated-storage (Longhorn keeps 3 replicas of each volume on 3 nodes, on the data volumes): add "dataVolumes": {"count": 1, "sizeGiB": 100}`}},
+		{name: "replicated storage with 0 data volumes", fields: `"dataVolumes":{"count":0},"addons":["dns","replicated-storage"]`,
+			want: map[string]string{"dataVolumes.count": "must be at least 1 with replicated-storage"}},
+		{name: "replicated storage without dns", fields: `"dataVolumes":{"count":1},"addons":["replicated-storage"]`,
+			want: map[string]string{"addons": "replicated-storage needs dns (Longhorn's components reach its manager by Service name): add dns"}},
 		{name: "addons explicit none", fields: `"addons":[]`},
 		{name: "addons null takes default", fields: `"addons":null`},
 		{name: "addons unknown", fields: `"addons":["dns","dashboard"]`, want: map[string]string{"addons[1]": "must be one of: dns, hostpath-storage"}},
@@ -695,14 +704,14 @@ func TestFitCheck(t *testing.T) {
 		{name: "c7g.medium is 2 GiB", instanceType: "c7g.medium", addons: []string{"observability"},
 			want: []string{"c7g.medium's 2048 MiB", "c7g.large or larger"}},
 		{name: "every addon on t4g.medium", instanceType: "t4g.medium", addons: AllowedAddons,
-			want: []string{"observability 1536, edgex 512 (MiB) need about 4153 MiB", "choose instanceType t4g.large or larger"}},
+			want: []string{"observability 1536, replicated-storage 768, edgex 512 (MiB) need about 4921 MiB", "choose instanceType t4g.large or larger"}},
 		{name: "every addon on t4g.large", instanceType: "t4g.large", addons: AllowedAddons},
 		{name: "every addon on m7g.large", instanceType: "m7g.large", addons: AllowedAddons},
 		{name: "every addon on m5.large", instanceType: "m5.large", addons: AllowedAddons},
 		{name: "a family the table does not know", instanceType: "x2gd.medium", addons: AllowedAddons},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := Spec{Name: "edge-1", InstanceType: tc.instanceType, Addons: tc.addons}
+			s := Spec{Name: "edge-1", InstanceType: tc.instanceType, Addons: tc.addons, DataVolumes: &DataVolumes{Count: 1}}
 			s.ApplyDefaults(testDefaults())
 			err := s.Validate(testDefaults())
 			if len(tc.want) == 0 {
@@ -726,9 +735,9 @@ func TestFitCheck(t *testing.T) {
 
 // Over every combination of addons (an addon's needs added), on t4g.small
 // (2 GiB) those with the observability stack are refused, naming it and a
-// larger size; on t4g.medium (the default type) every combination without
-// both observability and edgex fits, with room for workloads; on t4g.large
-// every one does.
+// larger size, and every refusal names the fix; on t4g.medium (the default
+// type) every combination without the observability stack fits, with room
+// for workloads; on t4g.large every one does.
 func TestFitEveryCombination(t *testing.T) {
 	for mask := range 1 << len(AllowedAddons) {
 		addons := []string{}
@@ -737,31 +746,35 @@ func TestFitEveryCombination(t *testing.T) {
 				addons = append(addons, a)
 			}
 		}
-		if slices.Contains(addons, "edgex") {
-			for _, need := range []string{"dns", "hostpath-storage"} {
-				if !slices.Contains(addons, need) {
+		needs := map[string][]string{"edgex": {"dns", "hostpath-storage"}, "replicated-storage": {"dns"}}
+		for own, list := range needs {
+			for _, need := range list {
+				if slices.Contains(addons, own) && !slices.Contains(addons, need) {
 					addons = append(addons, need)
 				}
 			}
 		}
 		list := jsonList(len(addons), func(i int) string { return addons[i] })
 		parse := func(instanceType string) error {
-			_, err := Parse([]byte(`{"name":"edge-1","instanceType":"`+instanceType+`","addons":`+list+`}`), testDefaults())
+			_, err := Parse([]byte(`{"name":"edge-1","instanceType":"`+instanceType+`","dataVolumes":{"count":1},"addons":`+list+`}`), testDefaults())
 			return err
 		}
 		if err := parse("t4g.large"); err != nil {
 			t.Errorf("%v refused on t4g.large: %v", addons, err)
 		}
-		heavy := slices.Contains(addons, "observability") && slices.Contains(addons, "edgex")
-		if err := parse("t4g.medium"); err != nil && !heavy {
+		if err := parse("t4g.medium"); err != nil && !slices.Contains(addons, "observability") {
 			t.Errorf("%v refused on t4g.medium: %v", addons, err)
+		}
+		var verr *ValidationError
+		err := parse("t4g.small")
+		if err != nil && (!errors.As(err, &verr) || len(verr.Fields) != 1 ||
+			!regexp.MustCompile(`choose instanceType t4g\.(medium|large) or larger, or fewer addons`).MatchString(verr.Fields["addons"])) {
+			t.Errorf("%v on t4g.small: %v, want a refusal on addons naming a larger size", addons, err)
 		}
 		if !slices.Contains(addons, "observability") {
 			continue
 		}
-		var verr *ValidationError
-		if err := parse("t4g.small"); !errors.As(err, &verr) || !strings.Contains(verr.Fields["addons"], "observability 1536") ||
-			!regexp.MustCompile(`instanceType t4g\.(medium|large) or larger`).MatchString(verr.Fields["addons"]) {
+		if err == nil || !strings.Contains(verr.Fields["addons"], "observability 1536") {
 			t.Errorf("%v: %v, want a refusal naming observability and a larger size", addons, err)
 		}
 	}

@@ -81,14 +81,25 @@ func (s Spec) Validate(d Defaults) error {
 		if !ok {
 			continue
 		}
-		var missing []string
+		var all, missing []string
 		for _, n := range own.Needs {
-			if !slices.Contains(s.Addons, n) {
-				missing = append(missing, n)
+			say := n
+			if alt := strings.Split(n, "|"); len(alt) > 1 {
+				say = "one of " + strings.Join(alt, ", ")
+			}
+			all = append(all, say)
+			if !addons.Satisfied(n, s.Addons) {
+				missing = append(missing, say)
 			}
 		}
 		if len(missing) > 0 {
-			verr.Add("addons", fmt.Sprintf("%s needs %s (%s): add %s", a, strings.Join(own.Needs, " and "), own.Why, strings.Join(missing, " and ")))
+			verr.Add("addons", fmt.Sprintf("%s needs %s (%s): add %s", a, strings.Join(all, " and "), own.Why, strings.Join(missing, " and ")))
+		}
+		if msg := MinNodesMessage([]string{a}, s.NodeCount); msg != "" {
+			verr.Add("nodeCount", msg)
+		}
+		if own.DataVolumes && s.DataVolumeCount() == 0 {
+			verr.Add("dataVolumes.count", fmt.Sprintf(`must be at least 1 with %s (%s): add "dataVolumes": {"count": 1, "sizeGiB": %d}`, a, own.NeedsWhy, DefaultDataVolumeGiB))
 		}
 	}
 	if _, bad := verr.Fields["instanceType"]; !bad {
@@ -146,6 +157,19 @@ func (s Spec) Validate(d Defaults) error {
 	}
 
 	return verr.Err()
+}
+
+// MinNodesMessage says why n nodes are too few for these addons (mecd's
+// own with a MinNodes), with the fix, or "": for a new MEC's nodeCount and
+// for a scale's.
+func MinNodesMessage(list []string, n int) string {
+	for _, a := range list {
+		own, ok := addons.Get(a)
+		if ok && n < own.MinNodes {
+			return fmt.Sprintf("must be at least %d with %s (%s): ask for %d or more nodes, or leave %s out", own.MinNodes, a, own.NeedsWhy, own.MinNodes, a)
+		}
+	}
+	return ""
 }
 
 // IsAMIID reports whether id has the form of an AMI id.
