@@ -329,8 +329,14 @@ func (s *Steps) planInstall(ctx context.Context, m *mec.MEC, n0 *mec.Node) (comm
 // node 0's install command and the finalize step.
 func (s *Steps) finalizeVars(m *mec.MEC) map[string]string {
 	microk8s, own := addons.Split(m.Spec.Addons)
+	disks := ""
+	if slices.ContainsFunc(own, func(a string) bool { ad, _ := addons.Get(a); return ad.DataVolumes }) {
+		disks = strconv.Itoa(m.Spec.DataVolumeCount())
+	}
 	return map[string]string{
-		"ADDONS": strings.Join(microk8s, " "), "OWN_ADDONS": strings.Join(own, " "), "EXPECTED_NODES": strconv.Itoa(len(m.Nodes)),
+		// The data volumes per node the storage addon uses (lib.sh prepare_storage).
+		"STORAGE_DISKS": disks,
+		"ADDONS":        strings.Join(microk8s, " "), "OWN_ADDONS": strings.Join(own, " "), "EXPECTED_NODES": strconv.Itoa(len(m.Nodes)),
 		// mecd's addons are given a third of the command's time (apply_addon).
 		"ADDON_TIMEOUT": strconv.Itoa(max(1, int(s.Env.CommandTimeout.Seconds()/3))),
 		"ENDPOINT_HOST": m.EndpointHost(), "KUBECONFIG_PARAM": mec.KubeconfigParam(m.ID), "VERIFY_ATTEMPTS": "90",

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -77,4 +78,46 @@ func TestFitCheckWithEC2sMemoryFigure(t *testing.T) {
 	if code != 400 || !strings.Contains(string(b), "will not fit m1.small's 1740 MiB") || !strings.Contains(string(b), "an instanceType with at least") {
 		t.Fatalf("POST m1.small with observability: %d %s", code, b)
 	}
+}
+
+// The seed's workloads together: a 3-node MEC with EdgeX on replicated
+// storage (Longhorn on one data volume per node) and observability is
+// READY, every addon's state on the record. Each node's data volume is
+// formatted and mounted where Longhorn's disk is, Longhorn's class is the
+// only default (observability's hostpath-storage is not), and EdgeX's
+// PostgreSQL claim is on it. Fewer than 3 nodes are refused, at create and
+// at scale, naming nodeCount; the teardown deletes the volumes.
+func TestReplicatedStorageUnderEdgeX(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := localrt.UniqueName("longhorn")
+	code, _, b := call(t, rt, "POST", "/mecs", fmt.Sprintf(`{"name":%q,"nodeCount":1,"instanceType":"t4g.large","addons":["dns","replicated-storage"],"dataVolumes":{"count":1}}`, name), nil)
+	if code != 400 || !strings.Contains(string(b), "nodeCount") || !strings.Contains(string(b), "must be at least 3 with replicated-storage") {
+		t.Fatalf("POST replicated-storage on 1 node: %d %s", code, b)
+	}
+	m := accepted(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":3,"instanceType":"t4g.large","addons":["dns","edgex","replicated-storage","observability"],"dataVolumes":{"count":1,"sizeGiB":50}}`, name))
+	m = waitStatus(t, rt, m.ID, mec.Ready, 4*time.Minute)
+	want := map[string]string{"dns": "enabled", "observability": "enabled", "replicated-storage": "ready", "edgex": "ready"}
+	got := map[string]string{}
+	for _, a := range m.Addons {
+		got[a.Name] = a.State
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("addon states %+v, want %v", m.Addons, want)
+	}
+	for _, n := range m.LiveNodes() {
+		h, ok := rt.Sim.SSMSim.Host(n.InstanceID)
+		if !ok || h.Mounts["/var/lib/mecd/disks/data0"] == "" {
+			t.Errorf("node %d: mounts %v, want its data volume on /var/lib/mecd/disks/data0", n.Index, h.Mounts)
+		}
+	}
+	h, _ := rt.Sim.SSMSim.Host(m.Nodes[0].InstanceID)
+	if h.DefaultClass != "longhorn" || h.ClaimClasses["edgex/edgex-postgres"] != "longhorn" {
+		t.Errorf("default class %q, claims %v: want EdgeX's PostgreSQL on longhorn", h.DefaultClass, h.ClaimClasses)
+	}
+	code, _, b = scaleTo(t, rt, m.ID, `{"nodeCount":2,"haControlPlane":false}`)
+	if code != 400 || !strings.Contains(string(b), "must be at least 3 with replicated-storage") {
+		t.Errorf("PATCH to 2 nodes: %d %s, want 400 naming nodeCount", code, b)
+	}
+	deleteClean(t, rt, m.ID)
 }

@@ -178,9 +178,13 @@ func (i instances) Instance(id string) (ssmsim.Instance, bool) {
 	if !ok {
 		return ssmsim.Instance{}, false
 	}
+	var disks []ssmsim.Disk
+	for _, v := range in.Volumes {
+		disks = append(disks, ssmsim.Disk{VolumeID: v.ID, Root: v.DeviceName == in.RootDevice})
+	}
 	return ssmsim.Instance{
 		ID: in.ID, Region: in.Region, State: in.State, PrivateIP: in.PrivateIP, PublicIP: in.PublicIP,
 		IamInstanceProfileArn: in.IamInstanceProfileArn, LaunchIndex: in.LaunchIndex, Tags: in.Tags,
-		RunningAt: in.RunningAt, UserData: in.UserData,
+		RunningAt: in.RunningAt, UserData: in.UserData, Disks: disks,
 	}, true
 }

@@ -10,8 +10,9 @@
 # Inputs: CHANNEL, CLUSTER_DNS (as boot.sh's), NODE0 (instance id), LEADER_IP (node 0's private IP),
 # TOKEN_PARAM (empty for a single node), TOKEN_TTL (seconds), WORKERS
 # (instance ids joining as workers), READY_TIMEOUT, RETRY_SECONDS,
-# JOIN_WAIT_MS, EARLY_ADDONS and LATE_ADDONS (ADDONS split), and
-# finalize_cluster's (node 0).
+# JOIN_WAIT_MS, EARLY_ADDONS and LATE_ADDONS (ADDONS split), STORAGE_DISKS
+# (data volumes per node, with replicated-storage), and finalize_cluster's
+# (node 0).
 aws_init
 began=$(now_ms)
 start=$began
@@ -28,6 +29,13 @@ else
 fi
 microk8s status --wait-ready --timeout "$READY_TIMEOUT" >/dev/null || die "microk8s did not become ready"
 step install "$start"
+# Replicated storage: the node's disks and iSCSI, before Longhorn can land
+# on it (it lands once the node joined).
+if [ -n "${STORAGE_DISKS:-}" ]; then
+  start=$(now_ms)
+  prepare_storage
+  step storage "$start"
+fi
 
 # The finish needs its inputs (finalize_cluster's): without them, as a
 # command that only installs, it is the finalize step's.

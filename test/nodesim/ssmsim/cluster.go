@@ -31,6 +31,9 @@ type cluster struct {
 	addons  map[string]bool    // enabled by the user or a launch configuration
 	pki     *kubePKI           // for `microk8s config`, made on first use
 	objects map[string]*object // what `kubectl apply` made (workloads.go)
+	// classAnnotations: `kubectl annotate storageclass` on a class an
+	// addon made (microk8s-hostpath), by class.
+	classAnnotations map[string]map[string]string
 	// apiDownUntil: the API server is unreachable until then, after a join
 	// re-formed dqlite (fidelity.APIServerBlink).
 	apiDownUntil time.Time
@@ -103,7 +106,8 @@ type member struct {
 	checkVerified            bool
 	skipVerify               bool
 	left                     bool
-	cordoned                 bool // unschedulable (kubectl cordon, drain)
+	cordoned                 bool              // unschedulable (kubectl cordon, drain)
+	labels, annotations      map[string]string // kubectl label / annotate
 	joinedAt                 time.Time
 }
 

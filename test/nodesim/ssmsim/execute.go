@@ -150,8 +150,10 @@ type execResult struct {
 }
 
 // hostDirs are the absolute paths of a node's filesystem that node scripts
-// use: the MicroK8s snap's data, cloud-init's state, and mecd's own files.
-var hostDirs = regexp.MustCompile(`(^|[\s"'=(:<>])(/var/snap/|/var/lib/cloud/|/run/cloud-init/|/etc/mecd/|/var/lib/mecd/)`)
+// use: the MicroK8s snap's data, cloud-init's state, mecd's own files, and
+// what Longhorn's node preparation reads and writes (the disks by id,
+// /etc/fstab, module and multipath configuration).
+var hostDirs = regexp.MustCompile(`(^|[\s"'=(:<>])(/var/snap/|/var/lib/cloud/|/run/cloud-init/|/etc/mecd/|/var/lib/mecd/|/etc/fstab\b|/etc/modules-load\.d\b|/etc/multipath\b|/dev/disk/)`)
 
 // mapPaths places a script's absolute host paths under the host's root. A
 // script on a real node sees the host's "/"; a simulated host's "/" is

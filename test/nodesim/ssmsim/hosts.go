@@ -23,6 +23,8 @@ type host struct {
 	bin  string // <dir>/bin: snap, microk8s (first on PATH)
 	root string // <dir>/root: MECD_HOST_ROOT, the host's "/"
 
+	storage hostStorage // block devices, mounts, services (storage.go)
+
 	// cloud-init's run of the user data at first boot (nil: not booted here)
 	ci *cloudInit
 	// downAt: the instance stopped or terminated then (zero: it runs). Its
@@ -73,14 +75,25 @@ func (s *Sim) ensureHostLocked(inst Instance) (*host, error) {
 			}
 		}
 		// The stand-ins are this binary under another name; init() dispatches on the name.
-		for _, name := range []string{"snap", "microk8s", "cloud-init"} {
+		for _, name := range standIns {
 			link := filepath.Join(h.bin, name)
 			_ = os.Remove(link)
 			if err := os.Symlink(s.exe, link); err != nil {
 				return nil, fmt.Errorf("create host %s: %w", inst.ID, err)
 			}
 		}
+		// Ubuntu's cloud image mounts its root by label (/etc/fstab).
+		if err := os.MkdirAll(filepath.Join(h.root, "etc"), 0o755); err != nil {
+			return nil, fmt.Errorf("create host %s: %w", inst.ID, err)
+		}
+		if err := os.WriteFile(filepath.Join(h.root, "etc/fstab"), []byte("LABEL=cloudimg-rootfs\t/\text4\tdiscard,commit=30,errors=remount-ro\t0 1\n"), 0o644); err != nil {
+			return nil, fmt.Errorf("create host %s: %w", inst.ID, err)
+		}
+		h.storage = newHostStorage()
 		s.hosts[inst.ID] = h
+	}
+	if err := h.makeDevicesLocked(inst.Disks); err != nil {
+		return nil, fmt.Errorf("host %s devices: %w", inst.ID, err)
 	}
 	// Addresses can be assigned after the first sighting; keep them current.
 	h.region, h.profileArn, h.tags, h.launchIndex = inst.Region, inst.IamInstanceProfileArn, inst.Tags, inst.LaunchIndex
@@ -135,6 +148,13 @@ func (s *Sim) hostByIPLocked(from *host, ip string) *host {
 type HostState struct {
 	InstanceID, PrivateIP, Hostname string
 	Dir, RootDir                    string // host directory and MECD_HOST_ROOT
+
+	// Mounts: mount point -> device (storage.go), as the host names them.
+	Mounts map[string]string
+	// ClaimClasses: the StorageClass each workload's claims got
+	// ("namespace/name"), and the cluster's default class now.
+	ClaimClasses map[string]string
+	DefaultClass string
 
 	Installed, Installing bool
 	Channel               string
@@ -196,6 +216,7 @@ func (s *Sim) Host(instanceID string) (HostState, bool) {
 		CertSANs:    append([]string(nil), h.certSANs...),
 		PartialJoin: h.partial != "", PartialReason: h.partial,
 		LaunchJoin: h.launchJoin, LaunchJoinErr: h.launchJoinErr,
+		Mounts: maps.Clone(h.storage.mounts), ClaimClasses: map[string]string{},
 	}
 	if h.launch != nil {
 		lc := *h.launch
@@ -222,6 +243,12 @@ func (s *Sim) Host(instanceID string) (HostState, bool) {
 		for a := range c.addons {
 			st.Addons = append(st.Addons, a)
 		}
+		for _, o := range c.objects {
+			if len(o.claims) > 0 {
+				st.ClaimClasses[o.namespace+"/"+o.name] = o.claimClass
+			}
+		}
+		st.DefaultClass = s.defaultClassLocked(c)
 		sort.Strings(st.Addons)
 	}
 	return st, true

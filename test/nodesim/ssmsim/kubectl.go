@@ -349,6 +349,8 @@ func (s *Sim) kubectlObjects(ctx context.Context, h *host, args []string) (resul
 	switch {
 	case rest[0] == "apply":
 		return s.kubectlApply(h, rest[1:]), true
+	case rest[0] == "label" || rest[0] == "annotate":
+		return s.kubectlLabel(h, rest[0], rest[1:]), true
 	case rest[0] == "rollout":
 		return s.kubectlRollout(ctx, h, ns, rest[1:]), true
 	case rest[0] == "get" && len(rest) >= 2 && (rest[1] == "pods" || rest[1] == "pod" || rest[1] == "po"):
@@ -378,4 +380,104 @@ func (s *Sim) kubectlObjects(ctx context.Context, h *host, args []string) (resul
 		return s.kubectlWaitJob(ctx, h, ns, job, timeout), true
 	}
 	return result{}, false
+}
+
+// kubectlLabel is `kubectl label|annotate nodes (--all|NAME) [--overwrite]
+// KEY=VALUE...` and `kubectl annotate storageclass NAME [--overwrite]
+// KEY=VALUE...`. Without --overwrite a key that has another value is
+// refused ("error: 'KEY' already has a value (V), and --overwrite is
+// false", exit 1: kubectl's label.go and annotate.go). A value the script
+// wrote with a mapped path holds the node's own path.
+func (s *Sim) kubectlLabel(h *host, verb string, args []string) result {
+	var resource, name string
+	all, overwrite := false, false
+	set := map[string]string{}
+	var keys []string
+	for _, a := range args {
+		switch {
+		case a == "--all":
+			all = true
+		case a == "--overwrite" || a == "--overwrite=true":
+			overwrite = true
+		case strings.HasPrefix(a, "-"):
+			return fail(1, fmt.Sprintf("error: unknown flag: %s\n", a))
+		case resource == "":
+			resource = a
+		case strings.Contains(a, "="):
+			k, v, _ := strings.Cut(a, "=")
+			set[k] = trimRoot(h, v)
+			keys = append(keys, k)
+		case name == "":
+			name = a
+		}
+	}
+	if len(set) == 0 {
+		return fail(1, fmt.Sprintf("error: at least one %s update is required\n", verb))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := h.cluster
+	apply := func(m map[string]string) (map[string]string, string) {
+		if m == nil {
+			m = map[string]string{}
+		}
+		for _, k := range keys {
+			if old, ok := m[k]; ok && old != set[k] && !overwrite {
+				return m, fmt.Sprintf("error: '%s' already has a value (%s), and --overwrite is false\n", k, old)
+			}
+		}
+		for _, k := range keys {
+			m[k] = set[k]
+		}
+		return m, ""
+	}
+	past := map[string]string{"label": "labeled", "annotate": "annotated"}[verb]
+	var out strings.Builder
+	switch resource {
+	case "node", "nodes", "no":
+		found := false
+		for _, m := range c.members {
+			if m.left || (!all && m.hostname != name) {
+				continue
+			}
+			found = true
+			var msg string
+			if verb == "label" {
+				m.labels, msg = apply(m.labels)
+			} else {
+				m.annotations, msg = apply(m.annotations)
+			}
+			if msg != "" {
+				return fail(1, msg)
+			}
+			fmt.Fprintf(&out, "node/%s %s\n", m.hostname, past)
+		}
+		if !found && !all {
+			return fail(1, fmt.Sprintf("Error from server (NotFound): nodes %q not found\n", name))
+		}
+	case "storageclass", "storageclasses", "sc":
+		if verb != "annotate" {
+			return fail(1, "error: the node simulator labels nodes only\n")
+		}
+		o := c.objects[objectKey("StorageClass", "", name)]
+		if o == nil && !(name == hostpathName && c.addons["hostpath-storage"]) {
+			return fail(1, fmt.Sprintf("Error from server (NotFound): storageclasses.storage.k8s.io %q not found\n", name))
+		}
+		var msg string
+		if o != nil {
+			o.annotations, msg = apply(o.annotations)
+		} else {
+			if c.classAnnotations == nil {
+				c.classAnnotations = map[string]map[string]string{}
+			}
+			c.classAnnotations[name], msg = apply(c.classAnnotations[name])
+		}
+		if msg != "" {
+			return fail(1, msg)
+		}
+		fmt.Fprintf(&out, "storageclass.storage.k8s.io/%s %s\n", name, past)
+	default:
+		return fail(1, fmt.Sprintf("error: the node simulator's kubectl %s takes nodes or a storageclass, not %q\n", verb, resource))
+	}
+	return success(out.String())
 }

@@ -33,6 +33,8 @@ type Instance struct {
 	RunningAt time.Time
 	// UserData is the launch's user data as EC2 keeps it (base64).
 	UserData string
+	// Disks are the EBS volumes attached at launch, the root one marked.
+	Disks []Disk
 }
 
 // Instances looks instances up by id.

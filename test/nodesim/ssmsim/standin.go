@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -20,11 +21,16 @@ const envHostURL = "MECD_SIM_HOST_URL"
 // test or main code of a binary that imports ssmsim and, under those names,
 // turns the process into the stand-in and exits.
 func init() {
-	switch filepath.Base(os.Args[0]) {
-	case "snap", "microk8s", "cloud-init":
+	if slices.Contains(standIns, filepath.Base(os.Args[0])) {
 		os.Exit(runStandInClient(filepath.Base(os.Args[0]), os.Args[1:]))
 	}
 }
+
+// standIns are the tools a host's bin/ holds, first on its PATH: snap and
+// microk8s, cloud-init, and the storage tools of Longhorn's node
+// preparation (storage.go). A node script must use no other tool that
+// changes the host: it would run on the machine the simulator runs on.
+var standIns = []string{"snap", "microk8s", "cloud-init", "systemctl", "modprobe", "apt-get", "blkid", "mkfs.ext4", "mount", "mountpoint"}
 
 type execRequest struct {
 	Argv []string `json:"argv"`
@@ -125,6 +131,8 @@ func (s *Sim) runStandIn(ctx context.Context, h *host, inst Instance, argv []str
 		return s.snap(ctx, h, argv[1:])
 	case "microk8s":
 		return s.microk8s(ctx, h, argv[1:])
+	case "systemctl", "modprobe", "apt-get", "blkid", "mkfs.ext4", "mount", "mountpoint":
+		return s.storageTool(h, argv)
 	}
 	return fail(127, argv[0]+": command not found\n")
 }

@@ -21,11 +21,14 @@ import (
 // object is one Kubernetes object `kubectl apply` made in a cluster.
 type object struct {
 	kind, namespace, name string
-	group                 string   // the API group ("apps"; "" for the core group)
-	doc                   string   // as applied, to tell "configured" from "unchanged"
-	template              string   // a workload's pod template, as applied
-	images                []string // every container's and init container's
-	claims                []string // persistentVolumeClaim volumes of the pod template
+	group                 string            // the API group ("apps"; "" for the core group)
+	doc                   string            // as applied, to tell "configured" from "unchanged"
+	template              string            // a workload's pod template, as applied
+	images                []string          // every container's and init container's
+	claims                []string          // persistentVolumeClaim volumes of the pod template
+	claimClass            string            // the StorageClass the claims got ("": none yet)
+	env                   map[string]string // the containers' literal environment variables
+	annotations           map[string]string // a StorageClass's
 	// readyAt is when the workload's pods are Ready (a Job: complete): its
 	// images pulled and started (latency.ImagePull). Zero: never, pullErr
 	// says why when an image cannot be pulled.
@@ -34,9 +37,10 @@ type object struct {
 	applied time.Time
 }
 
-// workloads is what the simulator runs: Deployments, StatefulSets and Jobs
-// become Ready once their images are pulled; other kinds are stored.
-var workloads = map[string]bool{"Deployment": true, "StatefulSet": true, "Job": true}
+// workloads is what the simulator runs: Deployments, StatefulSets,
+// DaemonSets (a pod on every node) and Jobs become Ready once their images
+// are pulled and what they need is there; other kinds are stored.
+var workloads = map[string]bool{"Deployment": true, "StatefulSet": true, "DaemonSet": true, "Job": true}
 
 // resourceName is how kubectl names an object in its output: the kind in
 // lower case, with its API group unless it is the core group
@@ -135,6 +139,9 @@ func (s *Sim) kubectlApply(h *host, args []string) result {
 		o.applied = time.Now()
 		if workloads[o.kind] {
 			s.scheduleLocked(h, o)
+			if len(o.claims) > 0 {
+				o.claimClass = s.defaultClassLocked(c)
+			}
 		}
 		c.objects[key] = o
 		fmt.Fprintf(&out, "%s %s\n", o.resourceName(), verb)
@@ -169,7 +176,10 @@ func parseObject(doc map[string]any) *object {
 	str := func(v any) string { s, _ := v.(string); return s }
 	m := func(v any) map[string]any { x, _ := v.(map[string]any); return x }
 	meta := m(doc["metadata"])
-	o := &object{kind: str(doc["kind"]), name: str(meta["name"]), namespace: str(meta["namespace"])}
+	o := &object{kind: str(doc["kind"]), name: str(meta["name"]), namespace: str(meta["namespace"]), env: map[string]string{}}
+	if o.kind == "StorageClass" {
+		o.annotations = annotationsFrom(doc)
+	}
 	if group, _, grouped := strings.Cut(str(doc["apiVersion"]), "/"); grouped {
 		o.group = group
 	}
@@ -184,6 +194,12 @@ func parseObject(doc map[string]any) *object {
 		list, _ := pod[key].([]any)
 		for _, ctr := range list {
 			o.images = append(o.images, str(m(ctr)["image"]))
+			vars, _ := m(ctr)["env"].([]any)
+			for _, v := range vars {
+				if name, val := str(m(v)["name"]), str(m(v)["value"]); name != "" && val != "" {
+					o.env[name] = val
+				}
+			}
 		}
 	}
 	vols, _ := pod["volumes"].([]any)
@@ -195,22 +211,57 @@ func parseObject(doc map[string]any) *object {
 	return o
 }
 
-// workloadReadyLocked reports whether o's pods are Ready now, and if not, the
-// pods' status as `kubectl get pods` shows it. A claim binds only with a
-// default StorageClass (the DefaultStorageClass admission plugin gives a
-// claim without storageClassName the default; hostpath-storage's
-// microk8s-hostpath is one): without it the pod stays Pending.
+// pod is one pod of a workload as `kubectl get pods` shows it.
+type pod struct {
+	name   string
+	ready  bool
+	status string
+}
+
+// podsLocked are o's pods: one (mecd's addons run one replica each), or
+// one per node for a DaemonSet (nodes that left the cluster have none).
+// A pod is Ready once its images are pulled (a pull that fails leaves it
+// in ImagePullBackOff: Kubernetes docs, "Images"), its claims bound and
+// attached (claimStatusLocked), and what its program needs is there
+// (longhornPodLocked).
+func (s *Sim) podsLocked(c *cluster, o *object) []pod {
+	status := func(m *member) string {
+		switch {
+		case o.pullErr != "":
+			return "ImagePullBackOff"
+		case time.Now().Before(o.readyAt):
+			return "ContainerCreating"
+		}
+		if st := s.claimStatusLocked(c, o); st != "" {
+			return st
+		}
+		return s.longhornPodLocked(c, o, m)
+	}
+	if o.kind != "DaemonSet" {
+		st := status(nil)
+		return []pod{{name: o.name + "-" + podSuffix(o.name), ready: st == "", status: st}}
+	}
+	var out []pod
+	for _, m := range c.members {
+		if m.left {
+			continue
+		}
+		st := status(m)
+		out = append(out, pod{name: o.name + "-" + podSuffix(o.name+m.hostname), ready: st == "", status: st})
+	}
+	return out
+}
+
+// workloadReadyLocked reports whether o's pods are all Ready now, and if
+// not, the status of the first that is not.
 func (s *Sim) workloadReadyLocked(c *cluster, o *object) (bool, string) {
-	if len(o.claims) > 0 && !c.addons["hostpath-storage"] {
-		return false, "Pending"
+	pods := s.podsLocked(c, o)
+	for _, p := range pods {
+		if !p.ready {
+			return false, p.status
+		}
 	}
-	switch {
-	case o.pullErr != "":
-		return false, "ImagePullBackOff"
-	case time.Now().Before(o.readyAt):
-		return false, "ContainerCreating"
-	}
-	return true, "Running"
+	return len(pods) > 0, "Running"
 }
 
 // kubectlRollout is `kubectl rollout status deployment/NAME|statefulset/NAME
@@ -237,7 +288,8 @@ func (s *Sim) kubectlRollout(ctx context.Context, h *host, ns string, args []str
 		}
 	}
 	kind, name, _ := strings.Cut(target, "/")
-	kinds := map[string]string{"deployment": "Deployment", "deploy": "Deployment", "deployments": "Deployment", "statefulset": "StatefulSet", "sts": "StatefulSet"}
+	kinds := map[string]string{"deployment": "Deployment", "deploy": "Deployment", "deployments": "Deployment", "statefulset": "StatefulSet", "sts": "StatefulSet",
+		"daemonset": "DaemonSet", "ds": "DaemonSet", "daemonsets": "DaemonSet"}
 	k, ok := kinds[kind]
 	if !ok || name == "" {
 		return fail(1, fmt.Sprintf("error: no status viewer has been implemented for %s\n", target))
@@ -254,10 +306,17 @@ func (s *Sim) kubectlRollout(ctx context.Context, h *host, ns string, args []str
 	waiting := false
 	for {
 		s.mu.Lock()
+		s.advanceLonghornLocked(h)
 		o := h.cluster.objects[objectKey(k, ns, name)]
-		ready := false
+		ready, avail, total := false, 0, 0
 		if o != nil {
 			ready, _ = s.workloadReadyLocked(h.cluster, o)
+			for _, p := range s.podsLocked(h.cluster, o) {
+				total++
+				if p.ready {
+					avail++
+				}
+			}
 		}
 		s.mu.Unlock()
 		if o == nil {
@@ -266,18 +325,24 @@ func (s *Sim) kubectlRollout(ctx context.Context, h *host, ns string, args []str
 		// kubectl's status viewers (rollout_status.go): a StatefulSet
 		// without a partition reports its revision.
 		if ready {
-			if k == "StatefulSet" {
+			switch k {
+			case "StatefulSet":
 				fmt.Fprintf(&out, "statefulset rolling update complete 1 pods at revision %s-%s...\n", name, podSuffix(name))
-			} else {
+			case "DaemonSet":
+				fmt.Fprintf(&out, "daemon set %q successfully rolled out\n", name)
+			default:
 				fmt.Fprintf(&out, "deployment %q successfully rolled out\n", name)
 			}
 			return success(out.String())
 		}
 		if !waiting {
 			waiting = true
-			if k == "StatefulSet" {
+			switch k {
+			case "StatefulSet":
 				out.WriteString("Waiting for 1 pods to be ready...\n")
-			} else {
+			case "DaemonSet":
+				fmt.Fprintf(&out, "Waiting for daemon set %q rollout to finish: %d of %d updated pods are available...\n", name, avail, total)
+			default:
 				fmt.Fprintf(&out, "Waiting for deployment %q rollout to finish: 0 of 1 updated replicas are available...\n", name)
 			}
 		}
@@ -293,6 +358,7 @@ func (s *Sim) kubectlWaitJob(ctx context.Context, h *host, ns, name string, time
 	defer cancel()
 	for {
 		s.mu.Lock()
+		s.advanceLonghornLocked(h)
 		o := h.cluster.objects[objectKey("Job", ns, name)]
 		done := false
 		if o != nil {
@@ -311,12 +377,12 @@ func (s *Sim) kubectlWaitJob(ctx context.Context, h *host, ns, name string, time
 	}
 }
 
-// kubectlGetPods is `kubectl get pods -n NS [--no-headers]`: one pod per
-// workload (mecd's addons run one replica each), its status as the
-// kubelet reports it.
+// kubectlGetPods is `kubectl get pods -n NS [--no-headers]`: each
+// workload's pods (podsLocked), their status as the kubelet reports it.
 func (s *Sim) kubectlGetPods(h *host, ns string, noHeaders bool) result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.advanceLonghornLocked(h)
 	var names []string
 	for _, o := range h.cluster.objects {
 		if workloads[o.kind] && o.namespace == ns {
@@ -335,15 +401,16 @@ func (s *Sim) kubectlGetPods(h *host, ns string, noHeaders bool) result {
 	}
 	for _, key := range names {
 		o := h.cluster.objects[key]
-		ready, status := s.workloadReadyLocked(h.cluster, o)
-		if o.kind == "Job" && ready {
-			status = "Completed"
+		for _, p := range s.podsLocked(h.cluster, o) {
+			status, r := p.status, "0/1"
+			switch {
+			case p.ready && o.kind == "Job":
+				status = "Completed"
+			case p.ready:
+				status, r = "Running", "1/1"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t0\t%s\n", p.name, r, status, age(time.Since(o.applied)))
 		}
-		r := "0/1"
-		if ready && o.kind != "Job" {
-			r = "1/1"
-		}
-		fmt.Fprintf(tw, "%s-%s\t%s\t%s\t0\t%s\n", o.name, podSuffix(o.name), r, status, age(time.Since(o.applied)))
 	}
 	_ = tw.Flush()
 	return success(buf.String())
