@@ -69,6 +69,15 @@ func Render(name string, vars map[string]string) (string, error) {
 	}
 	b.Write(lib)
 	b.WriteString("\n")
+	if name != Boot {
+		// The storage helpers: never needed at first boot.
+		storage, err := scripts.ReadFile("scripts/storage.sh")
+		if err != nil {
+			return "", fmt.Errorf("render %s: %w", name, err)
+		}
+		b.Write(storage)
+		b.WriteString("\n")
+	}
 	for _, name := range strings.Fields(vars["OWN_ADDONS"]) {
 		a, ok := addons.Get(name)
 		if !ok {

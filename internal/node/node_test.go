@@ -1,6 +1,7 @@
 package node
 
 import (
+	"github.com/mecd/mecd/internal/addons"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,4 +146,23 @@ func TestClusterDNS(t *testing.T) {
 			t.Errorf("ClusterDNS(%v) = %q, want %q", tc.addons, got, tc.want)
 		}
 	}
+}
+
+// Every node command, with every addon mecd ships inline, stays under SSM's
+// 64 KB document size: the script is the document's one parameter.
+func TestCommandsFitWithEveryOwnAddon(t *testing.T) {
+	for _, name := range Names() {
+		if name == Boot {
+			continue // user data: its own limit, and no addons
+		}
+		s, err := Render(name, map[string]string{"OWN_ADDONS": strings.Join(addons.Names(), " ")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s) > 64*1024 {
+			t.Errorf("%s with every addon is %d bytes, over 64 KB", name, len(s))
+		}
+	}
+	boot, _ := Render(Boot, map[string]string{"CHANNEL": "1.35/stable"})
+	t.Logf("boot %d bytes of 16384", len(boot))
 }
