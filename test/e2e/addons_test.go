@@ -86,7 +86,8 @@ func TestFitCheckWithEC2sMemoryFigure(t *testing.T) {
 // formatted and mounted where Longhorn's disk is, Longhorn's class is the
 // only default (observability's hostpath-storage is not), and EdgeX's
 // PostgreSQL claim is on it. Fewer than 3 nodes are refused, at create and
-// at scale, naming nodeCount; the teardown deletes the volumes.
+// at scale, naming nodeCount; a node a scale adds gets its disk too; the
+// teardown deletes the volumes.
 func TestReplicatedStorageUnderEdgeX(t *testing.T) {
 	t.Parallel()
 	rt := localrt.Get(t)
@@ -118,6 +119,20 @@ func TestReplicatedStorageUnderEdgeX(t *testing.T) {
 	code, _, b = scaleTo(t, rt, m.ID, `{"nodeCount":2,"haControlPlane":false}`)
 	if code != 400 || !strings.Contains(string(b), "must be at least 3 with replicated-storage") {
 		t.Errorf("PATCH to 2 nodes: %d %s, want 400 naming nodeCount", code, b)
+	}
+	// A node a scale adds gets its disk mounted before it joins, and
+	// Longhorn (its manager and CSI plugin on every node) is ready again.
+	code, m, b = scaleTo(t, rt, m.ID, `{"nodeCount":4}`)
+	if code != 202 {
+		t.Fatalf("PATCH to 4: %d %s", code, b)
+	}
+	for _, n := range m.LiveNodes() {
+		if h, _ := rt.Sim.SSMSim.Host(n.InstanceID); h.Mounts["/var/lib/mecd/disks/data0"] == "" {
+			t.Errorf("after the scale, node %d: mounts %v", n.Index, h.Mounts)
+		}
+	}
+	if i := slices.IndexFunc(m.Addons, func(a mec.AddonState) bool { return a.Name == "replicated-storage" }); i < 0 || m.Addons[i].State != "ready" {
+		t.Errorf("after the scale: addon states %+v", m.Addons)
 	}
 	deleteClean(t, rt, m.ID)
 }

@@ -365,7 +365,8 @@ install_snap() {
 # refuse connections for a while (dqlite re-forms): every call that needs it
 # is retried, never fatal at once. Inputs: ADDONS (space separated),
 # EXPECTED_NODES, ENDPOINT_HOST, KUBECONFIG_PARAM, VERIFY_ATTEMPTS, and for
-# mecd's own addons OWN_ADDONS and ADDON_TIMEOUT.
+# mecd's own addons OWN_ADDONS, ADDON_TIMEOUT and STORAGE_DISKS (with
+# replicated-storage: storage.sh).
 finalize_cluster() {
   local start ready=0 nodes kc every
   # ADDONS_START: the install command enabled some addons already, from then.
