@@ -126,8 +126,13 @@ func (rt *Runtime) deploy(ctx context.Context) error {
 		SweepBatch:        "25",
 		// Waits scale with the latency model so a local run keeps AWS's proportions.
 		NodeOnlineTimeout: rt.scaled(15*time.Minute, 5*time.Second).String(),
-		CommandTimeout:    rt.scaled(30*time.Minute, 10*time.Second).String(),
-		PollInterval:      rt.scaled(10*time.Second, 20*time.Millisecond).String(),
+		// A command's time also holds the simulator's own work, which does
+		// not scale: every stand-in call is a process start, and `make test`
+		// runs dozens of hosts at once on 2 cores. Seen: the install of a
+		// 3-node MEC with every addon took 4.8 s alone and over the scaled
+		// 18 s under the whole suite (TimedOut, exit 137).
+		CommandTimeout: (rt.scaled(30*time.Minute, 10*time.Second) + simWorkAllowance).String(),
+		PollInterval:   rt.scaled(10*time.Second, 20*time.Millisecond).String(),
 		// kumo's Step Functions gives up on a Lambda invoke after 30 s (its
 		// HTTP client's timeout); AWS waits for the function's own timeout.
 		CheckWait:      (25 * time.Second).String(),
@@ -186,6 +191,10 @@ func (rt *Runtime) spareNodeRoles() int {
 		return n
 	}
 }
+
+// simWorkAllowance is added to each node command's time limit for the
+// simulator's unscaled CPU work (see CommandTimeout).
+const simWorkAllowance = 45 * time.Second
 
 func (rt *Runtime) scaled(d, floor time.Duration) time.Duration {
 	return max(time.Duration(float64(d)*rt.opts.Scale), floor)
