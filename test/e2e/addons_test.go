@@ -136,3 +136,48 @@ func TestReplicatedStorageUnderEdgeX(t *testing.T) {
 	}
 	deleteClean(t, rt, m.ID)
 }
+
+// Replicated storage outlives a node: node 0 of a 3-node MEC with EdgeX
+// on Longhorn is lost behind mecd's back; the repair's new node gets its
+// data volume mounted and labelled as a Longhorn disk node before Longhorn
+// and EdgeX are found ready again, so Longhorn has 3 nodes to rebuild the
+// lost replicas on (it keeps one per node: replica-soft-anti-affinity is
+// false by default). EdgeX's database claim stays on Longhorn.
+func TestReplicatedStorageOutlivesANode(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	m := accepted(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":3,"instanceType":"t4g.large","addons":["dns","edgex","replicated-storage"],"dataVolumes":{"count":1}}`, localrt.UniqueName("longhorn-heal")))
+	m = waitStatus(t, rt, m.ID, mec.Ready, 3*time.Minute)
+	diskNodes := func(m *mec.MEC) (got, want []string) {
+		for _, n := range m.LiveNodes() {
+			want = append(want, n.InstanceID)
+		}
+		h, _ := rt.Sim.SSMSim.Host(m.Node0().InstanceID)
+		got = slices.Clone(h.LonghornDiskNodes)
+		slices.Sort(got)
+		slices.Sort(want)
+		return got, want
+	}
+	if got, want := diskNodes(m); !slices.Equal(got, want) {
+		t.Fatalf("Longhorn disk nodes %v, want every node %v", got, want)
+	}
+	lost := m.Nodes[0]
+	terminateBehindMecdsBack(t, rt, lost.InstanceID)
+	sweepUntil(t, rt, m.ID, mec.Repairing)
+	got := waitSettled(t, rt, m.ID, 2*time.Minute)
+	if op := got.Operation(); got.Status != mec.Ready || op == nil || op.Kind != mec.OperationRepair || op.Outcome != mec.OutcomeSucceeded {
+		t.Fatalf("after the loss of node 0: %s (%s), operation %+v", got.Status, got.DegradedCause, got.Operation())
+	}
+	if dn, want := diskNodes(got); len(want) != 3 || slices.Contains(want, lost.InstanceID) || !slices.Equal(dn, want) {
+		t.Errorf("after the repair: Longhorn disk nodes %v, want the 3 live nodes %v", dn, want)
+	}
+	for _, a := range got.Addons {
+		if a.Name != "dns" && a.State != "ready" {
+			t.Errorf("after the repair: addon %s %s, want ready", a.Name, a.State)
+		}
+	}
+	if h, _ := rt.Sim.SSMSim.Host(got.Node0().InstanceID); h.ClaimClasses["edgex/edgex-postgres"] != "longhorn" {
+		t.Errorf("after the repair: claims %v, want EdgeX's PostgreSQL on longhorn", h.ClaimClasses)
+	}
+	deleteClean(t, rt, m.ID)
+}

@@ -155,6 +155,9 @@ type HostState struct {
 	// ("namespace/name"), and the cluster's default class now.
 	ClaimClasses map[string]string
 	DefaultClass string
+	// LonghornDiskNodes: the instances on which Longhorn has a usable disk
+	// (labelled, annotated, mounted), in join order.
+	LonghornDiskNodes []string
 
 	Installed, Installing bool
 	Channel               string
@@ -249,6 +252,7 @@ func (s *Sim) Host(instanceID string) (HostState, bool) {
 			}
 		}
 		st.DefaultClass = s.defaultClassLocked(c)
+		st.LonghornDiskNodes = s.longhornDiskNodesLocked(c)
 		sort.Strings(st.Addons)
 	}
 	return st, true

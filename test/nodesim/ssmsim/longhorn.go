@@ -174,7 +174,7 @@ func (s *Sim) claimStatusLocked(c *cluster, o *object) string {
 		if !ready("Deployment", "csi-provisioner") {
 			return "Pending"
 		}
-		if !ready("DaemonSet", "longhorn-csi-plugin") || !ready("Deployment", "csi-attacher") || s.longhornDiskNodesLocked(c) == 0 {
+		if !ready("DaemonSet", "longhorn-csi-plugin") || !ready("Deployment", "csi-attacher") || len(s.longhornDiskNodesLocked(c)) == 0 {
 			return "ContainerCreating"
 		}
 		return ""
@@ -182,13 +182,14 @@ func (s *Sim) claimStatusLocked(c *cluster, o *object) string {
 	return "Pending"
 }
 
-// longhornDiskNodesLocked counts the nodes on which Longhorn has a usable
-// disk: labelled create-default-disk=config, with a default-disks-config
-// whose every path is a mounted filesystem on that node (the manager
-// creates those disks: controller/kubernetes_node_controller.go
-// syncDefaultDisks; a path that is not there is a disk that is not Ready).
-func (s *Sim) longhornDiskNodesLocked(c *cluster) int {
-	n := 0
+// longhornDiskNodesLocked lists the instances on which Longhorn has a
+// usable disk: labelled create-default-disk=config, with a
+// default-disks-config whose every path is a mounted filesystem on that
+// node (the manager creates those disks:
+// controller/kubernetes_node_controller.go syncDefaultDisks; a path that
+// is not there is a disk that is not Ready). Members in join order.
+func (s *Sim) longhornDiskNodesLocked(c *cluster) []string {
+	var ids []string
 	for _, m := range c.members {
 		th := s.hosts[m.instanceID]
 		if m.left || th == nil || m.labels[lhDiskLabel] != "config" {
@@ -205,10 +206,10 @@ func (s *Sim) longhornDiskNodesLocked(c *cluster) int {
 			ok = ok && th.mountedLocked(d.Path)
 		}
 		if ok {
-			n++
+			ids = append(ids, m.instanceID)
 		}
 	}
-	return n
+	return ids
 }
 
 // annotationsFrom reads metadata.annotations of an applied document.
