@@ -38,6 +38,10 @@ prepare_storage() {
   local disks d dir n=0 uuid
   if ! systemctl enable --now iscsid.service >/dev/null 2>&1; then
     log "iscsid does not start: installing open-iscsi"
+    # A new instance has no package index for its sources (cloud-init
+    # points them at the region's mirror and, by default, does not run
+    # apt-get update: "Unable to locate package" without this).
+    retry 3 apt-get update -q >&2 || die "apt-get update failed: open-iscsi cannot be installed"
     DEBIAN_FRONTEND=noninteractive retry 3 apt-get install -y -q open-iscsi >&2 ||
       die "apt-get install open-iscsi failed: Longhorn needs iscsiadm and iscsid on every node"
     systemctl enable --now iscsid.service >&2 || die "iscsid does not start: Longhorn needs it on every node"

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/mecd/mecd/internal/addons"
+	"github.com/mecd/mecd/internal/node"
 )
 
 // withDisks attaches a partitioned root volume and a data volume.
@@ -41,12 +42,37 @@ func TestStorageTools(t *testing.T) {
 		{"systemctl enable --now nosuch.service", 1, "Unit file nosuch.service does not exist"},
 		{"modprobe iscsi_tcp", 0, ""},
 		{"modprobe nosuch", 1, "FATAL: Module nosuch not found"},
-		{"apt-get install -y nosuch", 100, "Unable to locate package nosuch"},
+		{"apt-get install -y -q open-iscsi", 100, "Unable to locate package open-iscsi"},
+		{"apt-get update -q && apt-get install -y nosuch", 100, "Unable to locate package nosuch"},
+		{"apt-get install -y -q open-iscsi", 0, "Setting up open-iscsi"},
 	} {
 		r := e.sh(t, inst.ID, tc.script)
 		if r.code != tc.code || !strings.Contains(r.stdout+r.stderr, tc.out) {
 			t.Errorf("%s: exit %d %q %q, want exit %d with %q", tc.script, r.code, r.stdout, r.stderr, tc.code, tc.out)
 		}
+	}
+	if h := e.host(t, inst.ID); h.Mounts["/var/lib/mecd/disks/data0"] != "/dev/nvme1n1" {
+		t.Errorf("mounts %v", h.Mounts)
+	}
+}
+
+// On an image without open-iscsi (Ubuntu's minimal images), mecd's install
+// with a data volume installs it (after apt-get update: a new instance has
+// no package index), starts iscsid and mounts the volume.
+func TestPrepareStorageWithoutOpenISCSI(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	inst := e.addInstance(withDisks)
+	e.mustSh(t, inst.ID, "apt-get remove -y open-iscsi")
+	script, err := node.Render(node.Install, map[string]string{"CHANNEL": "1.35/stable", "EXTRA_SANS": "10.0.0.1", "NODE0": inst.ID,
+		"TOKEN_PARAM": "", "TOKEN_TTL": "600", "READY_TIMEOUT": "30", "RETRY_SECONDS": "0.1", "STORAGE_DISKS": "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.sh(t, inst.ID, script); r.code != 0 || !strings.Contains(r.stdout, "::mecd-data-disks 1") {
+		t.Fatalf("install with a data volume on a minimal image: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := e.sh(t, inst.ID, "systemctl is-active iscsid"); r.code != 0 {
+		t.Errorf("iscsid after the install: %+v", r)
 	}
 	if h := e.host(t, inst.ID); h.Mounts["/var/lib/mecd/disks/data0"] != "/dev/nvme1n1" {
 		t.Errorf("mounts %v", h.Mounts)

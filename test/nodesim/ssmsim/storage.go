@@ -27,6 +27,7 @@ type hostStorage struct {
 	enabled  map[string]bool   // systemd unit -> enabled
 	packages map[string]bool
 	modules  map[string]bool
+	indexed  bool // apt-get update ran: the package index is there
 }
 
 type fsInfo struct{ kind, uuid, label string }
@@ -35,7 +36,12 @@ type fsInfo struct{ kind, uuid, label string }
 // go: open-iscsi is installed (it is in Ubuntu's server seed) but iscsid
 // does not run until something connects to iscsid.socket (the package's
 // socket activation); multipathd (multipath-tools, also in the seed) runs;
-// iscsi_tcp is a module of the kernel's modules package, not loaded.
+// iscsi_tcp is a module of the kernel's modules package, not loaded. apt
+// has no package index that matches its sources: cloud-init points them at
+// the region's mirror at first boot and does not run apt-get update unless
+// the user data asks (cloud-init docs, "Configure APT": package_update
+// "The default is false"; mirrors "auto select based on instance-data in
+// EC2"), so the simulator takes the worst case, no index at all.
 func newHostStorage() hostStorage {
 	return hostStorage{
 		devs: map[string]string{}, fs: map[string]fsInfo{}, mounts: map[string]string{},
@@ -227,31 +233,50 @@ func (st *hostStorage) systemctl(args []string) result {
 	return fail(1, fmt.Sprintf("systemctl: the node simulator does not know the verb %q\n", verb))
 }
 
-// aptGet is `apt-get install -y [-q] open-iscsi`: the one package node
-// preparation may install. Another is refused as unknown (exit 100, as
-// apt-get answers a package it cannot locate).
+// aptGet is apt-get(8) for the one package node preparation may install:
+// `update` (fetches the package index), `install -y [-q] open-iscsi`
+// (another package, or any before the index is there, is one apt-get
+// cannot locate: "E: Unable to locate package", exit 100) and `remove -y
+// PKG` (a minimal image is one without it).
 func (st *hostStorage) aptGet(args []string) result {
+	var verb string
 	var pkgs []string
-	install := false
 	for _, a := range args {
 		switch {
-		case a == "install":
-			install = true
 		case strings.HasPrefix(a, "-"):
+		case verb == "":
+			verb = a
 		default:
 			pkgs = append(pkgs, a)
 		}
 	}
-	if !install || len(pkgs) == 0 {
-		return fail(100, "E: the node simulator's apt-get only installs packages\n")
-	}
-	for _, p := range pkgs {
-		if p != "open-iscsi" {
-			return fail(100, fmt.Sprintf("E: Unable to locate package %s\n", p))
+	switch verb {
+	case "update":
+		st.indexed = true
+		return success("Reading package lists...\n")
+	case "remove":
+		for _, p := range pkgs {
+			delete(st.packages, p)
+			for u, owner := range units {
+				if owner == p {
+					st.active[u], st.enabled[u] = false, false
+				}
+			}
 		}
+		return success("")
+	case "install":
+		if len(pkgs) == 0 {
+			break
+		}
+		for _, p := range pkgs {
+			if p != "open-iscsi" || !st.indexed {
+				return fail(100, fmt.Sprintf("E: Unable to locate package %s\n", p))
+			}
+		}
+		st.packages["open-iscsi"] = true
+		return success("Setting up open-iscsi (2.1.9-3ubuntu5.4) ...\n")
 	}
-	st.packages["open-iscsi"] = true
-	return success("Setting up open-iscsi (2.1.9-3ubuntu5.4) ...\n")
+	return fail(100, "E: the node simulator's apt-get knows update, install and remove\n")
 }
 
 // blkidLocked: `blkid -p DEV` (low-level probe) and `blkid -s TAG -o value
