@@ -65,6 +65,19 @@ func (s *Steps) finishCommand(ctx context.Context, w *store.Wait) error {
 			joinsOnly = joinsOnly && !inv.node0 && inv.code == joinFailedExit
 		}
 	}
+	if w.Step == mec.StepGrow && len(failures) == 0 {
+		// A scale has no finalize step: its grow is done only once node 0
+		// finished in the command (addons, every node Ready, the
+		// kubeconfig), which it says last. A script that left the finish
+		// to a later step must not make a MEC READY unverified.
+		for _, inv := range invs {
+			if _, v := node.ParseOutput(inv.stdout); inv.node0 && v["finalized"] != "yes" {
+				failed[inv.node.InstanceID] = true
+				failures = append(failures, fmt.Sprintf("grow on %s (node %d) ended without finishing the scale (addons, every node Ready, the kubeconfig): %s",
+					inv.node.InstanceID, inv.node.Index, redact(tail(inv.stderr, 1200), secrets...)))
+			}
+		}
+	}
 	outcome, detail := mec.OutcomeSucceeded, fmt.Sprintf("command %s on %d nodes", w.CommandID, len(invs))
 	if len(failures) > 0 {
 		outcome, detail = mec.OutcomeFailed, strings.Join(failures, "\n")

@@ -141,7 +141,11 @@ func (s *Steps) planGrow(ctx context.Context, m *mec.MEC, n0 *mec.Node) (command
 		"CHANNEL": m.Spec.Microk8sChannel, "CLUSTER_DNS": node.ClusterDNS(m.Spec.Addons), "NODE0": n0.InstanceID, "LEADER_IP": n0.PrivateIP,
 		"TOKEN_PARAM": mec.TokenParam(m.ID), "TOKEN_TTL": strconv.Itoa(int(JoinTokenTTL.Seconds())), "WORKERS": strings.Join(workers, " "),
 		"READY_TIMEOUT": strconv.Itoa(int(s.Env.CommandTimeout.Seconds())), "RETRY_SECONDS": retrySeconds(s.Env.PollInterval),
-		"JOIN_WAIT_MS": strconv.FormatInt(max(JoinWaitPolls*s.Env.PollInterval, minJoinWait).Milliseconds(), 10),
+		// The new nodes install MicroK8s (from their user data) before
+		// they join, and a scale has no finalize step to leave the finish
+		// to: node 0 waits for them up to 40% of the command's time, which
+		// leaves it the half the finish needs (install.sh).
+		"JOIN_WAIT_MS": strconv.FormatInt((s.Env.CommandTimeout * 2 / 5).Milliseconds(), 10),
 		"EARLY_ADDONS": "", "LATE_ADDONS": "",
 	}
 	if op.EndpointMoved && m.KubeconfigParameter != "" {

@@ -292,10 +292,12 @@ type statusByInstance struct {
 	SSMAPI
 	status map[string]ssmtypes.CommandInvocationStatus
 	code   int32
+	stdout map[string]string
 }
 
 func (f statusByInstance) GetCommandInvocation(_ context.Context, in *ssm.GetCommandInvocationInput, _ ...func(*ssm.Options)) (*ssm.GetCommandInvocationOutput, error) {
-	return &ssm.GetCommandInvocationOutput{Status: f.status[aws.ToString(in.InstanceId)], ResponseCode: f.code}, nil
+	id := aws.ToString(in.InstanceId)
+	return &ssm.GetCommandInvocationOutput{Status: f.status[id], ResponseCode: f.code, StandardOutputContent: aws.String(f.stdout[id])}, nil
 }
 
 func (f statusByInstance) GetParameter(context.Context, *ssm.GetParameterInput, ...func(*ssm.Options)) (*ssm.GetParameterOutput, error) {
@@ -333,18 +335,27 @@ func TestFinishedCommandOutcome(t *testing.T) {
 		failFast string
 		status   map[string]ssmtypes.CommandInvocationStatus
 		code     int32
+		stdout   map[string]string
 		want     string // SendTaskFailure's error, "" for success
 	}{
 		{"an unfinished status is no success", mec.StepFinalize, "",
-			map[string]ssmtypes.CommandInvocationStatus{"i-0": ssmtypes.CommandInvocationStatusInProgress}, 0, ErrCommandFailed},
+			map[string]ssmtypes.CommandInvocationStatus{"i-0": ssmtypes.CommandInvocationStatusInProgress}, 0, nil, ErrCommandFailed},
 		{"node 0 failed: the joiners still running are left to the rollback", mec.StepInstall, "i-0",
-			map[string]ssmtypes.CommandInvocationStatus{"i-0": ssmtypes.CommandInvocationStatusFailed, "i-1": ssmtypes.CommandInvocationStatusInProgress}, 1, ErrCommandFailed},
+			map[string]ssmtypes.CommandInvocationStatus{"i-0": ssmtypes.CommandInvocationStatusFailed, "i-1": ssmtypes.CommandInvocationStatusInProgress}, 1, nil, ErrCommandFailed},
 		{"a join command killed at its time limit is retried", mec.StepJoin, "",
-			map[string]ssmtypes.CommandInvocationStatus{"i-1": ssmtypes.CommandInvocationStatusTimedOut}, 137, ErrJoinFailed},
+			map[string]ssmtypes.CommandInvocationStatus{"i-1": ssmtypes.CommandInvocationStatusTimedOut}, 137, nil, ErrJoinFailed},
 		{"a joiner's exit 3 in the install step is a join failure", mec.StepInstall, "i-0",
-			map[string]ssmtypes.CommandInvocationStatus{"i-0": ssmtypes.CommandInvocationStatusSuccess, "i-1": ssmtypes.CommandInvocationStatusFailed}, joinFailedExit, ErrJoinFailed},
+			map[string]ssmtypes.CommandInvocationStatus{"i-0": ssmtypes.CommandInvocationStatusSuccess, "i-1": ssmtypes.CommandInvocationStatusFailed}, joinFailedExit, nil, ErrJoinFailed},
 		{"everyone succeeded", mec.StepInstall, "i-0",
-			map[string]ssmtypes.CommandInvocationStatus{"i-0": ssmtypes.CommandInvocationStatusSuccess, "i-1": ssmtypes.CommandInvocationStatusSuccess}, 0, ""},
+			map[string]ssmtypes.CommandInvocationStatus{"i-0": ssmtypes.CommandInvocationStatusSuccess, "i-1": ssmtypes.CommandInvocationStatusSuccess}, 0, nil, ""},
+		// A scale has no finalize step: its grow is done only once node 0
+		// finished (addons, every node Ready, the kubeconfig).
+		{"a grow whose node 0 did not finish fails", mec.StepGrow, "i-0",
+			map[string]ssmtypes.CommandInvocationStatus{"i-0": ssmtypes.CommandInvocationStatusSuccess, "i-1": ssmtypes.CommandInvocationStatusSuccess}, 0,
+			map[string]string{"i-0": "::mecd-addon-dns enabled\n"}, ErrCommandFailed},
+		{"a grow that node 0 finished", mec.StepGrow, "i-0",
+			map[string]ssmtypes.CommandInvocationStatus{"i-0": ssmtypes.CommandInvocationStatusSuccess, "i-1": ssmtypes.CommandInvocationStatusSuccess}, 0,
+			map[string]string{"i-0": "::mecd-nodes-ready 2\n::mecd-finalized yes\n"}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -357,7 +368,7 @@ func TestFinishedCommandOutcome(t *testing.T) {
 			}
 			w := store.Wait{CommandID: "cmd-1", Token: "tok-1", ClusterID: "mec-1", Step: tc.step, Instances: ids, FailFast: tc.failFast, Statuses: map[string]string{}}
 			sf := &failureSFN{}
-			s := &Steps{Store: &waitStore{m: m, w: w}, AWS: ssmOnly{statusByInstance{status: tc.status, code: tc.code}}, SFN: sf, IAM: &policyIAM{},
+			s := &Steps{Store: &waitStore{m: m, w: w}, AWS: ssmOnly{statusByInstance{status: tc.status, code: tc.code, stdout: tc.stdout}}, SFN: sf, IAM: &policyIAM{},
 				Log: slog.New(slog.DiscardHandler)}
 			if err := s.finishCommand(context.Background(), &w); err != nil {
 				t.Fatal(err)

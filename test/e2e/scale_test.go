@@ -13,6 +13,7 @@ import (
 
 	"github.com/mecd/mecd/internal/mec"
 	"github.com/mecd/mecd/test/localrt"
+	"github.com/mecd/mecd/test/nodesim/fault"
 )
 
 // members counts what node 0's MicroK8s sees: Kubernetes nodes by role and
@@ -185,4 +186,37 @@ func readyThenScaling(t *testing.T, rt *localrt.Runtime, prefix string, n int) *
 		t.Fatalf("PATCH: %d %s", code, b)
 	}
 	return m
+}
+
+// A scale whose node 0 cannot finish (here `microk8s config` fails there,
+// so the kubeconfig cannot be stored again) fails naming why, and the MEC
+// is READY with what joined, as after any scale that failed once its nodes
+// joined (the operation says so). The install script used to leave the
+// finish to a finalize step, which a scale does not have, and the scale
+// was recorded succeeded, unverified.
+func TestAScaleNodeZeroCannotFinishFails(t *testing.T) {
+	t.Parallel()
+	rt := localrt.Get(t)
+	name := localrt.UniqueName("scalefinish")
+	m := accepted(t, rt, fmt.Sprintf(`{"name":%q,"nodeCount":1}`, name))
+	m = waitStatus(t, rt, m.ID, mec.Ready, 90*time.Second)
+	rt.Sim.Faults.FailCommand(fault.Command{Host: fault.Host{TagKey: mec.TagName, TagValue: name, Index: fault.AnyIndex},
+		Prefix: "microk8s config", Stderr: "error: the cluster's certificates cannot be read\n"})
+	code, _, b := call(t, rt, "PATCH", "/mecs/"+m.ID, `{"nodeCount":2,"haControlPlane":false}`, map[string]string{"Content-Type": "application/json"})
+	if code != http.StatusAccepted {
+		t.Fatalf("PATCH: %d %s", code, b)
+	}
+	got := waitFor(t, rt, m.ID, 2*time.Minute, func(m *mec.MEC) bool {
+		return m.Status == mec.Ready && m.Operation() != nil && m.Operation().EndedAt != nil
+	})
+	op := got.Operation()
+	for _, w := range []string{"microk8s config failed", "the scale is not finished", "the MEC has 2 nodes"} {
+		if op.Outcome != mec.OutcomeFailed || !strings.Contains(op.Detail, w) {
+			t.Errorf("the scale %s: %q lacks %q", op.Outcome, op.Detail, w)
+		}
+	}
+	if st := got.Step(mec.StepGrow); st == nil || st.Outcome != mec.OutcomeFailed {
+		t.Errorf("grow step %+v", st)
+	}
+	deleteClean(t, rt, m.ID)
 }

@@ -6,13 +6,24 @@
 # joins start the moment node 0 is ready, the addons a join cannot miss
 # (EARLY_ADDONS) at the same time, and the others (LATE_ADDONS) the moment
 # the last node joined, with no other Run Command to dispatch. A join that fails or
-# lags past JOIN_WAIT_MS leaves the finish to the finalize step.
+# lags past JOIN_WAIT_MS leaves the finish to the finalize step (a scale,
+# which has none, fails instead).
 # Inputs: CHANNEL, CLUSTER_DNS (as boot.sh's), NODE0 (instance id), LEADER_IP (node 0's private IP),
 # TOKEN_PARAM (empty for a single node), TOKEN_TTL (seconds), WORKERS
 # (instance ids joining as workers), READY_TIMEOUT, RETRY_SECONDS,
 # JOIN_WAIT_MS, EARLY_ADDONS and LATE_ADDONS (ADDONS split), STORAGE_DISKS
 # (data volumes per node, with replicated-storage), and finalize_cluster's
 # (node 0).
+# unfinished WHY (node 0): the finish did not happen in this command. A
+# provisioning's finalize step does it next; a scale (EXPECT_IPS: its new
+# nodes) has no such step, so its command fails naming why.
+unfinished() {
+  if [ -n "${EXPECT_IPS:-}" ]; then
+    die "$1: the scale is not finished"
+  fi
+  log "$1: the finalize step finishes the build"
+}
+
 aws_init
 began=$(now_ms)
 start=$began
@@ -80,13 +91,13 @@ if [ "$INSTANCE_ID" = "$NODE0" ]; then
   if [ -z "$finish" ]; then
     :
   elif [ "$joined" -eq 0 ]; then
-    log "not every node joined within ${JOIN_WAIT_MS} ms: the finalize step finishes the build"
+    unfinished "not every node joined within ${JOIN_WAIT_MS} ms"
   elif [ $(($(now_ms) - began)) -gt $((READY_TIMEOUT * 500)) ]; then
-    log "less than half the command's time is left: the finalize step finishes the build"
+    unfinished "less than half the command's time is left"
   else
     (finalize_cluster) &
     if ! wait $!; then
-      log "finishing the build failed here: the finalize step tries again"
+      unfinished "finishing the build failed here"
     fi
   fi
 else
