@@ -34,7 +34,11 @@ type Addon struct {
 	Rollouts, Jobs []string
 	// Made are rollouts the addon's own components create at run time
 	// (not in the manifest), waited for after Rollouts.
-	Made    []string
+	Made []string
+	// Check names a node-script function (storage.sh) run once the
+	// rollouts are ready, until the same deadline: it prints what of the
+	// addon's own state is not ready yet, nothing once all is.
+	Check   string
 	Timeout int
 	// Upstream: the manifest is the project's own release manifest (with
 	// the changes its header lists), whose pods set no memory requests;
@@ -105,9 +109,9 @@ func (a Addon) Script() string {
 	_ = w.Close()
 	enc := base64.StdEncoding.EncodeToString(gz.Bytes())
 	var b strings.Builder
-	fmt.Fprintf(&b, "addon_%s() {\n  apply_addon %s %s %d '%s' '%s' <<'MANIFEST'\n",
+	fmt.Fprintf(&b, "addon_%s() {\n  apply_addon %s %s %d '%s' '%s' '%s' <<'MANIFEST'\n",
 		strings.ReplaceAll(a.Name, "-", "_"), a.Name, a.Namespace, a.Timeout,
-		strings.Join(slices.Concat(a.Rollouts, a.Made), " "), strings.Join(a.Jobs, " "))
+		strings.Join(slices.Concat(a.Rollouts, a.Made), " "), strings.Join(a.Jobs, " "), a.Check)
 	for len(enc) > 76 {
 		b.WriteString(enc[:76] + "\n")
 		enc = enc[76:]

@@ -12,7 +12,13 @@ package addons
 // /v1/healthz; it starts only where iscsid runs: app/daemon.go
 // environmentCheck), the UI, the driver deployer, and what the deployer
 // makes (longhorn-manager csi/deployment.go): the CSI plugin on every node
-// and the provisioner and attacher, without which no claim binds.
+// and the provisioner and attacher, without which no claim binds. Then
+// Longhorn's own view: every Kubernetes node has its Longhorn node with all
+// its data volumes as disks, each Ready and Schedulable (storage.sh
+// longhorn_disks_pending). Longhorn takes a node's disks from its
+// annotation silently or not at all (a refused annotation is a warning in
+// the manager's log), so the pods alone can be ready on a cluster where no
+// replica can be placed.
 var replicatedStorage = Addon{
 	Name:      "replicated-storage",
 	Namespace: "longhorn-system",
@@ -25,6 +31,7 @@ var replicatedStorage = Addon{
 	NeedsWhy:    "Longhorn keeps 3 replicas of each volume on 3 nodes, on the data volumes",
 	Rollouts:    []string{"daemonset/longhorn-manager", "deployment/longhorn-ui", "deployment/longhorn-driver-deployer"},
 	Made:        []string{"daemonset/longhorn-csi-plugin", "deployment/csi-provisioner", "deployment/csi-attacher"},
+	Check:       "longhorn_disks_pending",
 	// Image pulls (the manager's is about 100 MB, on every node) and the
 	// deployer's wait for the manager, then the CSI images.
 	Timeout:  600,

@@ -437,17 +437,18 @@ open(path, "w").write(text)
   echo "::mecd-finalized yes"
 }
 
-# apply_addon NAME NAMESPACE TIMEOUT ROLLOUTS JOBS (node 0; the manifest on
-# stdin, gzipped and base64 encoded): applies one of mecd's own addons, then
-# waits until it is ready: each rollout done (which waits for its pods'
-# readiness probes, the services' own health checks) and each job
-# complete, all within TIMEOUT seconds (at most ADDON_TIMEOUT, a third of
+# apply_addon NAME NAMESPACE TIMEOUT ROLLOUTS JOBS [CHECK] (node 0; the
+# manifest on stdin, gzipped and base64 encoded): applies one of mecd's own
+# addons, then waits until it is ready: each rollout done (which waits for
+# its pods' readiness probes, the services' own health checks), each job
+# complete, then CHECK printing nothing (what it prints is what is not
+# ready), all within TIMEOUT seconds (at most ADDON_TIMEOUT, a third of
 # the command's own time, so the script names what is not ready before SSM
 # ends it). A wait the API server cut short (it refuses connections while
 # dqlite re-forms) is tried again until the deadline. What is not ready is
 # named, with the pods that are not.
 apply_addon() {
-  local name=$1 ns=$2 limit=$3 rollouts=$4 jobs=$5 f out start deadline left r pending="" every pods ok
+  local name=$1 ns=$2 limit=$3 rollouts=$4 jobs=$5 check=${6:-} f out start deadline left r pending="" every pods ok
   start=$(now_ms)
   [ "$limit" -le "$ADDON_TIMEOUT" ] || limit=$ADDON_TIMEOUT
   deadline=$((start + limit * 1000))
@@ -486,6 +487,17 @@ apply_addon() {
     pods=$(microk8s kubectl -n "$ns" get pods --no-headers 2>/dev/null |
       awk '{ split($2, n, "/") } n[1] != n[2] && $3 != "Completed" { printf "%s%s %s", sep, $1, $3; sep = ", " }') || true
     die "addon ${name} is not ready after ${limit}s:${pending}${pods:+ (pods: ${pods})}"
+  fi
+  # The addon's own readiness beyond its pods (Check in internal/addons).
+  if [ -n "$check" ]; then
+    while :; do
+      out=$("$check") || out="${out:-${check} failed}"
+      if [ -z "$out" ] || [ "$(now_ms)" -ge "$deadline" ]; then
+        break
+      fi
+      sleep "$every"
+    done
+    [ -z "$out" ] || die "addon ${name} is not ready after ${limit}s: ${out}"
   fi
   echo "::mecd-addon-${name} ready:$((($(now_ms) - start) / 1000))s"
 }

@@ -112,3 +112,46 @@ undefault_hostpath() {
   printf '%s\n' "$out" | tail -n 3 >&2
   die "could not make microk8s-hostpath a non-default StorageClass"
 }
+
+# longhorn_disks_pending (node 0: replicated-storage's check once its pods
+# are ready) prints each Kubernetes node whose Longhorn node lacks one of
+# its STORAGE_DISKS disks, or has one not Ready or not Schedulable
+# (nodes.longhorn.io spec.disks and status.diskStatus conditions:
+# longhorn-manager k8s/pkg/apis/longhorn/v1beta2/node.go), and nothing once
+# every node has them all. Longhorn takes a node's disks from its
+# annotation silently or not at all (a refused one is a warning in its
+# log), so its pods can all be ready where no replica can be placed.
+longhorn_disks_pending() {
+  local nodes lhn
+  if ! nodes=$(microk8s kubectl get nodes --no-headers 2>/dev/null | awk '{ print $1 }') || [ -z "$nodes" ]; then
+    echo "the API server did not list the nodes"
+    return 0
+  fi
+  if ! lhn=$(microk8s kubectl -n longhorn-system get nodes.longhorn.io -o json 2>/dev/null); then
+    echo "nodes.longhorn.io could not be read"
+    return 0
+  fi
+  # shellcheck disable=SC2086 # one word per node
+  printf '%s' "$lhn" | python3 -c '
+import json, sys
+want = int(sys.argv[1])
+have = {n["metadata"]["name"]: n for n in json.load(sys.stdin).get("items") or []}
+out = []
+for name in sys.argv[2:]:
+    n = have.get(name)
+    if n is None:
+        out.append(name + ": no Longhorn node yet")
+        continue
+    disks = (n.get("spec") or {}).get("disks") or {}
+    if len(disks) < want:
+        out.append("%s: %d of %d Longhorn disks (node.longhorn.io/default-disks-config not taken)" % (name, len(disks), want))
+    status = (n.get("status") or {}).get("diskStatus") or {}
+    for d in sorted(disks):
+        conds = {c.get("type"): c for c in (status.get(d) or {}).get("conditions") or []}
+        for t in ("Ready", "Schedulable"):
+            c = conds.get(t) or {}
+            if c.get("status") != "True":
+                out.append("%s: disk %s not %s%s" % (name, d, t, " (%s)" % c["reason"] if c.get("reason") else ""))
+print("; ".join(out))
+' "${STORAGE_DISKS:-1}" $nodes
+}

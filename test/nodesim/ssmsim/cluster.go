@@ -109,6 +109,10 @@ type member struct {
 	cordoned                 bool              // unschedulable (kubectl cordon, drain)
 	labels, annotations      map[string]string // kubectl label / annotate
 	joinedAt                 time.Time
+	// lhNode: Longhorn made its node object here (longhorn.go), lhDisks
+	// its disks (nil until it took them from the node's annotation).
+	lhNode  bool
+	lhDisks []lhDisk
 }
 
 // newClusterLocked puts h alone in a fresh cluster, as a fresh install does.

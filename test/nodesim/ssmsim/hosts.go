@@ -155,8 +155,8 @@ type HostState struct {
 	// ("namespace/name"), and the cluster's default class now.
 	ClaimClasses map[string]string
 	DefaultClass string
-	// LonghornDiskNodes: the instances on which Longhorn has a usable disk
-	// (labelled, annotated, mounted), in join order.
+	// LonghornDiskNodes: the instances whose Longhorn node has a Ready
+	// disk (longhorn.go), in join order.
 	LonghornDiskNodes []string
 
 	Installed, Installing bool

@@ -353,6 +353,8 @@ func (s *Sim) kubectlObjects(ctx context.Context, h *host, args []string) (resul
 		return s.kubectlLabel(h, rest[0], rest[1:]), true
 	case rest[0] == "rollout":
 		return s.kubectlRollout(ctx, h, ns, rest[1:]), true
+	case rest[0] == "get" && len(rest) >= 2 && (rest[1] == "nodes.longhorn.io" || rest[1] == "lhn"):
+		return s.kubectlGetLonghornNodes(h, ns, rest[2:]), true
 	case rest[0] == "get" && len(rest) >= 2 && (rest[1] == "pods" || rest[1] == "pod" || rest[1] == "po"):
 		return s.kubectlGetPods(h, ns, contains(rest, "--no-headers")), true
 	case rest[0] == "wait":

@@ -1,7 +1,12 @@
 package ssmsim
 
 import (
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -182,34 +187,151 @@ func (s *Sim) claimStatusLocked(c *cluster, o *object) string {
 	return "Pending"
 }
 
+// lhDisk is one disk of a Longhorn node: its name and path as the
+// default-disks-config annotation gave them.
+type lhDisk struct{ name, path string }
+
+// longhornNodeLocked brings m's Longhorn node up to date and reports
+// whether it exists. longhorn-manager creates its node's object when it
+// starts, without disks when create-default-disk-labeled-nodes is set
+// (app/daemon.go initDaemonNode, datastore CreateDefaultNode); the node
+// controller gives a node without disks those of its default-disks-config
+// annotation once it is labelled create-default-disk=config
+// (controller/kubernetes_node_controller.go syncDefaultDisks), and never
+// again once it has some. An annotation CreateDisksFromAnnotation refuses
+// (types/types.go: a path that is not there, a path twice, two paths on
+// one filesystem, a name twice) gives no disks and only a warning in the
+// manager's log. Caller holds s.mu.
+func (s *Sim) longhornNodeLocked(c *cluster, m *member) bool {
+	if m.left {
+		return false
+	}
+	th := s.hosts[m.instanceID]
+	if !m.lhNode {
+		mgr := c.objects[objectKey("DaemonSet", lhNamespace, lhManager)]
+		if th == nil || mgr == nil || s.podStatusLocked(c, mgr, m) != "" {
+			return false
+		}
+		m.lhNode = true
+	}
+	if len(m.lhDisks) > 0 || m.labels[lhDiskLabel] != "config" || m.annotations[lhDiskAnnotation] == "" {
+		return true
+	}
+	var cfg []struct {
+		Name string `json:"name"`
+		Path string `json:"path"`
+	}
+	if json.Unmarshal([]byte(m.annotations[lhDiskAnnotation]), &cfg) != nil {
+		return true
+	}
+	var disks []lhDisk
+	fsys, names := map[string]bool{}, map[string]bool{}
+	for _, d := range cfg {
+		fi, err := os.Stat(filepath.Join(th.root, d.Path))
+		fs := th.storage.mounts[d.Path]
+		if fs == "" {
+			fs = "/" // the root volume's
+		}
+		if d.Path == "" || err != nil || !fi.IsDir() || fsys[fs] {
+			return true
+		}
+		if d.Name == "" {
+			// DefaultDiskPrefix and the filesystem's id (types.go).
+			d.Name = fmt.Sprintf("default-disk-%x", sha256.Sum256([]byte(th.id+fs)))[:29]
+		}
+		if names[d.Name] {
+			return true
+		}
+		fsys[fs], names[d.Name] = true, true
+		disks = append(disks, lhDisk{name: d.Name, path: d.Path})
+	}
+	m.lhDisks = disks
+	return true
+}
+
+// longhornDiskReadyLocked is why disk d of m is not Ready, or "": the
+// node controller's disk monitor reads the disk's filesystem and its
+// longhorn-disk.cfg (controller/node_controller.go); a path that is gone
+// is NoDiskInfo.
+func (s *Sim) longhornDiskReadyLocked(m *member, d lhDisk) string {
+	th := s.hosts[m.instanceID]
+	if th == nil {
+		return "NoDiskInfo"
+	}
+	if fi, err := os.Stat(filepath.Join(th.root, d.path)); err != nil || !fi.IsDir() {
+		return "NoDiskInfo"
+	}
+	return ""
+}
+
 // longhornDiskNodesLocked lists the instances on which Longhorn has a
-// usable disk: labelled create-default-disk=config, with a
-// default-disks-config whose every path is a mounted filesystem on that
-// node (the manager creates those disks:
-// controller/kubernetes_node_controller.go syncDefaultDisks; a path that
-// is not there is a disk that is not Ready). Members in join order.
+// disk that is Ready, in join order.
 func (s *Sim) longhornDiskNodesLocked(c *cluster) []string {
 	var ids []string
 	for _, m := range c.members {
-		th := s.hosts[m.instanceID]
-		if m.left || th == nil || m.labels[lhDiskLabel] != "config" {
+		if !s.longhornNodeLocked(c, m) {
 			continue
 		}
-		var disks []struct {
-			Path string `json:"path"`
-		}
-		if json.Unmarshal([]byte(m.annotations[lhDiskAnnotation]), &disks) != nil || len(disks) == 0 {
-			continue
-		}
-		ok := true
-		for _, d := range disks {
-			ok = ok && th.mountedLocked(d.Path)
-		}
-		if ok {
-			ids = append(ids, m.instanceID)
+		for _, d := range m.lhDisks {
+			if s.longhornDiskReadyLocked(m, d) == "" {
+				ids = append(ids, m.instanceID)
+				break
+			}
 		}
 	}
 	return ids
+}
+
+// kubectlGetLonghornNodes is `kubectl -n longhorn-system get
+// nodes.longhorn.io|lhn -o json` (the CRD's plural and short name): the
+// Longhorn node of each member (longhornNodeLocked), its disks with their
+// Ready and Schedulable conditions (k8s/pkg/apis/longhorn/v1beta2/node.go:
+// spec.disks, status.diskStatus; a disk that is not Ready is not
+// Schedulable, reason DiskNotReady). Before Longhorn's CRDs are applied
+// the API server has no such resource.
+func (s *Sim) kubectlGetLonghornNodes(h *host, ns string, args []string) result {
+	if !slices.Contains(args, "json") && !slices.Contains(args, "-ojson") && !slices.Contains(args, "-o=json") && !slices.Contains(args, "--output=json") {
+		return fail(1, "error: the node simulator prints nodes.longhorn.io with -o json only\n")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := h.cluster
+	if c == nil || c.objects[objectKey("CustomResourceDefinition", "", "nodes.longhorn.io")] == nil {
+		return fail(1, "error: the server doesn't have a resource type \"nodes\"\n")
+	}
+	type cond struct {
+		Type    string `json:"type"`
+		Status  string `json:"status"`
+		Reason  string `json:"reason"`
+		Message string `json:"message"`
+	}
+	items := []any{}
+	if ns != lhNamespace {
+		return success(`{"apiVersion":"v1","items":[],"kind":"List","metadata":{"resourceVersion":""}}` + "\n")
+	}
+	for _, m := range c.members {
+		if !s.longhornNodeLocked(c, m) {
+			continue
+		}
+		spec, status := map[string]any{}, map[string]any{}
+		for _, d := range m.lhDisks {
+			spec[d.name] = map[string]any{"diskType": "filesystem", "path": d.path, "allowScheduling": true, "evictionRequested": false, "storageReserved": 0, "tags": []string{}}
+			ready, sched := cond{Type: "Ready", Status: "True"}, cond{Type: "Schedulable", Status: "True"}
+			if why := s.longhornDiskReadyLocked(m, d); why != "" {
+				ready = cond{Type: "Ready", Status: "False", Reason: why, Message: fmt.Sprintf("Disk %s(%s) on node %s is not ready: failed to get disk config", d.name, d.path, m.hostname)}
+				sched = cond{Type: "Schedulable", Status: "False", Reason: "DiskNotReady", Message: "the disk is not ready"}
+			}
+			status[d.name] = map[string]any{"conditions": []cond{ready, sched}, "diskName": d.name, "diskPath": d.path, "diskType": "filesystem"}
+		}
+		items = append(items, map[string]any{
+			"apiVersion": "longhorn.io/v1beta2", "kind": "Node",
+			"metadata": map[string]any{"name": m.hostname, "namespace": lhNamespace},
+			"spec":     map[string]any{"name": m.hostname, "allowScheduling": true, "disks": spec, "tags": []string{}},
+			"status":   map[string]any{"conditions": []cond{{Type: "Ready", Status: "True"}, {Type: "Schedulable", Status: "True"}}, "diskStatus": status},
+		})
+	}
+	b, _ := json.MarshalIndent(map[string]any{"apiVersion": "v1", "items": items, "kind": "List", "metadata": map[string]any{"resourceVersion": ""}}, "", "    ")
+	return success(string(b) + "\n")
 }
 
 // annotationsFrom reads metadata.annotations of an applied document.

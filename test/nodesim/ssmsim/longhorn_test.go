@@ -1,7 +1,9 @@
 package ssmsim
 
 import (
+	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -84,13 +86,16 @@ func TestPrepareStorageWithoutOpenISCSI(t *testing.T) {
 // deployer waits for it, then, without KUBELET_ROOT_DIR, crash-loops (it
 // cannot find kubelet's root in kubelite); with both it makes the CSI
 // objects, and the manager the default class. A claim on it binds but its
-// pod does not start until a node has a Longhorn disk: labelled, annotated
-// with a path that is mounted.
+// pod does not start until a node has a Longhorn disk: labelled and
+// annotated with a path that is there; the Longhorn node shows it Ready.
 func TestLonghornOnMicroK8s(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	inst := e.addInstance(withDisks)
 	e.install(t, inst)
 	e.mustSh(t, inst.ID, "microk8s enable dns hostpath-storage")
+	if r := e.sh(t, inst.ID, "microk8s kubectl -n longhorn-system get lhn -o json"); r.code != 1 || !strings.Contains(r.stderr, "doesn't have a resource type") {
+		t.Errorf("Longhorn nodes before its CRDs: %+v", r)
+	}
 	lh, _ := addons.Get("replicated-storage")
 	write := "f=$(mktemp)\ncat > \"$f\" <<'EOF'\n" + string(lh.Manifest()) + "EOF\n"
 	rollout := func(what string) runResult {
@@ -140,8 +145,11 @@ func TestLonghornOnMicroK8s(t *testing.T) {
 	data := "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0bbbbbbbbbbbbbbb2"
 	e.mustSh(t, inst.ID, "mkdir -p /var/lib/mecd/disks/data0 && mkfs.ext4 -q "+data+" && mount "+data+" /var/lib/mecd/disks/data0")
 	e.mustSh(t, inst.ID, `microk8s kubectl annotate nodes --all --overwrite 'node.longhorn.io/default-disks-config=[{"path":"/var/lib/mecd/disks/data0","allowScheduling":true}]'`)
-	if r := e.sh(t, inst.ID, "microk8s kubectl label nodes --all node.longhorn.io/create-default-disk=true && microk8s kubectl label nodes --all node.longhorn.io/create-default-disk=config"); r.code != 1 ||
-		!strings.Contains(r.stderr, "already has a value (true), and --overwrite is false") {
+	if got := lhDisks(t, e, inst.ID); len(got) != 1 || len(got[0]) != 0 {
+		t.Errorf("Longhorn nodes before the label: %v, want one without disks", got)
+	}
+	if r := e.sh(t, inst.ID, "microk8s kubectl label nodes --all node.longhorn.io/create-default-disk=false && microk8s kubectl label nodes --all node.longhorn.io/create-default-disk=config"); r.code != 1 ||
+		!strings.Contains(r.stderr, "already has a value (false), and --overwrite is false") {
 		t.Errorf("label without --overwrite: %+v", r)
 	}
 	e.mustSh(t, inst.ID, "microk8s kubectl label nodes --all --overwrite node.longhorn.io/create-default-disk=config")
@@ -151,7 +159,73 @@ func TestLonghornOnMicroK8s(t *testing.T) {
 	if h := e.host(t, inst.ID); h.ClaimClasses["shop/db"] != "longhorn" {
 		t.Errorf("claims %v", h.ClaimClasses)
 	}
+	if got := lhDisks(t, e, inst.ID); len(got) != 1 || len(got[0]) != 1 || !strings.HasPrefix(got[0][0], "default-disk-") || !strings.HasSuffix(got[0][0], " Ready=True Schedulable=True") {
+		t.Errorf("Longhorn nodes after the label: %v, want one with a default-disk-<id> Ready and Schedulable", got)
+	}
 	if r := e.mustSh(t, inst.ID, "microk8s kubectl annotate storageclass microk8s-hostpath --overwrite storageclass.kubernetes.io/is-default-class=false"); !strings.Contains(r.stdout, "storageclass.storage.k8s.io/microk8s-hostpath annotated") {
 		t.Errorf("annotate: %+v", r)
+	}
+}
+
+// lhDisks reads `kubectl get nodes.longhorn.io -o json` on id: per Longhorn
+// node, each disk as "NAME Ready=S Schedulable=S", sorted.
+func lhDisks(t *testing.T, e *env, id string) [][]string {
+	t.Helper()
+	r := e.mustSh(t, id, "microk8s kubectl -n longhorn-system get nodes.longhorn.io -o json")
+	var list struct {
+		Items []struct {
+			Status struct {
+				DiskStatus map[string]struct {
+					Conditions []struct{ Type, Status string }
+				} `json:"diskStatus"`
+			} `json:"status"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
+		t.Fatalf("nodes.longhorn.io: %v\n%s", err, r.stdout)
+	}
+	var out [][]string
+	for _, n := range list.Items {
+		disks := []string{}
+		for name, st := range n.Status.DiskStatus {
+			d := name
+			for _, c := range st.Conditions {
+				d += " " + c.Type + "=" + c.Status
+			}
+			disks = append(disks, d)
+		}
+		slices.Sort(disks)
+		out = append(out, disks)
+	}
+	return out
+}
+
+// Longhorn refuses a default-disks-config whose two paths are on one
+// filesystem (both on the root volume: the data volume not mounted) and
+// gives the node no disks, silently; once the annotation names one path on
+// the mounted volume, the node, still without disks, takes it.
+func TestLonghornRefusesDisksOnOneFilesystem(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	inst := e.addInstance(withDisks)
+	e.install(t, inst)
+	lh, _ := addons.Get("replicated-storage")
+	e.mustSh(t, inst.ID, "microk8s enable dns && systemctl enable --now iscsid.service\nf=$(mktemp)\ncat > \"$f\" <<'EOF'\n"+string(lh.Manifest())+"EOF\nmicrok8s kubectl apply -f \"$f\" >/dev/null")
+	if r := e.sh(t, inst.ID, "microk8s kubectl -n longhorn-system rollout status daemonset/longhorn-manager --timeout=5s"); r.code != 0 {
+		t.Fatalf("manager: %+v", r)
+	}
+	e.mustSh(t, inst.ID, `mkdir -p /var/lib/mecd/disks/data0 /var/lib/mecd/disks/data1
+microk8s kubectl annotate nodes --all --overwrite 'node.longhorn.io/default-disks-config=[{"name":"data0","path":"/var/lib/mecd/disks/data0"},{"name":"data1","path":"/var/lib/mecd/disks/data1"}]'
+microk8s kubectl label nodes --all --overwrite node.longhorn.io/create-default-disk=config`)
+	if got := lhDisks(t, e, inst.ID); len(got) != 1 || len(got[0]) != 0 {
+		t.Errorf("two disks on the root filesystem: %v, want a node without disks", got)
+	}
+	data := "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0bbbbbbbbbbbbbbb2"
+	e.mustSh(t, inst.ID, "mkfs.ext4 -q "+data+" && mount "+data+` /var/lib/mecd/disks/data0
+microk8s kubectl annotate nodes --all --overwrite 'node.longhorn.io/default-disks-config=[{"name":"data0","path":"/var/lib/mecd/disks/data0"}]'`)
+	if got := lhDisks(t, e, inst.ID); len(got) != 1 || !slices.Equal(got[0], []string{"data0 Ready=True Schedulable=True"}) {
+		t.Errorf("one disk on the data volume: %v", got)
+	}
+	if h := e.host(t, inst.ID); !slices.Equal(h.LonghornDiskNodes, []string{inst.ID}) {
+		t.Errorf("disk nodes %v", h.LonghornDiskNodes)
 	}
 }

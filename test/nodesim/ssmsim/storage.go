@@ -362,9 +362,3 @@ func (h *host) mountLocked(args []string) result {
 	h.storage.mounts[dir] = d
 	return success("")
 }
-
-// mountedLocked reports whether dir (a path as a script wrote it, mapped
-// or not) is a mount point on h.
-func (h *host) mountedLocked(dir string) bool {
-	return h.storage.mounts[h.hostPath(dir)] != ""
-}

@@ -225,18 +225,7 @@ type pod struct {
 // attached (claimStatusLocked), and what its program needs is there
 // (longhornPodLocked).
 func (s *Sim) podsLocked(c *cluster, o *object) []pod {
-	status := func(m *member) string {
-		switch {
-		case o.pullErr != "":
-			return "ImagePullBackOff"
-		case time.Now().Before(o.readyAt):
-			return "ContainerCreating"
-		}
-		if st := s.claimStatusLocked(c, o); st != "" {
-			return st
-		}
-		return s.longhornPodLocked(c, o, m)
-	}
+	status := func(m *member) string { return s.podStatusLocked(c, o, m) }
 	if o.kind != "DaemonSet" {
 		st := status(nil)
 		return []pod{{name: o.name + "-" + podSuffix(o.name), ready: st == "", status: st}}
@@ -250,6 +239,21 @@ func (s *Sim) podsLocked(c *cluster, o *object) []pod {
 		out = append(out, pod{name: o.name + "-" + podSuffix(o.name+m.hostname), ready: st == "", status: st})
 	}
 	return out
+}
+
+// podStatusLocked is why o's pod on m (nil: not a DaemonSet's) is not
+// Ready, or "" (podsLocked).
+func (s *Sim) podStatusLocked(c *cluster, o *object, m *member) string {
+	switch {
+	case o.pullErr != "":
+		return "ImagePullBackOff"
+	case time.Now().Before(o.readyAt):
+		return "ContainerCreating"
+	}
+	if st := s.claimStatusLocked(c, o); st != "" {
+		return st
+	}
+	return s.longhornPodLocked(c, o, m)
 }
 
 // workloadReadyLocked reports whether o's pods are all Ready now, and if
