@@ -201,7 +201,9 @@ type lhDisk struct{ name, path string }
 // again once it has some. An annotation CreateDisksFromAnnotation refuses
 // (types/types.go: a path that is not there, a path twice, two paths on
 // one filesystem, a name twice) gives no disks and only a warning in the
-// manager's log. Caller holds s.mu.
+// manager's log. A node out of the cluster has none: the controller deletes
+// the Longhorn node of a Kubernetes node that is gone (same file,
+// syncKubernetesNode). Caller holds s.mu.
 func (s *Sim) longhornNodeLocked(c *cluster, m *member) bool {
 	if m.left {
 		return false
